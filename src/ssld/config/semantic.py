@@ -1,0 +1,45 @@
+"""Checks that need more than types: model names exist, losses name real models, class counts agree."""
+
+from __future__ import annotations
+
+from ssld.config.loader import KeyPath, _locate, format_path
+from ssld.config.schema import SSLDConfig
+from ssld.errors import UserError
+
+
+def _fail(source: str, lines: dict[KeyPath, int], loc: KeyPath, msg: str) -> UserError:
+    line = _locate(lines, loc)
+    return UserError(f"{source}{f':{line}' if line else ''}: {format_path(loc)}: {msg}")
+
+
+def check_semantics(cfg: SSLDConfig, source: str, lines: dict[KeyPath, int]) -> None:
+    """Raise one-line :class:`UserError` for unknown models, bad loss pairs and class-count mismatches."""
+    from ssld.losses import validate_loss_list
+    from ssld.models.names import resolve_model_name
+
+    arch = cfg.Arch
+    if arch.is_distillation:
+        for i, (name, spec) in enumerate(arch.model_specs().items()):
+            try:
+                resolve_model_name(spec.name)
+            except UserError as e:
+                raise _fail(source, lines, ("Arch", "models", i, name, "name"), str(e)) from None
+        classes = {n: s.class_num for n, s in arch.model_specs().items()}
+        if len(set(classes.values())) > 1:
+            raise _fail(source, lines, ("Arch", "models"), f"sub-models disagree on class_num: {classes}")
+        model_names: list[str] | None = arch.model_names()
+    else:
+        try:
+            resolve_model_name(arch.name)
+        except UserError as e:
+            raise _fail(source, lines, ("Arch", "name"), str(e)) from None
+        model_names = None
+    for split in ("Train", "Eval"):
+        entries = getattr(cfg.Loss, split)
+        if entries is None:
+            continue
+        try:
+            validate_loss_list(entries, model_names)
+        except ValueError as e:
+            rel = str(e)
+            raise UserError(f"{source}: Loss.{split}{rel if rel.startswith('[') else ': ' + rel}") from None
