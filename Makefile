@@ -1,0 +1,58 @@
+# ssld: `make demo` runs the SSLD pipeline on Fashion-MNIST, `make test` runs the test suite.
+# Both set everything up first (venv, package, dataset) and are safe to run again.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ssld-installed
+FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
+RUN_DIR ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup dataset demo test bench ablate lint clean help
+
+help:
+	@echo "make demo   - set up, then run the SSLD pipeline (quick profile) on Fashion-MNIST"
+	@echo "make test   - set up, then run the test suite"
+	@echo "make bench  - set up, then run the benchmark suite (docs/benchmarks.md)"
+	@echo "make ablate - set up, then run the ablations (long; resumable)"
+
+setup: $(STAMP) dataset
+
+# Reinstall only when the package metadata changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+dataset:
+	@if ls $(FMNIST_DIR)/train-images-idx3-ubyte* >/dev/null 2>&1; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Fashion-MNIST (apt-get install dataset-fashion-mnist)"; \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	else \
+		echo "Fashion-MNIST IDX files not found in $(FMNIST_DIR): run 'sudo apt-get install -y dataset-fashion-mnist'," \
+		     "or download the four *-ubyte.gz files and run 'make demo FMNIST_DIR=/path/to/them'"; \
+		exit 1; \
+	fi
+
+demo: setup
+	$(BIN)/ssld pipeline -c configs/fashion_mnist/ssld.yaml --profile quick --run-dir $(RUN_DIR)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python benchmarks/run_all.py
+
+ablate: setup
+	$(BIN)/ssld ablate -c configs/fashion_mnist/ablations.yaml
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf runs output bench_out .pytest_cache
