@@ -1,0 +1,13 @@
+"""Losses with PaddleClas names and config form; ``build_loss(entries)`` gives the weighted combination.
+
+Importing this package registers every loss: ``CELoss``, ``DistillationGTCELoss``, ``DistillationCELoss``,
+``DistillationDMLLoss``, ``DistillationJSDLoss``, ``DistillationKLDivLoss``, ``DistillationDKDLoss``.
+"""
+
+from ssld.losses import ce, dkd, dml, jsd, kl, soft_ce  # noqa: F401  (registration side effect)
+from ssld.losses.base import Loss, PairLoss
+from ssld.losses.combined import CombinedLoss, build_loss, describe_loss
+from ssld.losses.registry import LOSSES, register_loss, validate_loss_list
+
+__all__ = ["LOSSES", "CombinedLoss", "Loss", "PairLoss", "build_loss", "describe_loss", "register_loss",
+           "validate_loss_list"]

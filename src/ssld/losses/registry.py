@@ -1,0 +1,102 @@
+"""Loss registry: PaddleClas loss names → classes, config-list validation with one-line errors, summaries.
+
+A config's loss list is PaddleClas's form, ``[{"DistillationDMLLoss": {"weight": 1.0, "model_name_pairs":
+[["Student", "Teacher"]]}}, {"CELoss": None}]``; ``None`` options mean defaults, ``weight`` defaults to 1.0.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ssld.losses.base import Loss, LossOptionError, number
+
+LOSSES: dict[str, type[Loss]] = {}
+
+
+def register_loss(name: str) -> Callable[[type[Loss]], type[Loss]]:
+    """Class decorator: make the loss available under ``name`` in config loss lists."""
+
+    def add(cls: type[Loss]) -> type[Loss]:
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} is registered twice")
+        LOSSES[name] = cls
+        return cls
+
+    return add
+
+
+def _options(cls: type[Loss]) -> list[str]:
+    params = inspect.signature(cls.__init__).parameters
+    return ["weight", *(p for p in params if p != "self")]
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def parse_entry(i: int, entry: Any) -> tuple[str, float, Loss]:
+    """One list entry → (loss name, weight, constructed loss); ``ValueError("[i].Name.key: ...")`` when bad."""
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise ValueError(f"[{i}]: expected one {{LossName: {{options}}}} mapping, got {entry!r}")
+    ((name, kwargs),) = entry.items()
+    where = f"[{i}].{name}"
+    if name not in LOSSES:
+        raise ValueError(f"{where}: unknown loss; {_did_you_mean(str(name), list(LOSSES))}"
+                         f"(known: {', '.join(sorted(LOSSES))})")
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{where}: expected a mapping of options, got {kwargs!r}")
+    cls = LOSSES[name]
+    allowed = _options(cls)
+    for key in kwargs:
+        if key not in allowed:
+            raise ValueError(f"{where}.{key}: unknown option; {_did_you_mean(str(key), allowed)}"
+                             f"(allowed: {', '.join(allowed)})")
+    for key, param in inspect.signature(cls.__init__).parameters.items():
+        if param.default is inspect.Parameter.empty and key != "self" and key not in kwargs:
+            raise ValueError(f"{where}.{key}: required option is missing")
+    options = dict(kwargs)
+    try:
+        weight = number("weight", options.pop("weight", 1.0))
+        loss = cls(**options)
+    except LossOptionError as e:
+        raise ValueError(f"{where}.{e.key}: {e.message}") from None
+    return name, weight, loss
+
+
+def parse_list(entries: Any) -> list[tuple[str, float, Loss]]:
+    """Every entry of a loss list parsed by :func:`parse_entry`; the list must be non-empty."""
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"expected a non-empty list of {{LossName: {{options}}}} entries, got {entries!r}")
+    return [parse_entry(i, entry) for i, entry in enumerate(entries)]
+
+
+def _check_models(where: str, loss: Loss, model_names: list[str] | None) -> None:
+    if not loss.distillation:
+        if model_names is not None and len(model_names) > 1:
+            raise ValueError(f"{where}: the Arch has several models ({', '.join(model_names)}); use "
+                             "DistillationGTCELoss with model_names to choose which one gets label CE")
+        return
+    if model_names is None or len(model_names) < 2:
+        raise ValueError(f"{where}: a distillation loss needs a DistillationModel with at least two models; "
+                         "this Arch has a single model")
+    key, named = loss.referenced_models()
+    for label, n in named:
+        if n not in model_names:
+            raise ValueError(f"{where}.{key}: {label} names model {n!r}, which is not in Arch.models "
+                             f"({', '.join(model_names)}); {_did_you_mean(n, model_names)}".rstrip("; "))
+
+
+def validate_loss_list(entries: Any, model_names: list[str] | None) -> None:
+    """Raise ``ValueError("[i].Name.key: message")`` for the first bad entry.
+
+    ``model_names`` are the DistillationModel's sub-model names, or None for a single model (then distillation
+    losses are refused, and a plain label loss is refused when there are several models).
+    """
+    for i, (name, _, loss) in enumerate(parse_list(entries)):
+        _check_models(f"[{i}].{name}", loss, model_names)
