@@ -1,0 +1,120 @@
+"""A map-style dataset over image lists with per-sample seeded augmentation, and a collate that skips bad files.
+
+Each sample's augmentation is seeded from ``(seed, epoch, index)``, so it does not depend on which worker loads
+it or on what ran before: a run resumed mid-epoch sees exactly the crops an uninterrupted run saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ssld.data.lists import Sample
+
+log = logging.getLogger("ssld.data")
+
+
+def load_image(path: str) -> Image.Image | None:
+    """Decode ``path`` to RGB, or ``None`` when it is missing, empty, truncated or not an image."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        log.debug("unreadable image %s: %s", path, e)
+        return None
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed unique to ``(seed, epoch, index)``."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(2, np.uint64)[0] >> 1)
+
+
+class _SeededRNG:
+    """Seed torch, ``random`` and numpy for one sample, then put the caller's RNG states back."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __enter__(self) -> None:
+        self._fork = torch.random.fork_rng(devices=[])
+        self._fork.__enter__()
+        self._py, self._np = random.getstate(), np.random.get_state()
+        torch.manual_seed(self.seed)
+        random.seed(self.seed)
+        np.random.seed(self.seed % (1 << 32))
+
+    def __exit__(self, *exc: object) -> None:
+        random.setstate(self._py)
+        np.random.set_state(self._np)
+        self._fork.__exit__(*exc)
+
+
+class Skipped(NamedTuple):
+    """A sample that could not be read (what the loader's view of the dataset yields instead of ``None``)."""
+
+    index: int
+
+
+class ImageListDataset(torch.utils.data.Dataset):
+    """``ds[i]`` or ``ds[(i, epoch)]`` -> ``{"image", "label", "index"}``, or ``None`` for an unreadable file."""
+
+    def __init__(self, samples: Sequence[Sample], transform: Callable[[Image.Image], torch.Tensor], seed: int = 0):
+        self.samples = list(samples)
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def labels(self) -> list[int]:
+        return [s.label for s in self.samples]
+
+    def load(self, key: int | tuple[int, int]) -> dict[str, Any] | Skipped:
+        """Like ``ds[key]`` but an unreadable file gives ``Skipped(index)``, so ``collate`` can name it."""
+        index, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), 0)
+        path, label = self.samples[index]
+        img = load_image(path)
+        if img is None:
+            return Skipped(index)
+        with _SeededRNG(sample_seed(self.seed, epoch, index)):
+            image = self.transform(img)
+        return {"image": image, "label": label, "index": index}
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
+        item = self.load(key)
+        return None if isinstance(item, Skipped) else item
+
+
+class LoaderView(torch.utils.data.Dataset):
+    """What the DataLoader indexes: the dataset's ``load`` (``Skipped`` markers instead of ``None``)."""
+
+    def __init__(self, dataset: ImageListDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | Skipped:
+        return self.dataset.load(key)
+
+
+def collate(batch: Sequence[dict[str, Any] | Skipped | None]) -> dict[str, Any]:
+    """Stack the readable items; ``bad`` lists the indices of skipped ones (``-1`` where only ``None`` came).
+
+    An all-bad batch gives an image tensor with 0 rows (callers skip it).
+    """
+    good = [b for b in batch if isinstance(b, dict)]
+    bad = [b.index if isinstance(b, Skipped) else -1 for b in batch if not isinstance(b, dict)]
+    return {
+        "image": torch.stack([b["image"] for b in good]) if good else torch.empty(0, 3, 0, 0),
+        "label": torch.tensor([b["label"] for b in good], dtype=torch.long),
+        "index": torch.tensor([b["index"] for b in good], dtype=torch.long),
+        "bad": bad,
+    }

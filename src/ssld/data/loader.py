@@ -1,0 +1,91 @@
+"""Datasets and DataLoaders from a ``DataLoader.Train`` / ``DataLoader.Eval`` config section.
+
+All user mistakes (missing list or root, a batch larger than the shard) are raised before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ssld.config.schema import DataSplitConfig
+from ssld.data.dataset import ImageListDataset, LoaderView, collate
+from ssld.data.lists import read_image_folder, read_list
+from ssld.data.sampler import ResumableSampler
+from ssld.data.transforms import build_transform
+from ssld.errors import UserError
+
+LIST_DATASETS = ("ImageNetDataset", "ListDataset", "CommonDataset")
+
+
+def _where(train: bool) -> str:
+    return f"DataLoader.{'Train' if train else 'Eval'}.dataset"
+
+
+def build_dataset(split: DataSplitConfig, train: bool, seed: int,
+                  image_size: int | None = None) -> ImageListDataset:
+    """The split's images (list file under ``image_root``, or ImageFolder) with its transform ops."""
+    ds, where = split.dataset, _where(train)
+    if not Path(ds.image_root).is_dir():
+        raise UserError(f"{where}.image_root: image root not found: {ds.image_root}")
+    try:
+        transform = build_transform(ds.transform_ops, image_size=image_size)
+    except UserError as e:
+        raise UserError(f"{where}.{e}") from None
+    if ds.name in LIST_DATASETS:
+        if not ds.cls_label_path:
+            raise UserError(f"{where}.cls_label_path: required for {ds.name} (a list file of 'path label' lines)")
+        if not Path(ds.cls_label_path).is_file():
+            raise UserError(f"{where}.cls_label_path: list file not found: {ds.cls_label_path}")
+        samples = read_list(ds.cls_label_path, ds.image_root)
+    else:
+        samples = read_image_folder(ds.image_root)
+    if not samples:
+        raise UserError(f"{where}: no images in {ds.cls_label_path or ds.image_root}")
+    return ImageListDataset(samples, transform, seed=seed)
+
+
+def _dist() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _worker_init(_: int) -> None:
+    """Workers decode and augment one image at a time: one intra-op thread each avoids oversubscription."""
+    torch.set_num_threads(1)
+
+
+def build_loader(split: DataSplitConfig, train: bool, seed: int,
+                 image_size: int | None = None) -> tuple[DataLoader, ResumableSampler]:
+    """A DataLoader yielding ``collate`` batches, and its sampler (``set_epoch`` / ``set_start_batch``).
+
+    Training shuffles and drops the last partial batch as the config says; evaluation never does either.
+    """
+    dataset = build_dataset(split, train, seed, image_size=image_size)
+    rank, world = _dist()
+    drop_last = split.sampler.drop_last and train
+    sampler = ResumableSampler(len(dataset), shuffle=split.sampler.shuffle and train, seed=seed, rank=rank,
+                               world_size=world, drop_last=drop_last)
+    bs = split.sampler.batch_size
+    if drop_last and bs > sampler.shard_size:
+        raise UserError(f"DataLoader.{'Train' if train else 'Eval'}.sampler.batch_size: {bs} per process is more "
+                        f"than the {sampler.shard_size} images of this rank's shard (drop_last would leave no batch)")
+    lc = split.loader
+    workers = lc.num_workers
+    extra = {"prefetch_factor": lc.prefetch_factor} if workers > 0 and lc.prefetch_factor else {}
+    loader = DataLoader(
+        LoaderView(dataset),
+        batch_size=bs,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=torch.cuda.is_available() if lc.pin_memory is None else lc.pin_memory,
+        drop_last=drop_last,
+        persistent_workers=lc.persistent_workers and workers > 0,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        **extra,
+    )
+    return loader, sampler

@@ -1,0 +1,264 @@
+"""PaddleClas ``transform_ops`` lists mapped onto torchvision.transforms.v2 and timm augmentations.
+
+Each list item is ``{OpName: {kwargs}}`` or a bare ``OpName``. Ops keep their order; image ops (crops, flips,
+AutoAugment...) run on the PIL image, ``NormalizeImage`` converts to a float CHW tensor, and tensor ops
+(``RandomErasing``) run after it. Without ``NormalizeImage`` the result is still a float tensor in [0, 1].
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from ssld.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_INTERP = {
+    "nearest": v2.InterpolationMode.NEAREST,
+    "bilinear": v2.InterpolationMode.BILINEAR,
+    "bicubic": v2.InterpolationMode.BICUBIC,
+    "area": v2.InterpolationMode.BOX,
+    "box": v2.InterpolationMode.BOX,
+    "lanczos": v2.InterpolationMode.LANCZOS,
+    "hamming": v2.InterpolationMode.HAMMING,
+}
+# What each builder returns: (stage, transforms). "image" ops need the PIL image, "normalize" is the
+# PIL -> float tensor boundary, "tensor" ops need the float tensor.
+Built = tuple[str, list[Callable[[Any], Any]]]
+
+
+def _number(v: Any) -> float:
+    """A number, or a PaddleClas arithmetic string such as ``'1.0/255.0'``."""
+    if isinstance(v, str):
+        num, _, den = v.partition("/")
+        return float(num) / (float(den) if den else 1.0)
+    return float(v)
+
+
+def _interp(name: str | None) -> v2.InterpolationMode:
+    if name is None:
+        return v2.InterpolationMode.BILINEAR
+    if str(name).lower() not in _INTERP:
+        raise ValueError(f"interpolation '{name}' is not one of {sorted(_INTERP)}")
+    return _INTERP[str(name).lower()]
+
+
+def _hw(size: int | Sequence[int]) -> int | list[int]:
+    """PaddleClas sizes are ``int`` or ``[w, h]``; torchvision wants ``int`` or ``[h, w]``."""
+    if isinstance(size, int):
+        return size
+    w, h = (int(s) for s in size)
+    return [h, w]
+
+
+def _bgr(img: Image.Image) -> Image.Image:
+    """Swap R and B (PaddleClas ``DecodeImage(to_rgb=False)`` keeps OpenCV's BGR order)."""
+    r, g, b = img.split()
+    return Image.merge("RGB", (b, g, r))
+
+
+def _decode(to_rgb: bool = True, channel_first: bool = False) -> Built:
+    """Decoding is the dataset's job; only the channel order matters here (the output is always CHW)."""
+    return "image", ([] if to_rgb else [_bgr])
+
+
+def _rand_crop(size: int | Sequence[int], scale: Sequence[float] | None = None, ratio: Sequence[float] | None = None,
+               interpolation: str | None = None, use_log_aspect: bool = False, backend: str | None = None) -> Built:
+    """RandomResizedCrop (torchvision always samples the aspect ratio log-uniformly)."""
+    return "image", [v2.RandomResizedCrop(_hw(size), scale=tuple(scale or (0.08, 1.0)),
+                                          ratio=tuple(ratio or (3 / 4, 4 / 3)), interpolation=_interp(interpolation))]
+
+
+def _rand_flip(flip_code: int = 1) -> Built:
+    """cv2 flip codes, applied with probability 0.5: 1 horizontal, 0 vertical, -1 both."""
+    if flip_code == 1:
+        return "image", [v2.RandomHorizontalFlip()]
+    if flip_code == 0:
+        return "image", [v2.RandomVerticalFlip()]
+    if flip_code == -1:
+        return "image", [v2.RandomApply([v2.RandomHorizontalFlip(1.0), v2.RandomVerticalFlip(1.0)], p=0.5)]
+    raise ValueError(f"flip_code must be 1, 0 or -1, got {flip_code}")
+
+
+def _resize(size: int | Sequence[int] | None = None, resize_short: int | None = None,
+            interpolation: str | None = None, backend: str | None = None) -> Built:
+    """``resize_short``: shorter side to that length; ``size``: exactly that size."""
+    if (size is None) == (resize_short is None):
+        raise ValueError("give exactly one of 'size' and 'resize_short'")
+    if size is None:
+        target: int | list[int] = int(resize_short)  # type: ignore[arg-type]
+    else:
+        target = [size, size] if isinstance(size, int) else _hw(size)  # type: ignore[assignment]
+    return "image", [v2.Resize(target, interpolation=_interp(interpolation))]
+
+
+def _crop(size: int | Sequence[int]) -> Built:
+    return "image", [v2.CenterCrop(_hw(size))]
+
+
+def _normalize(scale: float | str | None = None, mean: Sequence[float] | None = None,
+               std: Sequence[float] | None = None, order: str = "chw", output_fp16: bool = False,
+               channel_num: int = 3) -> Built:
+    """``(x * scale - mean) / std`` on raw 0-255 pixels, done as ``ToDtype(scale=True)`` then an equal Normalize."""
+    if order not in ("chw", "hwc", ""):
+        raise ValueError(f"order must be 'chw' or 'hwc', got '{order}'")
+    if output_fp16 or channel_num != 3:
+        raise ValueError("only output_fp16: false and channel_num: 3 are supported (AMP handles precision)")
+    k = _number(1 / 255 if scale is None else scale) * 255.0  # x01 * k == x_raw * scale
+    m, s = mean or IMAGENET_MEAN, std or IMAGENET_STD
+    return "normalize", [v2.Normalize([float(a) / k for a in m], [float(b) / k for b in s])]
+
+
+def _noop() -> Built:
+    return "image", []
+
+
+def _auto_augment() -> Built:
+    """PaddleClas ``ImageNetPolicy`` is the original AutoAugment ImageNet policy."""
+    return "image", [v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)]
+
+
+def _rand_augment(num_layers: int = 2, magnitude: int = 5, fillcolor: Sequence[int] = (128, 128, 128)) -> Built:
+    """PaddleClas magnitudes run 0..10, hence 11 bins."""
+    if not 0 <= magnitude <= 10:
+        raise ValueError(f"magnitude must be in 0..10, got {magnitude}")
+    return "image", [v2.RandAugment(num_ops=num_layers, magnitude=magnitude, num_magnitude_bins=11,
+                                    fill=list(fillcolor))]
+
+
+def _timm_auto_augment(config_str: str = "rand-m9-mstd0.5-inc1", interpolation: str = "bicubic",
+                       img_size: int | Sequence[int] = 224, mean: Sequence[float] = IMAGENET_MEAN,
+                       prob: float = 1.0) -> Built:
+    """timm RandAugment / AutoAugment / AugMix from a config string (PIL images only)."""
+    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+    from timm.data.transforms import str_to_pil_interp
+
+    side = img_size if isinstance(img_size, int) else min(img_size)
+    hparams = {"translate_const": int(side * 0.45), "img_mean": tuple(min(255, round(255 * x)) for x in mean),
+               "interpolation": str_to_pil_interp(interpolation)}
+    if config_str.startswith("rand"):
+        t = rand_augment_transform(config_str, hparams)
+    elif config_str.startswith("augmix"):
+        t = augment_and_mix_transform(config_str, hparams)
+    else:
+        t = auto_augment_transform(config_str, hparams)
+    return "image", [t if prob >= 1.0 else v2.RandomApply([t], p=prob)]
+
+
+def _random_erasing(EPSILON: float = 0.5, sl: float = 0.02, sh: float = 0.4, r1: float = 0.3,  # noqa: N803
+                    mean: Sequence[float] = (0.0, 0.0, 0.0), attempt: int = 100, use_log_aspect: bool = False,
+                    mode: str = "const") -> Built:
+    """``const`` fills with ``mean`` (torchvision); ``rand``/``pixel`` fill with normal noise (timm)."""
+    if mode == "const":
+        return "tensor", [v2.RandomErasing(p=EPSILON, scale=(sl, sh), ratio=(r1, 1 / r1), value=list(mean))]
+    if mode in ("rand", "pixel"):
+        from timm.data.random_erasing import RandomErasing
+
+        return "tensor", [RandomErasing(probability=EPSILON, min_area=sl, max_area=sh, min_aspect=r1, mode=mode,
+                                        device="cpu")]
+    raise ValueError(f"mode must be 'const', 'rand' or 'pixel', got '{mode}'")
+
+
+def _pad(padding: int | Sequence[int], fill: int | Sequence[int] = 0, padding_mode: str = "constant") -> Built:
+    return "image", [v2.Pad(padding, fill=fill, padding_mode=padding_mode)]
+
+
+def _random_crop(size: int | Sequence[int], padding: int | Sequence[int] | None = None, pad_if_needed: bool = False,
+                 fill: int | Sequence[int] = 0, padding_mode: str = "constant") -> Built:
+    """CIFAR-style random crop (``size`` is ``int`` or ``[w, h]`` like the PaddleClas ops)."""
+    return "image", [v2.RandomCrop(_hw(size), padding=padding, pad_if_needed=pad_if_needed, fill=fill,
+                                   padding_mode=padding_mode)]
+
+
+def _grayscale(num_output_channels: int = 3) -> Built:
+    return "image", [v2.Grayscale(num_output_channels)]
+
+
+OPS: dict[str, Callable[..., Built]] = {
+    "DecodeImage": _decode, "RandCropImage": _rand_crop, "RandFlipImage": _rand_flip, "ResizeImage": _resize,
+    "CropImage": _crop, "NormalizeImage": _normalize, "ToCHWImage": _noop, "AutoAugment": _auto_augment,
+    "RandAugment": _rand_augment, "TimmAutoAugment": _timm_auto_augment, "RandomErasing": _random_erasing,
+    "Pad": _pad, "RandomCrop": _random_crop, "Grayscale": _grayscale,
+}
+_SIZED = ("RandCropImage", "CropImage", "ResizeImage", "RandomCrop")
+
+
+def _parse(ops: Sequence[dict[str, Any] | str]) -> list[tuple[str, dict[str, Any]]]:
+    """Normalise the op list into ``(name, kwargs)`` pairs, rejecting unknown names."""
+    parsed: list[tuple[str, dict[str, Any]]] = []
+    for i, op in enumerate(ops):
+        if isinstance(op, str):
+            name, kwargs = op, {}
+        elif isinstance(op, dict) and len(op) == 1:
+            name, kwargs = next(iter(op.items()))
+            kwargs = dict(kwargs or {})
+        else:
+            raise UserError(f"transform_ops[{i}]: expected '{{OpName: {{kwargs}}}}' or 'OpName', got {op!r}")
+        if name not in OPS:
+            close = difflib.get_close_matches(str(name), OPS, n=2, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known: {', '.join(OPS)}"
+            raise UserError(f"transform_ops[{i}]: unknown op '{name}'{hint}")
+        parsed.append((name, kwargs))
+    return parsed
+
+
+def _override_size(parsed: list[tuple[str, dict[str, Any]]], image_size: int) -> None:
+    """Set the last crop/resize to ``image_size``; an earlier resize scales with it (keeps the crop ratio)."""
+    last = max((i for i, (n, _) in enumerate(parsed) if n in _SIZED), default=None)
+    if last is None:
+        parsed.append(("ResizeImage", {"size": image_size}))
+        return
+    name, kw = parsed[last]
+    key = "resize_short" if name == "ResizeImage" and kw.get("resize_short") is not None else "size"
+    old = kw.get(key)
+    kw[key] = image_size
+    if name == "CropImage" and old is not None:
+        ratio = image_size / (old if isinstance(old, int) else min(old))
+        for n, k in parsed[:last]:
+            if n == "ResizeImage" and k.get("resize_short") is not None:
+                k["resize_short"] = round(k["resize_short"] * ratio)
+
+
+def _call(i: int, name: str, kwargs: dict[str, Any]) -> Built:
+    params = inspect.signature(OPS[name]).parameters
+    for key in kwargs:
+        if key not in params:
+            close = difflib.get_close_matches(key, params, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; accepted: {', '.join(params) or 'none'}"
+            raise UserError(f"transform_ops[{i}].{name}: unknown argument '{key}'{hint}")
+    try:
+        return OPS[name](**kwargs)
+    except (TypeError, ValueError, AssertionError, KeyError) as e:
+        raise UserError(f"transform_ops[{i}].{name}: {e}") from None
+
+
+def build_transform(ops: Sequence[dict[str, Any] | str], image_size: int | None = None) -> Callable[[Any], torch.Tensor]:
+    """A Compose turning an RGB PIL image into a float CHW tensor, following the PaddleClas op list.
+
+    ``image_size`` replaces the final crop/resize size (evaluation at another resolution, e.g. FixRes).
+    """
+    parsed = _parse(ops)
+    if image_size is not None:
+        _override_size(parsed, int(image_size))
+    to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    out: list[Callable[[Any], Any]] = []
+    converted = False
+    for i, (name, kwargs) in enumerate(parsed):
+        stage, transforms = _call(i, name, kwargs)
+        if stage == "image" and converted and transforms:
+            raise UserError(f"transform_ops[{i}]: {name} works on images and must come before NormalizeImage "
+                            "and RandomErasing")
+        if stage in ("normalize", "tensor") and not converted:
+            out += to_float
+            converted = True
+        out += transforms
+    if not converted:
+        out += to_float
+    return v2.Compose([*out, v2.ToPureTensor()])
