@@ -1,0 +1,175 @@
+"""The pipeline file: which data, which training config per stage, and the quick/full profiles.
+
+A pipeline YAML has a ``Pipeline`` section (one sub-section per stage) and an optional ``Profiles`` section whose
+entries are deep-merged onto ``Pipeline`` (``--profile quick``). Training stages point at ordinary training
+configs (``config: teacher.yaml``, relative to the pipeline file) and change them with ``overrides``
+(``{Global.epochs: 30}``, the same key paths as ``ssld train -o``). Mistakes are one line naming the key path.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ssld.config.loader import read_yaml, validation_error_line
+from ssld.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataStage(_Strict):
+    """Where the labeled set, the unlabeled pool and val come from."""
+
+    source: Literal["fashion_mnist", "lists"] = "fashion_mnist"
+    idx_dir: str | None = Field(None, description="Fashion-MNIST IDX folder (default: the apt package's)")
+    labeled_per_class: int = Field(200, ge=1)
+    pool_size: int | None = Field(None, ge=0, description="random subset of the unlabeled pool (quick runs)")
+    val_size: int | None = Field(None, ge=1)
+    image_root: str | None = Field(None, description="source: lists — root the list paths are relative to")
+    labeled: str | None = Field(None, description="source: lists — labeled train list")
+    unlabeled: str | None = Field(None, description="source: lists — unlabeled pool list")
+    val: str | None = Field(None, description="source: lists — validation list")
+
+    @model_validator(mode="after")
+    def _lists(self) -> DataStage:
+        if self.source == "lists":
+            missing = [k for k in ("image_root", "labeled", "unlabeled", "val") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"source: lists needs {', '.join(missing)}")
+        return self
+
+
+class TrainStage(_Strict):
+    """A training stage: a training config plus overrides (``{key.path: value}``)."""
+
+    enabled: bool = True
+    config: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class BaselineStage(TrainStage):
+    """The labels-only student: lr picked on a split of the labeled data, trained for at least distill+finetune
+    optimizer steps."""
+
+    lr_grid: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2], min_length=1)
+    holdout_fraction: float = Field(0.2, gt=0, lt=1)
+    grid_steps_fraction: float = Field(0.5, gt=0, le=1, description="grid runs' share of the final step budget")
+
+
+class DedupStage(_Strict):
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of ssld.mining.dedup")
+
+
+class LabelStage(_Strict):
+    batch_size: int = Field(256, ge=1)
+    topk: int = Field(10, ge=1)
+    shard_size: int = Field(8192, ge=1)
+
+
+class SelectStage(_Strict):
+    enabled: bool = True
+    k: int = Field(2000, ge=1, description="images kept per class")
+    min_score: float = Field(0.0, ge=0, le=1)
+    multi_class: bool = False
+
+
+class EvalStage(_Strict):
+    batch_size: int = Field(256, ge=1)
+
+
+class ExportStage(_Strict):
+    enabled: bool = True
+    formats: list[Literal["onnx", "torchscript"]] = Field(default_factory=lambda: ["onnx", "torchscript"])
+
+
+class ReportStage(_Strict):
+    enabled: bool = True
+
+
+class PipelineSection(_Strict):
+    """The ``Pipeline`` section."""
+
+    name: str = "ssld"
+    num_classes: int = Field(ge=2)
+    seed: int = 0
+    data: DataStage = Field(default_factory=DataStage)
+    teacher: TrainStage
+    baseline: BaselineStage | None = None
+    dedup: DedupStage = Field(default_factory=DedupStage)
+    label: LabelStage = Field(default_factory=LabelStage)
+    select: SelectStage = Field(default_factory=SelectStage)
+    distill: TrainStage
+    finetune: TrainStage | None = None
+    eval: EvalStage = Field(default_factory=EvalStage)
+    export: ExportStage = Field(default_factory=ExportStage)
+    report: ReportStage = Field(default_factory=ReportStage)
+
+
+class PipelineConfig(_Strict):
+    """A resolved pipeline: the section with the chosen profile applied, and where it came from."""
+
+    source: str
+    base_dir: str
+    profile: str | None
+    pipeline: PipelineSection
+
+    def config_path(self, stage_config: str) -> Path:
+        """A stage's training config path, resolved against the pipeline file's folder."""
+        p = Path(stage_config)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` merged into a copy of ``base``: mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _validate(data: dict[str, Any], where: str, lines: dict[Any, int]) -> PipelineSection:
+    try:
+        return PipelineSection.model_validate(data)
+    except ValidationError as e:
+        raise UserError(validation_error_line(e, where, lines)) from None
+
+
+def load_pipeline_config(
+    path: str | Path, profile: str | None = None, seed: int | None = None, extra: dict[str, Any] | None = None
+) -> PipelineConfig:
+    """Read and validate a pipeline file, apply ``profile`` (a key of ``Profiles``), ``extra`` and ``seed``."""
+    data, lines = read_yaml(path)
+    unknown = sorted(set(data) - {"Pipeline", "Profiles"})
+    if unknown:
+        line = lines.get((unknown[0],))
+        raise UserError(f"{path}{f':{line}' if line else ''}: {unknown[0]}: unknown section (expected Pipeline, Profiles)")
+    if not isinstance(data.get("Pipeline"), dict):
+        raise UserError(f"{path}: Pipeline: required section is missing")
+    section = data["Pipeline"]
+    prefixed = {(("Pipeline", *k[1:]) if k[:1] == ("Pipeline",) else k): v for k, v in lines.items()}
+    _validate(section, str(path), {k[1:]: v for k, v in prefixed.items() if k[:1] == ("Pipeline",)})
+    profiles = data.get("Profiles") or {}
+    if profile is not None:
+        if profile not in profiles:
+            raise UserError(f"--profile {profile}: not defined in {path} (Profiles: {', '.join(profiles) or 'none'})")
+        if not isinstance(profiles[profile], dict):
+            raise UserError(f"{path}: Profiles.{profile}: must be a mapping of Pipeline keys")
+        section = deep_merge(section, profiles[profile])
+        _validate(section, f"{path}: Profiles.{profile}", {})
+    if extra:
+        section = deep_merge(section, extra)
+    if seed is not None:
+        section = {**section, "seed": seed}
+    resolved = _validate(section, str(path), {})
+    return PipelineConfig(
+        source=str(path), base_dir=str(Path(path).resolve().parent), profile=profile, pipeline=resolved
+    )

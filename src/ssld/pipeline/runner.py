@@ -1,0 +1,312 @@
+"""A resumable stage graph: each stage writes ``RUN/<stage>/`` and ends with ``done.json``.
+
+A stage's *hash* covers what it was computed from: its settings, the content of its input files and the
+*fingerprints* of the stages it depends on (a fingerprint covers a stage's hash and the content of its declared
+outputs). On a rerun a stage is skipped when its ``done.json`` hash still matches; it is run again when its
+settings, input files or any upstream output changed, which in turn changes its own fingerprint and so every stage
+after it. A stage killed half-way left ``started.json`` (its hash) and resumes in place when the hash still
+matches; otherwise its directory is cleared first. ``done.json`` is written last and atomically, so Ctrl-C never
+leaves a stage that looks finished but is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ssld.errors import UserError
+from ssld.pipeline.status import StageRow, format_status
+from ssld.utils.io import sha256_file, sha256_json, write_json
+
+log = logging.getLogger("ssld.pipeline")
+
+DONE = "done.json"
+STARTED = "started.json"
+IDENTITY = "pipeline.json"
+
+
+@dataclass
+class StageContext:
+    """What a running stage sees: its directory, the run directory and its upstream ``done.json`` records."""
+
+    name: str
+    dir: Path
+    run_dir: Path
+    settings: dict[str, Any]
+    upstream: dict[str, dict[str, Any]]
+    resume: bool
+
+    def stage_dir(self, name: str) -> Path:
+        """Directory of another stage of the same run."""
+        return self.run_dir / name
+
+
+@dataclass
+class StageResult:
+    """What a stage returns: metrics for ``done.json`` and the files (relative to its dir) that define its output."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Stage:
+    """One step of the pipeline.
+
+    ``settings`` (JSON-serialisable) and the content of ``input_files`` go into the stage's hash; ``deps`` names
+    the stages whose outputs it reads; ``key_metric`` names the metric shown in the status table.
+    """
+
+    name: str
+    run: Callable[[StageContext], StageResult]
+    deps: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    input_files: tuple[str, ...] = ()
+    key_metric: str | None = None
+
+
+def read_done(stage_dir: Path) -> dict[str, Any] | None:
+    """The stage's ``done.json`` record, or None when the stage never finished."""
+    import json
+
+    path = stage_dir / DONE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _hash_outputs(stage_dir: Path, outputs: Iterable[str]) -> dict[str, str]:
+    hashes: dict[str, str] = {}
+    for rel in outputs:
+        path = stage_dir / rel
+        if not path.is_file():
+            raise RuntimeError(f"stage {stage_dir.name} declared output {rel} but did not write it")
+        hashes[rel] = sha256_file(path)
+    return hashes
+
+
+def _remove_stage_dir(path: Path) -> None:
+    """Clear a stage directory; a symlink (a stage reused from another run) is unlinked, never followed."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+class Pipeline:
+    """Runs stages in order inside ``run_dir``, skipping finished ones and resuming interrupted ones.
+
+    ``identity`` (the resolved pipeline config) is stored in ``RUN/pipeline.json``; a run directory made with
+    another identity is refused unless ``force``. ``reuse_from`` lists other run directories whose finished
+    stages may be linked in when their hash matches (the ablations share teachers and labels that way).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        stages: Sequence[Stage],
+        identity: dict[str, Any],
+        force: bool = False,
+        reuse_from: Sequence[str | os.PathLike[str]] = (),
+        out: Callable[[str], None] = print,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.stages = list(stages)
+        self.by_name = {s.name: s for s in self.stages}
+        self.identity = identity
+        self.force = force
+        self.reuse_from = [Path(p) for p in reuse_from]
+        self.out = out
+        self._elapsed: dict[str, float] = {}
+        self._file_hashes: dict[tuple[str, int, int], str] = {}
+        self._check_graph()
+
+    def _check_graph(self) -> None:
+        seen: set[str] = set()
+        for s in self.stages:
+            missing = [d for d in s.deps if d not in seen]
+            if missing:
+                raise ValueError(f"stage {s.name} depends on {missing}, which do not come before it")
+            seen.add(s.name)
+
+    # ----------------------------------------------------------------------------------------- hashing & state
+
+    def stage_hash(self, stage: Stage) -> str | None:
+        """The stage's input hash, or None while an upstream stage is unfinished or stale."""
+        upstream = {}
+        for dep in stage.deps:
+            if self.state(self.by_name[dep]) != "done":
+                return None
+            record = read_done(self.run_dir / dep)
+            upstream[dep] = record["fingerprint"] if record else None
+        files = {Path(f).name: self._file_hash(stage, f) for f in stage.input_files}
+        return sha256_json({"stage": stage.name, "settings": stage.settings, "upstream": upstream, "files": files})
+
+    def _file_hash(self, stage: Stage, path: str) -> str:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"stage {stage.name}: input file {p} not found")
+        st = p.stat()
+        key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        if key not in self._file_hashes:
+            self._file_hashes[key] = sha256_file(p)
+        return self._file_hashes[key]
+
+    def state(self, stage: Stage) -> str:
+        """``done`` (finished, inputs unchanged), ``stale`` (finished from other inputs), ``partial`` (interrupted)
+        or ``pending``."""
+        d = self.run_dir / stage.name
+        record = read_done(d)
+        if record is not None:
+            return "done" if record.get("hash") == self.stage_hash(stage) else "stale"
+        return "partial" if (d / STARTED).is_file() else "pending"
+
+    def rows(self) -> list[StageRow]:
+        """One status row per stage."""
+        rows = []
+        for s in self.stages:
+            record = read_done(self.run_dir / s.name) or {}
+            state = self.state(s)
+            metric = record.get("metrics", {}).get(s.key_metric) if s.key_metric and state == "done" else None
+            seconds = self._elapsed.get(s.name, record.get("wall_time_s") if state == "done" else None)
+            rows.append(StageRow(s.name, state, seconds, s.key_metric, metric))
+        return rows
+
+    def print_status(self, title: str) -> None:
+        self.out(format_status(self.rows(), title=f"{title} ({self.run_dir})"))
+
+    # ------------------------------------------------------------------------------------------------ identity
+
+    def _check_identity(self) -> None:
+        import json
+
+        path = self.run_dir / IDENTITY
+        digest = sha256_json(self.identity)
+        if path.is_file():
+            try:
+                stored = json.loads(path.read_text())
+            except (OSError, ValueError):
+                stored = {}
+            if stored.get("hash") != digest and not self.force:
+                made_by = stored.get("identity", {}).get("source", "an unknown config")
+                raise UserError(
+                    f"--run-dir {self.run_dir}: made by another config ({made_by}); pass --force to reuse it "
+                    "(stages whose inputs changed are rerun) or choose another --run-dir"
+                )
+        write_json(path, {"hash": digest, "identity": self.identity})
+
+    # ---------------------------------------------------------------------------------------------------- run
+
+    def _selected(self, only: str | None, start: str | None) -> tuple[list[Stage], set[str]]:
+        """Stages to visit and the subset to rerun even if finished."""
+        for opt, name in (("--only", only), ("--from", start)):
+            if name is not None and name not in self.by_name:
+                raise UserError(f"{opt} {name}: unknown or disabled stage; stages: {', '.join(self.by_name)}")
+        if only is not None:
+            return [self.by_name[only]], {only}
+        if start is not None:
+            names = [s.name for s in self.stages]
+            forced = names[names.index(start):]
+            return self.stages, set(forced)
+        return self.stages, set()
+
+    def run(self, only: str | None = None, start: str | None = None) -> list[StageRow]:
+        """Run the pipeline (all stages, ``--only`` one, or ``--from`` one on). Returns the final status rows."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._check_identity()
+        visit, forced = self._selected(only, start)
+        self.print_status("pipeline status")
+        try:
+            for stage in visit:
+                self._run_stage(stage, forced=stage.name in forced)
+        finally:
+            self.print_status("pipeline status")
+        return self.rows()
+
+    def _missing_dep_error(self, stage: Stage) -> UserError:
+        for dep in stage.deps:
+            if self.state(self.by_name[dep]) != "done":
+                why = "has not run" if self.state(self.by_name[dep]) == "pending" else "is unfinished or stale"
+                return UserError(
+                    f"stage {stage.name} needs the outputs of stage {dep}, which {why} in {self.run_dir}: "
+                    f"run it first (--from {dep} or --only {dep})"
+                )
+        return UserError(f"stage {stage.name}: upstream stages are not finished")
+
+    def _run_stage(self, stage: Stage, forced: bool) -> None:
+        digest = self.stage_hash(stage)
+        if digest is None:
+            raise self._missing_dep_error(stage)
+        d = self.run_dir / stage.name
+        record = read_done(d)
+        if record is not None and record.get("hash") == digest and not forced:
+            log.info("%s: done, inputs unchanged: skipped", stage.name)
+            return
+        if not forced and self._try_reuse(stage, digest):
+            return
+        started = d / STARTED
+        resume = False
+        if record is None and started.is_file() and not forced:
+            resume = _read_hash(started) == digest
+        if not resume:
+            _remove_stage_dir(d)
+        d.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            write_json(started, {"hash": digest, "started_at": time.time()})
+        log.info("%s: %s", stage.name, "resuming" if resume else "running")
+        upstream = {dep: read_done(self.run_dir / dep) or {} for dep in stage.deps}
+        ctx = StageContext(stage.name, d, self.run_dir, stage.settings, upstream, resume)
+        t0 = time.time()
+        result = stage.run(ctx)
+        wall = time.time() - t0
+        outputs = _hash_outputs(d, result.outputs)
+        done = {
+            "stage": stage.name,
+            "hash": digest,
+            "fingerprint": sha256_json({"hash": digest, "outputs": outputs}),
+            "settings": stage.settings,
+            "upstream": {dep: rec.get("fingerprint") for dep, rec in upstream.items()},
+            "outputs": outputs,
+            "metrics": result.metrics,
+            "key_metric": stage.key_metric,
+            "wall_time_s": round(wall, 2),
+            "resumed": resume,
+            "finished_at": time.time(),
+        }
+        write_json(d / DONE, done)
+        started.unlink(missing_ok=True)
+        self._elapsed[stage.name] = wall
+
+    def _try_reuse(self, stage: Stage, digest: str) -> bool:
+        """Link a finished stage with the same hash from another run directory instead of recomputing it."""
+        for other in self.reuse_from:
+            src = other / stage.name
+            if src.resolve() == (self.run_dir / stage.name).resolve():
+                continue
+            record = read_done(src)
+            if record is not None and record.get("hash") == digest:
+                dst = self.run_dir / stage.name
+                _remove_stage_dir(dst)
+                dst.symlink_to(src.resolve(), target_is_directory=True)
+                log.info("%s: reused from %s", stage.name, src)
+                return True
+        return False
+
+
+def _read_hash(path: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads(path.read_text()).get("hash")
+    except (OSError, ValueError):
+        return None
+
