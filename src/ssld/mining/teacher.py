@@ -1,0 +1,109 @@
+"""Load the teacher for inference (label, dedup): the config's model, or a DistillationModel's frozen teacher.
+
+The teacher always comes back in eval mode: mining outputs must be a function of the image alone, and
+train-mode BN would make them depend on the batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ssld.config import SSLDConfig
+from ssld.config.schema import ModelSpec
+from ssld.errors import UserError
+from ssld.utils.io import sha256_file
+
+
+@dataclass
+class Teacher:
+    """An eval-mode teacher, the name it has in the config, and where its weights came from."""
+
+    model: nn.Module
+    name: str
+    model_name: str
+    num_classes: int
+    weights: str
+    weights_sha256: str
+
+
+def resolve_device(cfg: SSLDConfig) -> torch.device:
+    """``Global.device``: CUDA (this process's GPU under torchrun) when asked for or available, else CPU."""
+    want = cfg.Global.device
+    if want in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(f"Global.device: '{want}' asked for but no CUDA device is available (use 'auto' or 'cpu')")
+    if want != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def teacher_spec(cfg: SSLDConfig) -> tuple[str, ModelSpec, str | bool]:
+    """``(name, spec, weights)`` of the teacher: the single model, or the first frozen sub-model."""
+    arch = cfg.Arch
+    if not arch.is_distillation:
+        spec = ModelSpec(name=arch.name, class_num=arch.class_num, pretrained=False, kwargs=arch.kwargs)
+        return arch.name, spec, arch.pretrained
+    frozen = arch.frozen_names()
+    if not frozen:
+        raise UserError("Arch.freeze_params_list: this DistillationModel has no frozen (teacher) model to run")
+    name = frozen[0]
+    spec = arch.model_specs()[name]
+    pretrained: str | bool = spec.pretrained
+    if arch.pretrained_list:
+        listed = arch.pretrained_list[arch.model_names().index(name)]
+        pretrained = listed or pretrained
+    return name, spec.model_copy(update={"pretrained": False}), pretrained
+
+
+def _submodel_state(path: str, prefix: str) -> dict[str, torch.Tensor] | None:
+    """The ``prefix``-ed weights of a DistillationModel checkpoint with the prefix removed, or None if it has none."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("model", state.get("state_dict", state)) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        return None
+    keys = {k.removeprefix("module."): v for k, v in state.items()}
+    sub = {k[len(prefix):]: v for k, v in keys.items() if k.startswith(prefix)}
+    return sub or None
+
+
+def load_teacher(cfg: SSLDConfig, weights: str | None = None, device: str | torch.device = "cpu") -> Teacher:
+    """Build the teacher from ``cfg`` and load ``weights`` (or the config's pretrained path) in eval mode.
+
+    ``weights`` may be a timm checkpoint, an ssld checkpoint, a safetensors file, or a DistillationModel
+    checkpoint (then the teacher's ``<name>.`` keys are taken).
+    """
+    from ssld.models import create_model, load_weights
+
+    name, spec, configured = teacher_spec(cfg)
+    source = weights or (configured if isinstance(configured, str) else None)
+    num_classes = int(spec.class_num or cfg.Arch.class_num)
+    if source is None and configured is not True:
+        raise UserError(f"--weights: required; the config gives the teacher '{name}' no pretrained weights")
+    if source is None:
+        model = create_model(spec.model_copy(update={"pretrained": True}), num_classes)
+        sha = f"timm-pretrained:{spec.name}"
+    else:
+        if not os.path.isfile(source):
+            raise UserError(f"--weights: {source}: file not found")
+        model = create_model(spec, num_classes)
+        sub = _submodel_state(source, f"{name}.") if cfg.Arch.is_distillation else None
+        if sub is not None:
+            try:
+                model.load_state_dict(sub, strict=True)
+            except RuntimeError as e:
+                raise UserError(f"--weights: {source}: teacher '{name}' weights do not fit: {e}") from None
+        else:
+            load_weights(model, source)
+        sha = sha256_file(source)
+    model = model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Teacher(model, name, spec.name, num_classes, str(source or spec.name), sha)
