@@ -52,17 +52,35 @@ PADDLE_ALIASES: dict[str, str] = {
 def _known_names() -> list[str]:
     import timm
 
-    import ssld.models.cifar  # noqa: F401  (registers the small-image nets into timm)
+    from ssld.models.cifar import (
+        SMALL_IMAGE_ARCHS,  # importing registers the small-image nets into timm
+    )
 
-    return list(timm.list_models()) + list(timm.list_models(pretrained=True))
+    return list(SMALL_IMAGE_ARCHS) + list(timm.list_models()) + list(timm.list_models(pretrained=True))
+
+
+def small_image_alias(name: str) -> str | None:
+    """``cifar_<name>`` for a short small-image name (``resnet20``, ``wrn_40_2``) that timm itself does not define.
+
+    A name timm already knows keeps timm's meaning, so an upgrade of timm can never silently swap our net in.
+    """
+    import timm
+
+    from ssld.models.cifar import SMALL_IMAGE_ARCHS
+
+    arch = name.split(".")[0]
+    if arch in SMALL_IMAGE_ARCHS and not timm.is_model(arch):
+        return f"cifar_{name}"
+    return None
 
 
 def resolve_model_name(name: str) -> str:
-    """Return the timm name for a PaddleClas alias or timm name; ``UserError`` with a suggestion if unknown."""
-    timm_name = PADDLE_ALIASES.get(name, name)
-    import timm
+    """Return the timm name for a PaddleClas alias, short small-image name or timm name.
 
-    import ssld.models.cifar  # noqa: F401
+    An unknown name raises ``UserError`` with the closest known names as a suggestion.
+    """
+    timm_name = PADDLE_ALIASES.get(name) or small_image_alias(name) or name
+    import timm
 
     arch = timm_name.split(".")[0]
     if timm.is_model(arch):

@@ -1,0 +1,180 @@
+"""Build the networks a config describes: one timm model, or a DistillationModel of several.
+
+``pretrained: true`` means timm's pretrained weights. They are taken from the local Hugging Face / torch hub
+cache when present; otherwise they are downloaded only when the hub answers within a few seconds, so an offline
+machine gets one clear error at once instead of a minute of retries. ``pretrained: <path>`` loads a local file
+(see :mod:`ssld.models.weights`). Errors name the config key (``Arch.models[0].Teacher.pretrained: ...``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from torch import nn
+
+from ssld.config.schema import ArchConfig, ModelSpec
+from ssld.errors import UserError
+from ssld.models.distillation import DistillationModel
+from ssld.models.names import resolve_model_name
+from ssld.models.weights import load_weights
+
+log = logging.getLogger("ssld.models")
+
+_PROBE_TIMEOUT_S = 3.0
+USE_SSLD_MESSAGE = (
+    "use_ssld: true asks for PaddleClas SSLD weights, which are not downloadable here: set pretrained to a local "
+    "weights file (e.g. a student.safetensors from `ssld train`)"
+)
+
+
+def _cached_timm_weights(timm_name: str) -> str | None:
+    """Path of timm's pretrained weights for ``timm_name`` in the local HF or torch hub cache, if there."""
+    import torch.hub
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(timm_name)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        repo, _, revision = cfg.hf_hub_id.partition("@")
+        files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+        for filename in files:
+            found = try_to_load_from_cache(repo, filename, revision=revision or None)
+            if isinstance(found, str):
+                return found
+    if cfg.url:
+        local = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name
+        if local.is_file():
+            return str(local)
+    return cfg.file if cfg.file and Path(cfg.file).is_file() else None
+
+
+def _hub_reachable() -> bool:
+    """False when HF_HUB_OFFLINE is set or the Hugging Face hub does not answer within a few seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=_PROBE_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True
+
+
+def _timm_kwargs(spec: ModelSpec, num_classes: int) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"num_classes": num_classes}
+    if spec.drop_rate is not None:
+        kwargs["drop_rate"] = spec.drop_rate
+    if spec.drop_path_rate is not None:
+        kwargs["drop_path_rate"] = spec.drop_path_rate
+    return {**kwargs, **spec.kwargs}
+
+
+def _timm_create(timm_name: str, where: str, **kwargs: Any) -> nn.Module:
+    import timm
+
+    try:
+        return timm.create_model(timm_name, **kwargs)
+    except TypeError as e:
+        raise UserError(f"{where}: model '{timm_name}' does not accept these arguments ({e})") from None
+
+
+def _pretrained_timm(timm_name: str, kwargs: dict[str, Any], key: str) -> nn.Module:
+    """timm model with its pretrained weights, from the local cache or a reachable hub; UserError otherwise."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(timm_name)
+    if cfg is None or not cfg.has_weights:
+        raise UserError(
+            f"{key}: timm has no pretrained weights for '{timm_name}'; "
+            "set pretrained to a local .pt/.pth/.safetensors path"
+        )
+    cached = _cached_timm_weights(timm_name)
+    if cached is not None:
+        return _timm_create(timm_name, key, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs)
+    offline_msg = (
+        f"{key}: true needs timm weights for '{timm_name}' (no network or local Hugging Face "
+        "cache); set pretrained to a local .pt/.pth/.safetensors path"
+    )
+    if not _hub_reachable():
+        raise UserError(offline_msg)
+    try:
+        return _timm_create(timm_name, key, pretrained=True, **kwargs)
+    except (OSError, RuntimeError) as e:
+        raise UserError(f"{offline_msg} [{type(e).__name__}]") from None
+
+
+def create_model(
+    spec: ModelSpec,
+    num_classes: int,
+    where: str = "Arch",
+    allow_random: bool = False,
+    pretrained_key: str | None = None,
+) -> nn.Module:
+    """Build ``spec`` as a timm classifier with ``num_classes`` outputs and its initial weights.
+
+    ``where`` is the config key path of ``spec`` used in error messages; ``pretrained_key`` the key the
+    ``pretrained`` value came from (default ``<where>.pretrained``). With ``allow_random`` (``ssld check``),
+    weights that cannot be had here (timm weights offline, SSLD weights, a missing local file) give a warning and random
+    initialisation instead of an error; weights that exist but do not fit are still an error.
+    """
+    try:
+        timm_name = resolve_model_name(spec.name)
+    except UserError as e:
+        raise UserError(f"{where}.name: {e}") from None
+    kwargs = _timm_kwargs(spec, num_classes)
+    key = pretrained_key or f"{where}.pretrained"
+    pretrained = spec.pretrained
+    try:
+        if pretrained is True and spec.use_ssld:
+            raise UserError(f"{where}.use_ssld: {USE_SSLD_MESSAGE}")
+        if pretrained is True:
+            return _pretrained_timm(timm_name, kwargs, key)
+        if isinstance(pretrained, str) and pretrained and not Path(pretrained).is_file():
+            raise UserError(f"{key}: file not found: {pretrained}")
+    except UserError as e:
+        if not allow_random:
+            raise
+        log.warning("%s; using random weights", e)
+        pretrained = False
+    model = _timm_create(timm_name, where, **kwargs)
+    if isinstance(pretrained, str) and pretrained:
+        try:
+            load_weights(model, pretrained)
+        except UserError as e:
+            raise UserError(f"{key}: {e}") from None
+    return model
+
+
+def _single_spec(arch: ArchConfig) -> ModelSpec:
+    return ModelSpec(
+        name=arch.name, class_num=arch.class_num, pretrained=arch.pretrained, use_ssld=arch.use_ssld,
+        drop_rate=arch.drop_rate, drop_path_rate=arch.drop_path_rate, kwargs=arch.kwargs,
+    )
+
+
+def build_model(arch: ArchConfig, allow_random: bool = False) -> nn.Module:
+    """The model of an ``Arch`` section: a single timm model or a :class:`DistillationModel`.
+
+    ``pretrained_list[i]``, when set, overrides ``models[i].pretrained`` (PaddleClas reads but ignores it).
+    """
+    if not arch.is_distillation:
+        return create_model(_single_spec(arch), arch.class_num, "Arch", allow_random)
+    overrides = arch.pretrained_list or [None] * len(arch.model_names())
+    models: dict[str, nn.Module] = {}
+    for i, ((name, spec), override) in enumerate(zip(arch.model_specs().items(), overrides, strict=True)):
+        key = None
+        if override:
+            spec, key = spec.model_copy(update={"pretrained": override}), f"Arch.pretrained_list[{i}]"
+        where = f"Arch.models[{i}].{name}"
+        models[name] = create_model(spec, spec.class_num or arch.class_num, where, allow_random, key)
+    try:
+        return DistillationModel(models, arch.frozen_names(), arch.infer_model_name, arch.teacher_bn_mode)
+    except ValueError as e:
+        raise UserError(f"Arch.models: {e}") from None
