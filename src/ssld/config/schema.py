@@ -300,6 +300,18 @@ class InferConfig(Section):
     model_config = ConfigDict(extra="allow")
 
 
+class FixResConfig(Section):
+    """FixRes finetune (Touvron et al. 2019; the reference's "Fix strategy"), run by ``ssld.fixres``: every weight
+    but the classifier is frozen and training uses the eval preprocessing at ``test_size``."""
+
+    enabled: bool = False
+    train_size: int | None = Field(None, ge=1, description="resolution the model was trained at (default: eval crop)")
+    test_size: int | None = Field(None, ge=1, description="finetune and test resolution (default: 1.15 x train_size)")
+    bn_recalibrate: bool = Field(True, description="re-estimate BN running statistics at test_size before training")
+    recalibrate_batches: int = Field(100, ge=1, description="training batches used to re-estimate BN statistics")
+    epochs: int | None = Field(None, ge=1, description="finetune epochs (default: Global.epochs)")
+
+
 class SSLDConfig(BaseModel):
     """A whole config file. ``Pipeline`` and ``Mining`` are ssld's own sections (free-form, read by those stages)."""
 
@@ -315,3 +327,4 @@ class SSLDConfig(BaseModel):
     Pipeline: dict[str, Any] | None = None
     Mining: dict[str, Any] | None = None
     EMA: dict[str, Any] | None = None
+    FixRes: FixResConfig | None = None
