@@ -117,16 +117,16 @@ def fp32_region(x: Tensor) -> AbstractContextManager:
     return torch.autocast(dev, enabled=False) if torch.amp.is_autocast_available(dev) else nullcontext()
 
 
-def kl_rows(log_p: Tensor, log_q: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Per-row KL(p‖q) = Σ p·(log p − log q) from log-probabilities; classes where ``mask`` is True are left out.
+def kl_rows(log_p: Tensor, log_q: Tensor) -> Tensor:
+    """Per-row KL(p‖q) = Σ p·(log p − log q) from log-probabilities.
 
-    Terms with p = 0 count 0 and are zeroed before the subtraction, so −inf − (−inf) never makes a NaN value or
-    gradient; tiny negative row sums from rounding are clamped (KL ≥ 0).
+    Classes with p = 0 (log p = −inf, e.g. a masked class) count 0 and are zeroed before the subtraction, so
+    −inf − (−inf) never makes a NaN value or gradient; tiny negative row sums from rounding are clamped (KL ≥ 0).
     """
     p = log_p.exp()
-    skip = p == 0 if mask is None else (p == 0) | mask
+    skip = p == 0
     terms = p * (log_p.masked_fill(skip, 0.0) - log_q.masked_fill(skip, 0.0))
-    return terms.masked_fill(skip, 0.0).sum(-1).clamp_min(0.0)
+    return terms.sum(-1).clamp_min(0.0)
 
 
 def flat_labels(labels: Tensor | None, batch: int, loss: str) -> Tensor:

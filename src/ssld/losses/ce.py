@@ -10,7 +10,15 @@ from typing import Any
 
 from torch import Tensor
 
-from ssld.losses.base import Loss, Outputs, hard_ce, model_list, number, optional_key, pick
+from ssld.losses.base import (
+    Loss,
+    Outputs,
+    hard_ce,
+    model_list,
+    number,
+    optional_key,
+    pick,
+)
 from ssld.losses.registry import register_loss
 
 

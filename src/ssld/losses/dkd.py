@@ -19,12 +19,12 @@ from ssld.losses.base import PairLoss, choice, flat_labels, kl_rows, number
 from ssld.losses.registry import register_loss
 
 
-def _target_split(logits: Tensor, target_mask: Tensor) -> tuple[Tensor, Tensor]:
-    """log b = [log p_g, log(1 − p_g)] per row, and the log-softmax over the non-target classes."""
+def _target_split(logits: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """log b = [log p_g, log(1 − p_g)] per row, and the log-softmax over the non-target classes (−inf at g)."""
     log_z = torch.logsumexp(logits, dim=-1, keepdim=True)
-    others = logits.masked_fill(target_mask, float("-inf"))
+    others = logits.masked_fill(mask, float("-inf"))
     log_rest = torch.logsumexp(others, dim=-1, keepdim=True)
-    log_g = (logits - log_z).masked_fill(~target_mask, float("-inf")).logsumexp(-1, keepdim=True)
+    log_g = logits.gather(1, target[:, None]) - log_z
     return torch.cat([log_g, log_rest - log_z], dim=-1), others - log_rest
 
 
@@ -48,10 +48,10 @@ class DistillationDKDLoss(PairLoss):
             labels = flat_labels(labels, student.shape[0], "DistillationDKDLoss").to(student.device)
             target = torch.where(labels >= 0, labels, target)
         mask = torch.zeros_like(student, dtype=torch.bool).scatter_(1, target[:, None], True)
-        b_s, rest_s = _target_split(student / self.T, mask)
-        b_t, rest_t = _target_split(teacher / self.T, mask)
+        b_s, rest_s = _target_split(student / self.T, target, mask)
+        b_t, rest_t = _target_split(teacher / self.T, target, mask)
         tckd = kl_rows(b_t, b_s)
-        nckd = kl_rows(rest_t, rest_s, mask)
+        nckd = kl_rows(rest_t, rest_s)  # the target class has p = 0: left out
         return (self.alpha * tckd + self.beta * nckd).mean() * self.T**2
 
     def details(self) -> str:

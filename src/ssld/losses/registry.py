@@ -50,7 +50,7 @@ def parse_entry(i: int, entry: Any) -> tuple[str, float, Loss]:
     if kwargs is None:
         kwargs = {}
     if not isinstance(kwargs, dict):
-        raise ValueError(f"{where}: expected a mapping of options, got {kwargs!r}")
+        raise ValueError(f"{where}: expected a mapping of options, got {kwargs!r}")  # noqa: TRY004 (contract)
     cls = LOSSES[name]
     allowed = _options(cls)
     for key in kwargs:

@@ -27,7 +27,7 @@ class DistillationCELoss(PairLoss):
 
     def pair(self, student: Tensor, teacher: Tensor, labels: Tensor | None) -> Tensor:
         p_t = torch.softmax(teacher / self.T, dim=-1)
-        loss = -(p_t * torch.log_softmax(student / self.T, dim=-1)).sum(-1).clamp_min(0.0).mean()
+        loss = -(p_t * torch.log_softmax(student / self.T, dim=-1)).sum(-1).mean()
         return loss * self.T**2 if self.t2_scale else loss
 
     def details(self) -> str:
