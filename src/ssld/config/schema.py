@@ -69,6 +69,7 @@ class GlobalConfig(Section):
     output_dir: str = "./output"
     device: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
     save_interval: int = Field(1, ge=1)
+    save_steps: int | None = Field(None, ge=1, description="also write checkpoints/latest.pt every N iterations")
     eval_during_train: bool = True
     eval_interval: int = Field(1, ge=1)
     start_eval_epoch: int = 0

@@ -1,0 +1,63 @@
+"""``ssld eval``: top-1/top-5 of a trained model on the config's ``DataLoader.Eval`` set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "evaluate weights on the config's eval set (top-1/top-5); writes nothing unless --out is given"
+EXAMPLES = """\
+  ssld eval -c configs/fashion_mnist/teacher.yaml --weights runs/teacher/checkpoints/best.pt
+  ssld eval -c configs/fashion_mnist/distill.yaml --weights runs/distill/student.safetensors --out eval.json
+  ssld eval -c X.yaml --weights W --image-size 32     # test at another resolution (FixRes-style x1.15)
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", required=True, help="YAML config (its Arch and DataLoader.Eval are used)")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    p.add_argument("--weights", required=True,
+                   help="ssld checkpoint, student.safetensors or timm checkpoint (for a DistillationModel config: "
+                        "the infer model's weights, or a full distillation checkpoint)")
+    p.add_argument("--image-size", type=int, default=None, help="evaluate at this size instead of the config's")
+    p.add_argument("--out", default=None, help="also write the metrics as JSON here")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ssld.config import load_config
+    from ssld.data import build_loader
+    from ssld.engine import distributed as dist
+    from ssld.engine import evaluate
+    from ssld.engine.amp import resolve_precision
+    from ssld.engine.evaluate import inference_model
+    from ssld.engine.model_setup import build, resolve_device
+    from ssld.errors import UserError
+    from ssld.models import load_weights
+    from ssld.utils.io import write_json
+
+    if args.image_size is not None and args.image_size < 1:
+        raise UserError("--image-size: must be a positive number of pixels")
+    cfg = load_config(args.config, args.override)
+    if cfg.DataLoader.Eval is None:
+        raise UserError(f"DataLoader.Eval: missing in {args.config}; eval needs an eval set")
+    device = resolve_device(cfg.Global.device)
+    dist.init_from_env(device)
+    try:
+        loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed, image_size=args.image_size)
+        model = inference_model(build(cfg))
+        member = cfg.Arch.infer_model_name if cfg.Arch.is_distillation else None
+        load_weights(model, args.weights, prefix=member)
+        model.to(device)
+        if cfg.Global.channels_last:
+            model.to(memory_format=torch.channels_last)
+        metrics = evaluate(model, loader, device, resolve_precision(cfg.AMP, device))
+    finally:
+        dist.shutdown()
+    if rank == 0:
+        metrics = {"weights": args.weights, "image_size": args.image_size, **metrics}
+        print(json.dumps(metrics))
+        if args.out:
+            write_json(args.out, metrics)
+    return 0
