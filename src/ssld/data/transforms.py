@@ -190,9 +190,12 @@ OPS: dict[str, Callable[..., Built]] = {
 _SIZED = ("RandCropImage", "CropImage", "ResizeImage", "RandomCrop")
 
 
-def _parse(ops: Sequence[dict[str, Any] | str]) -> list[tuple[str, dict[str, Any]]]:
-    """Normalise the op list into ``(name, kwargs)`` pairs, rejecting unknown names."""
-    parsed: list[tuple[str, dict[str, Any]]] = []
+Parsed = list[tuple[int, str, dict[str, Any]]]  # (index in transform_ops, op name, kwargs)
+
+
+def _parse(ops: Sequence[dict[str, Any] | str]) -> Parsed:
+    """Normalise the op list into ``(i, name, kwargs)``, rejecting unknown names."""
+    parsed: Parsed = []
     for i, op in enumerate(ops):
         if isinstance(op, str):
             name, kwargs = op, {}
@@ -205,23 +208,24 @@ def _parse(ops: Sequence[dict[str, Any] | str]) -> list[tuple[str, dict[str, Any
             close = difflib.get_close_matches(str(name), OPS, n=2, cutoff=0.5)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; known: {', '.join(OPS)}"
             raise UserError(f"transform_ops[{i}]: unknown op '{name}'{hint}")
-        parsed.append((name, kwargs))
+        parsed.append((i, name, kwargs))
     return parsed
 
 
-def _override_size(parsed: list[tuple[str, dict[str, Any]]], image_size: int) -> None:
+def _override_size(parsed: Parsed, image_size: int) -> None:
     """Set the last crop/resize to ``image_size``; an earlier resize scales with it (keeps the crop ratio)."""
-    last = max((i for i, (n, _) in enumerate(parsed) if n in _SIZED), default=None)
-    if last is None:
-        parsed.append(("ResizeImage", {"size": image_size}))
+    last = max((j for j, (_, n, _) in enumerate(parsed) if n in _SIZED), default=None)
+    if last is None:  # no size op: resize just before the image becomes a tensor
+        at = next((j for j, (_, n, _) in enumerate(parsed) if n in ("NormalizeImage", "RandomErasing")), len(parsed))
+        parsed.insert(at, (at, "ResizeImage", {"size": image_size}))
         return
-    name, kw = parsed[last]
+    _, name, kw = parsed[last]
     key = "resize_short" if name == "ResizeImage" and kw.get("resize_short") is not None else "size"
     old = kw.get(key)
     kw[key] = image_size
     if name == "CropImage" and old is not None:
         ratio = image_size / (old if isinstance(old, int) else min(old))
-        for n, k in parsed[:last]:
+        for _, n, k in parsed[:last]:
             if n == "ResizeImage" and k.get("resize_short") is not None:
                 k["resize_short"] = round(k["resize_short"] * ratio)
 
@@ -239,7 +243,8 @@ def _call(i: int, name: str, kwargs: dict[str, Any]) -> Built:
         raise UserError(f"transform_ops[{i}].{name}: {e}") from None
 
 
-def build_transform(ops: Sequence[dict[str, Any] | str], image_size: int | None = None) -> Callable[[Any], torch.Tensor]:
+def build_transform(ops: Sequence[dict[str, Any] | str],
+                    image_size: int | None = None) -> Callable[[Any], torch.Tensor]:
     """A Compose turning an RGB PIL image into a float CHW tensor, following the PaddleClas op list.
 
     ``image_size`` replaces the final crop/resize size (evaluation at another resolution, e.g. FixRes).
@@ -250,7 +255,7 @@ def build_transform(ops: Sequence[dict[str, Any] | str], image_size: int | None 
     to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     out: list[Callable[[Any], Any]] = []
     converted = False
-    for i, (name, kwargs) in enumerate(parsed):
+    for i, name, kwargs in parsed:
         stage, transforms = _call(i, name, kwargs)
         if stage == "image" and converted and transforms:
             raise UserError(f"transform_ops[{i}]: {name} works on images and must come before NormalizeImage "
