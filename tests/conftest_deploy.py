@@ -50,12 +50,15 @@ def split_config(root: Path, list_file: Path, ops: list[Any], batch_size: int = 
 
 def make_config(out_dir: Path, arch: dict[str, Any], eval_split: dict | None = None, train_split: dict | None = None,
                 **sections: Any) -> SSLDConfig:
-    """A validated config for a small-image model (28 px, Fashion-MNIST normalisation)."""
+    """A validated config for a small-image model (28 px, Fashion-MNIST normalisation); a ``Global`` entry in
+    ``sections`` is merged into the defaults."""
     if eval_split is None:
         eval_split = {"dataset": {"image_root": str(out_dir), "cls_label_path": str(out_dir / "none.txt"),
                                   "transform_ops": EVAL_OPS}}
+    glob = {"output_dir": str(out_dir), "image_shape": [3, 28, 28], "device": "cpu", "seed": 0,
+            **sections.pop("Global", {})}
     data: dict[str, Any] = {
-        "Global": {"output_dir": str(out_dir), "image_shape": [3, 28, 28], "device": "cpu", "seed": 0},
+        "Global": glob,
         "Arch": arch,
         "DataLoader": {"Eval": eval_split, **({"Train": train_split} if train_split else {})},
         **sections,

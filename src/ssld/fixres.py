@@ -50,7 +50,7 @@ def resolved(cfg: SSLDConfig) -> FixResConfig:
     return fx.model_copy(update={"train_size": train_size, "test_size": fx.test_size or fixres_size(train_size)})
 
 
-def test_split(cfg: SSLDConfig, split: DataSplitConfig | None = None) -> DataSplitConfig:
+def fixres_split(cfg: SSLDConfig, split: DataSplitConfig | None = None) -> DataSplitConfig:
     """``split`` (default ``DataLoader.Eval``) with the eval preprocessing: FixRes trains on what it tests on."""
     if cfg.DataLoader.Eval is None:
         raise UserError("DataLoader.Eval: FixRes needs the eval split and its transform_ops")
@@ -64,7 +64,7 @@ def evaluate_at(model: nn.Module, cfg: SSLDConfig, image_size: int, device: torc
     from ssld.data import build_loader
     from ssld.engine.evaluate import evaluate
 
-    loader, _ = build_loader(test_split(cfg), train=False, seed=cfg.Global.seed, image_size=image_size)
+    loader, _ = build_loader(fixres_split(cfg), train=False, seed=cfg.Global.seed, image_size=image_size)
     return evaluate(model, loader, device=device)
 
 
@@ -177,7 +177,7 @@ def run_fixres(cfg: SSLDConfig) -> dict[str, Any]:
     report["before_at_train_size"] = evaluate_at(model, cfg, fx.train_size, device)
     report["before_at_test_size"] = evaluate_at(model, cfg, fx.test_size, device)
     trainable = freeze_all_but_classifier(model)
-    loader, sampler = build_loader(test_split(cfg, cfg.DataLoader.Train), train=True, seed=cfg.Global.seed,
+    loader, sampler = build_loader(fixres_split(cfg, cfg.DataLoader.Train), train=True, seed=cfg.Global.seed,
                                    image_size=fx.test_size)
     if fx.bn_recalibrate:
         sampler.set_epoch(0)
@@ -186,7 +186,8 @@ def run_fixres(cfg: SSLDConfig) -> dict[str, Any]:
     epochs = fx.epochs or cfg.Global.epochs
     report["train_loss"] = _classifier_epochs(model, cfg, loader, sampler, epochs, device)
     report["after_finetune"] = evaluate_at(model, cfg, fx.test_size, device)
-    report.update(trainable=trainable, epochs=epochs, wall_s=round(time.perf_counter() - start, 1))
+    report.update(trainable=trainable, epochs=epochs, top1=report["after_finetune"]["top1"],
+                  top5=report["after_finetune"]["top5"], train_seconds=round(time.perf_counter() - start, 1))
     out = Path(cfg.Global.output_dir)
     save_safetensors(model.state_dict(), out / "student.safetensors",
                      metadata={"fixres_test_size": fx.test_size})
