@@ -78,9 +78,6 @@ def parse_list(entries: Any) -> list[tuple[str, float, Loss]]:
 
 def _check_models(where: str, loss: Loss, model_names: list[str] | None) -> None:
     if not loss.distillation:
-        if model_names is not None and len(model_names) > 1:
-            raise ValueError(f"{where}: the Arch has several models ({', '.join(model_names)}); use "
-                             "DistillationGTCELoss with model_names to choose which one gets label CE")
         return
     if model_names is None or len(model_names) < 2:
         raise ValueError(f"{where}: a distillation loss needs a DistillationModel with at least two models; "
@@ -96,7 +93,8 @@ def validate_loss_list(entries: Any, model_names: list[str] | None) -> None:
     """Raise ``ValueError("[i].Name.key: message")`` for the first bad entry.
 
     ``model_names`` are the DistillationModel's sub-model names, or None for a single model (then distillation
-    losses are refused, and a plain label loss is refused when there are several models).
+    losses are refused). A plain ``CELoss`` is accepted with several models because eval runs the infer model
+    alone; given a DistillationModel's outputs at train time it raises, pointing at DistillationGTCELoss.
     """
     for i, (name, _, loss) in enumerate(parse_list(entries)):
         _check_models(f"[{i}].{name}", loss, model_names)
