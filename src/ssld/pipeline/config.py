@@ -28,6 +28,7 @@ class DataStage(_Strict):
     source: Literal["fashion_mnist", "lists"] = "fashion_mnist"
     idx_dir: str | None = Field(None, description="Fashion-MNIST IDX folder (default: the apt package's)")
     labeled_per_class: int = Field(200, ge=1)
+    seed: int = Field(0, description="seed of the labeled/pool split (fixed across training seeds)")
     pool_size: int | None = Field(None, ge=0, description="random subset of the unlabeled pool (quick runs)")
     val_size: int | None = Field(None, ge=1)
     image_root: str | None = Field(None, description="source: lists — root the list paths are relative to")
@@ -47,12 +48,17 @@ class DataStage(_Strict):
 class TrainStage(_Strict):
     """A training stage: a training config plus overrides (``{key.path: value}``)."""
 
-    enabled: bool = True
     config: str
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
-class BaselineStage(TrainStage):
+class OptionalTrainStage(TrainStage):
+    """A training stage the pipeline can leave out (``enabled: false``)."""
+
+    enabled: bool = True
+
+
+class BaselineStage(OptionalTrainStage):
     """The labels-only student: lr picked on a split of the labeled data, trained for at least distill+finetune
     optimizer steps."""
 
@@ -105,7 +111,7 @@ class PipelineSection(_Strict):
     label: LabelStage = Field(default_factory=LabelStage)
     select: SelectStage = Field(default_factory=SelectStage)
     distill: TrainStage
-    finetune: TrainStage | None = None
+    finetune: OptionalTrainStage | None = None
     eval: EvalStage = Field(default_factory=EvalStage)
     export: ExportStage = Field(default_factory=ExportStage)
     report: ReportStage = Field(default_factory=ReportStage)

@@ -190,7 +190,7 @@ class Pipeline:
         import json
 
         path = self.run_dir / IDENTITY
-        digest = sha256_json(self.identity)
+        digest = sha256_json({k: v for k, v in self.identity.items() if k != "source"})
         if path.is_file():
             try:
                 stored = json.loads(path.read_text())

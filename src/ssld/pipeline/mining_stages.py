@@ -1,0 +1,116 @@
+"""Mining stages: dedup the pool against val, soft-label it with the teacher, select the top-k per class.
+
+They run the same code as ``ssld dedup``, ``ssld label`` and ``ssld select`` (in-process), with the run's lists
+and the teacher stage's config and weights. Label resumes its own shards when a killed run is started again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ssld.pipeline.config import PipelineConfig
+from ssld.pipeline.runner import Stage, StageContext, StageResult
+from ssld.pipeline.training import WEIGHTS, count_lines
+
+CLEAN_POOL = "clean_pool.txt"
+SELECTED = "selected.txt"
+
+
+def _invoke(argv: list[str]) -> None:
+    from ssld.pipeline.stages import invoke
+
+    invoke(argv)
+
+
+def _root(ctx: StageContext) -> str:
+    from ssld.pipeline.stages import data_lists
+
+    return data_lists(ctx)[0]
+
+
+def pool_list(ctx: StageContext, dedup: bool) -> Path:
+    """The pool the label stage reads: the deduplicated one when dedup ran, else the data stage's."""
+    return ctx.stage_dir("dedup") / CLEAN_POOL if dedup else ctx.stage_dir("data") / "unlabeled.txt"
+
+
+def dedup_stage(p: PipelineConfig) -> Stage:
+    sec = p.pipeline.dedup
+
+    def run(ctx: StageContext) -> StageResult:
+        teacher = ctx.stage_dir("teacher")
+        argv = ["dedup", "--pool", str(ctx.stage_dir("data") / "unlabeled.txt"),
+                "--val", str(ctx.stage_dir("data") / "val.txt"), "--root", _root(ctx),
+                "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS),
+                "--out", str(ctx.dir), "--clean-out", str(ctx.dir / CLEAN_POOL)]
+        for key, value in sec.options.items():
+            flag = "--" + key.replace("_", "-")
+            argv += [flag] if value is True else ([] if value is False else [flag, str(value)])
+        _invoke(argv)
+        pool = count_lines(ctx.stage_dir("data") / "unlabeled.txt")
+        clean = count_lines(ctx.dir / CLEAN_POOL)
+        return StageResult({"pool": pool, "clean_pool": clean, "removed": pool - clean}, [CLEAN_POOL])
+
+    return Stage("dedup", run, deps=("data", "teacher"), settings=sec.model_dump(), key_metric="removed")
+
+
+def label_stage(p: PipelineConfig) -> Stage:
+    sec = p.pipeline.label
+    dedup = p.pipeline.dedup.enabled
+    deps = ("data", "teacher", "dedup") if dedup else ("data", "teacher")
+
+    def run(ctx: StageContext) -> StageResult:
+        import json
+
+        teacher = ctx.stage_dir("teacher")
+        store = ctx.dir / "store"
+        _invoke(["label", "--list", str(pool_list(ctx, dedup)), "--root", _root(ctx),
+                 "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS), "--out", str(store),
+                 "--topk", str(sec.topk), "--batch-size", str(sec.batch_size),
+                 "--shard-size", str(sec.shard_size)])
+        manifest = json.loads((store / "manifest.json").read_text())
+        return StageResult({"labeled": manifest.get("count"), "skipped": len(manifest.get("skipped", []))},
+                           ["store/manifest.json", "store/topk_idx.npy", "store/topk_prob.npy", "store/paths.txt"])
+
+    return Stage("label", run, deps=deps, settings={**sec.model_dump(), "dedup": dedup}, key_metric="labeled")
+
+
+def truth_precision(selected: Path, truth: Path) -> float | None:
+    """Share of selected images whose teacher class (from select_stats' per-entry file) matches the hidden label.
+
+    Only available where the data stage wrote ``unlabeled_truth.txt`` (Fashion-MNIST); analysis only.
+    """
+    if not truth.is_file() or not selected.is_file():
+        return None
+    labels = {}
+    for line in truth.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            labels[parts[0]] = int(parts[1])
+    pairs = [line.split() for line in selected.read_text().splitlines() if line.strip()]
+    hits = [labels.get(path) == int(cls) for path, cls in pairs if path in labels]
+    return round(100.0 * sum(hits) / len(hits), 2) if hits else None
+
+
+def select_stage(p: PipelineConfig) -> Stage:
+    sec = p.pipeline.select
+
+    def run(ctx: StageContext) -> StageResult:
+        import json
+
+        store = str(ctx.stage_dir("label") / "store")
+        argv = ["select", "--store", store, "--k", str(sec.k), "--min-score", str(sec.min_score),
+                "--out", str(ctx.dir / SELECTED)]
+        _invoke(argv + (["--multi-label"] if sec.multi_class else []))
+        # the teacher's class of each selected image, for the analysis-only precision against hidden labels
+        _invoke(["select", "--store", store, "--k", str(sec.k), "--min-score", str(sec.min_score),
+                 "--out", str(ctx.dir / "analysis" / "pseudo_labels.txt"), "--assign-label"]
+                + (["--multi-label"] if sec.multi_class else []))
+        stats = json.loads((ctx.dir / "select_stats.json").read_text())
+        precision = truth_precision(ctx.dir / "analysis" / "pseudo_labels.txt",
+                                    ctx.stage_dir("data") / "unlabeled_truth.txt")
+        metrics = {"selected": count_lines(ctx.dir / SELECTED), "k": sec.k,
+                   "classes_short_of_k": stats.get("classes_short_of_k", []),
+                   "teacher_precision_on_selected": precision}
+        return StageResult(metrics, [SELECTED])
+
+    return Stage("select", run, deps=("data", "label"), settings=sec.model_dump(), key_metric="selected")

@@ -1,0 +1,212 @@
+"""The SSLD stages: data → teacher → baseline → dedup → label → select → distill → finetune → eval → export → report.
+
+Each function returns a :class:`Stage` whose settings (the stage's resolved pipeline section, the seed) and input
+files (its training config) define its hash. Mining stages call the same code as ``ssld dedup/label/select``, so
+the pipeline walks the path a user would walk by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ssld.errors import UserError
+from ssld.pipeline.config import PipelineConfig, TrainStage
+from ssld.pipeline.mining_stages import dedup_stage, label_stage, select_stage
+from ssld.pipeline.runner import Stage, StageContext, StageResult
+from ssld.pipeline.training import (
+    WEIGHTS, Lists, count_lines, percent, frozen_model_index, read_training_yaml, steps_per_epoch, train_config,
+    write_stage_config,
+)
+
+
+def invoke(argv: list[str]) -> None:
+    """Run an ``ssld`` subcommand in this process (UserErrors propagate with their one-line message)."""
+    from ssld.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    code = int(args._run(args) or 0)
+    if code:
+        raise RuntimeError(f"ssld {' '.join(argv)} exited with {code}")
+
+
+def data_lists(ctx: StageContext) -> tuple[str, Path]:
+    """``(image_root, data stage dir)`` of this run (the data stage must be a dependency)."""
+    data_dir = ctx.stage_dir("data")
+    root = ctx.upstream.get("data", {}).get("metrics", {}).get("image_root")
+    return str(data_dir if root in (None, ".") else root), data_dir
+
+
+def check_labels(list_path: Path, num_classes: int, what: str) -> dict[int, int]:
+    """Per-class counts of a labeled list; one-line errors for an empty list or labels out of range."""
+    counts: dict[int, int] = {}
+    for lineno, line in enumerate(list_path.read_text().splitlines(), start=1):
+        parts = line.split()
+        if len(parts) == 2 and parts[1] != "-1":
+            c = int(parts[1])
+            if c >= num_classes:
+                raise UserError(f"{list_path}:{lineno}: label {c} but Pipeline.num_classes is {num_classes}")
+            counts[c] = counts.get(c, 0) + 1
+    if not counts:
+        raise UserError(f"{list_path}: the {what} set is empty; the pipeline needs labeled images")
+    return counts
+
+
+def data_stage(p: PipelineConfig) -> Stage:
+    sec = p.pipeline.data
+    num_classes = p.pipeline.num_classes
+
+    def run(ctx: StageContext) -> StageResult:
+        root = "."
+        if sec.source == "fashion_mnist":
+            from ssld.data.fashion_mnist import CLASSES, export
+
+            if num_classes != len(CLASSES):
+                raise UserError(f"Pipeline.num_classes: {num_classes}, but Fashion-MNIST has {len(CLASSES)} classes")
+            export(ctx.dir, sec.labeled_per_class, seed=sec.seed, idx_dir=sec.idx_dir, val_size=sec.val_size,
+                   pool_size=sec.pool_size)
+        else:
+            from ssld.data import read_list, write_list
+
+            root = str(Path(sec.image_root).resolve())
+            for name, src in (("train_labeled", sec.labeled), ("unlabeled", sec.unlabeled), ("val", sec.val)):
+                samples = read_list(src, root)
+                if name == "unlabeled":
+                    samples = [s._replace(label=-1) for s in samples]
+                write_list(ctx.dir / f"{name}.txt", samples, root=root)
+        labeled = check_labels(ctx.dir / "train_labeled.txt", num_classes, "labeled")
+        check_labels(ctx.dir / "val.txt", num_classes, "val")
+        metrics = {"labeled": sum(labeled.values()), "pool": count_lines(ctx.dir / "unlabeled.txt"),
+                   "val": count_lines(ctx.dir / "val.txt"), "classes_in_labeled": len(labeled), "image_root": root}
+        return StageResult(metrics, ["train_labeled.txt", "unlabeled.txt", "val.txt"])
+
+    return Stage("data", run, settings=sec.model_dump(), key_metric="labeled")
+
+
+def _train_stage_settings(p: PipelineConfig, sec: TrainStage, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {**sec.model_dump(exclude={"config"}), "seed": p.pipeline.seed, **(extra or {})}
+
+
+def _train(ctx: StageContext, p: PipelineConfig, sec: TrainStage, train_list: Path, raw: dict[str, Any]) -> StageResult:
+    """Write the stage's config with the run's lists and train it; metrics name their source file."""
+    image_root, data_dir = data_lists(ctx)
+    lists = Lists(image_root, str(train_list), str(data_dir / "val.txt"))
+    cfg = write_stage_config(raw, ctx.dir, lists, p.pipeline.seed, ctx.resume, sec.config)
+    final = train_config(cfg)
+    n = count_lines(train_list)
+    metrics = {
+        "val_top1_last_epoch": percent(final.get("top1")),
+        "train_images": n,
+        "epochs": cfg.Global.epochs,
+        "steps": final.get("steps", steps_per_epoch(cfg, n) * cfg.Global.epochs),
+        "lr": cfg.Optimizer.lr.learning_rate,
+        "source": f"{ctx.name}/train_report.json",
+    }
+    return StageResult(metrics, [WEIGHTS])
+
+
+def teacher_stage(p: PipelineConfig) -> Stage:
+    sec = p.pipeline.teacher
+    path = p.config_path(sec.config)
+
+    def run(ctx: StageContext) -> StageResult:
+        raw = read_training_yaml(path, sec.overrides, "Pipeline.teacher")
+        return _train(ctx, p, sec, ctx.stage_dir("data") / "train_labeled.txt", raw)
+
+    return Stage("teacher", run, deps=("data",), settings=_train_stage_settings(p, sec), input_files=(str(path),),
+                 key_metric="val_top1_last_epoch")
+
+
+def distill_stage(p: PipelineConfig) -> Stage:
+    """Student ← frozen teacher on labeled ∪ selected; the teacher network and weights come from the teacher
+    stage, so changing the teacher in one place changes it everywhere."""
+    sec = p.pipeline.distill
+    path = p.config_path(sec.config)
+    use_pool = p.pipeline.select.enabled
+    deps = ("data", "teacher", "select") if use_pool else ("data", "teacher")
+
+    def run(ctx: StageContext) -> StageResult:
+        raw = read_training_yaml(path, sec.overrides, "Pipeline.distill")
+        teacher_cfg = read_training_yaml(ctx.stage_dir("teacher") / "config.yaml", {}, "teacher/config.yaml")
+        i, name = frozen_model_index(raw)
+        spec = raw["Arch"]["models"][i][name]
+        spec["name"] = teacher_cfg["Arch"]["name"]
+        spec["kwargs"] = teacher_cfg["Arch"].get("kwargs") or {}
+        spec["pretrained"] = str(ctx.stage_dir("teacher") / WEIGHTS)
+        if raw["Arch"].get("pretrained_list"):
+            raw["Arch"]["pretrained_list"][i] = spec["pretrained"]
+        train_list = ctx.dir / "train.txt"
+        text = (ctx.stage_dir("data") / "train_labeled.txt").read_text()
+        if use_pool:
+            text += (ctx.stage_dir("select") / "selected.txt").read_text()
+        from ssld.utils.io import atomic_write_text
+
+        atomic_write_text(train_list, text)
+        return _train(ctx, p, sec, train_list, raw)
+
+    return Stage("distill", run, deps=deps, settings=_train_stage_settings(p, sec, {"use_pool": use_pool}),
+                 input_files=(str(path),), key_metric="val_top1_last_epoch")
+
+
+def finetune_stage(p: PipelineConfig) -> Stage:
+    sec = p.pipeline.finetune
+    assert sec is not None
+    path = p.config_path(sec.config)
+
+    def run(ctx: StageContext) -> StageResult:
+        raw = read_training_yaml(path, sec.overrides, "Pipeline.finetune")
+        raw.setdefault("Global", {})["pretrained_model"] = str(ctx.stage_dir("distill") / WEIGHTS)
+        return _train(ctx, p, sec, ctx.stage_dir("data") / "train_labeled.txt", raw)
+
+    return Stage("finetune", run, deps=("data", "distill"), settings=_train_stage_settings(p, sec),
+                 input_files=(str(path),), key_metric="val_top1_last_epoch")
+
+
+def export_stage(p: PipelineConfig, model_stage: str) -> Stage:
+    sec = p.pipeline.export
+
+    def run(ctx: StageContext) -> StageResult:
+        cfg_path = ctx.stage_dir(model_stage) / "config.yaml"
+        weights = ctx.stage_dir(model_stage) / WEIGHTS
+        invoke(["export", "-c", str(cfg_path), "--weights", str(weights), "--out", str(ctx.dir),
+                "--formats", *sec.formats])
+        outputs = sorted(str(f.relative_to(ctx.dir)) for f in ctx.dir.rglob("*") if f.is_file()
+                         and f.suffix in (".onnx", ".pt", ".json") and f.name not in ("started.json", "done.json"))
+        return StageResult({"formats": sec.formats, "model_stage": model_stage}, outputs)
+
+    return Stage("export", run, deps=(model_stage,), settings={**sec.model_dump(), "of": model_stage})
+
+
+def report_stage(p: PipelineConfig, deps: tuple[str, ...]) -> Stage:
+    def run(ctx: StageContext) -> StageResult:
+        from ssld.report.report import write_report
+
+        path = write_report(ctx.run_dir, out_dir=ctx.dir)
+        return StageResult({"report": str(path.relative_to(ctx.run_dir))}, [path.name])
+
+    return Stage("report", run, deps=deps, settings={"name": p.pipeline.name})
+
+
+def build_stages(p: PipelineConfig) -> list[Stage]:
+    """The enabled stages of a resolved pipeline config, in order."""
+    from ssld.pipeline.baseline import baseline_stage
+    from ssld.pipeline.eval_stage import eval_stage
+
+    pl = p.pipeline
+    stages = [data_stage(p), teacher_stage(p)]
+    if pl.baseline is not None and pl.baseline.enabled:
+        stages.append(baseline_stage(p))
+    if pl.select.enabled:
+        if pl.dedup.enabled:
+            stages.append(dedup_stage(p))
+        stages += [label_stage(p), select_stage(p)]
+    stages.append(distill_stage(p))
+    if pl.finetune is not None and pl.finetune.enabled:
+        stages.append(finetune_stage(p))
+    models = [s.name for s in stages if s.name in ("teacher", "baseline", "distill", "finetune")]
+    stages.append(eval_stage(p, tuple(models)))
+    if pl.export.enabled:
+        stages.append(export_stage(p, models[-1]))
+    if pl.report.enabled:
+        stages.append(report_stage(p, ("eval",)))
+    return stages
