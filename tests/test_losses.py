@@ -238,15 +238,16 @@ def test_gradient_reaches_student_only(name):
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
-def test_finite_under_bf16_autocast_with_huge_logits(name):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_finite_under_low_precision_autocast_with_huge_logits(name, dtype):
     g = torch.Generator().manual_seed(10)
     head = torch.nn.Linear(4, 10)
     x = torch.randn(16, 4, generator=g) * 1e4
-    t_logits = (torch.randn(16, 10, generator=g) * 1e4).to(torch.bfloat16)
+    t_logits = (torch.randn(16, 10, generator=g) * 1e4).to(dtype)
     y = torch.randint(-1, 10, (16,), generator=g)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=dtype):
         s_logits = head(x)
-        assert s_logits.dtype == torch.bfloat16
+        assert s_logits.dtype == dtype
         loss = ours(name, s_logits, t_logits, y, 1.0)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     fp32 = ours(name, s_logits.detach().float(), t_logits.float(), y, 1.0)
@@ -275,11 +276,20 @@ def test_unlabeled_rows(name):
     assert loss_fn(outputs, y[:, None])["loss"].item() == pytest.approx(subset.item(), rel=1e-6)
 
 
-def test_ce_accepts_soft_targets():
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_ce_accepts_soft_targets(eps):
     s, _ = pair_logits((5, 4), seed=12)
-    target = torch.softmax(torch.randn(5, 4), -1)
-    expected = -(target.double() * torch.log_softmax(s.double(), -1)).sum(-1).mean()
-    assert run_one("CELoss", s, None, target).item() == pytest.approx(expected.item(), rel=1e-5)
+    target = torch.softmax(torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), -1)
+    smoothed = (1 - eps) * target.double().numpy() + eps / 4
+    expected = float((-(smoothed * np.log(np_softmax(s.double().numpy()))).sum(-1)).mean())
+    assert run_one("CELoss", s, None, target, epsilon=eps).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_float64_logits_stay_float64():
+    s, t = pair_logits((4, 6), seed=16)
+    value = run_one("DistillationJSDLoss", s.double(), t.double(), model_name_pairs=PAIR)
+    assert value.dtype == torch.float64
+    assert value.item() == pytest.approx(ref_jsd(s.double().numpy(), t.double().numpy()), rel=1e-10)
 
 
 # ---- combination, output forms, reports ------------------------------------------------------------------

@@ -117,6 +117,11 @@ def fp32_region(x: Tensor) -> AbstractContextManager:
     return torch.autocast(dev, enabled=False) if torch.amp.is_autocast_available(dev) else nullcontext()
 
 
+def at_least_fp32(x: Tensor) -> Tensor:
+    """fp16/bf16 (and integer) logits as float32; float32/float64 stay as they are."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def kl_rows(log_p: Tensor, log_q: Tensor) -> Tensor:
     """Per-row KL(p‖q) = Σ p·(log p − log q) from log-probabilities.
 
@@ -144,13 +149,14 @@ def flat_labels(labels: Tensor | None, batch: int, loss: str) -> Tensor:
 def hard_ce(logits: Tensor, labels: Tensor | None, epsilon: float, loss: str) -> Tensor:
     """Mean cross-entropy over the labeled rows (label ≥ 0); label smoothing ε mixes the one-hot with uniform.
 
-    Soft targets (a float [B, C] tensor, e.g. from mixup) are also accepted. With no labeled row the result is
-    a zero that is still connected to ``logits`` so backward works.
+    Soft targets (a float [B, C] tensor of probabilities, e.g. from mixup) are also accepted and smoothed the
+    same way. With no labeled row the result is a zero still connected to ``logits``, so backward works.
     """
     with fp32_region(logits):
-        log_p = torch.log_softmax(logits.float(), dim=-1)
+        log_p = torch.log_softmax(at_least_fp32(logits), dim=-1)
         if isinstance(labels, Tensor) and labels.is_floating_point() and labels.shape == logits.shape:
-            return -(labels.float() * log_p).sum(-1).mean()
+            target = (1.0 - epsilon) * labels.to(log_p.dtype) + epsilon / logits.shape[1]
+            return -(target * log_p).sum(-1).mean()
         labels = flat_labels(labels, logits.shape[0], loss).to(logits.device)
         keep = labels >= 0
         log_p = log_p[keep]
@@ -199,7 +205,7 @@ class PairLoss(Loss, ABC):
 
     @abstractmethod
     def pair(self, student: Tensor, teacher: Tensor, labels: Tensor | None) -> Tensor:
-        """The batch-mean loss for one pair; both inputs are float32 and the teacher is detached."""
+        """The batch-mean loss for one pair; inputs are float32 (or float64) and the teacher is detached."""
 
     def forward(self, outputs: Outputs, labels: Tensor | None = None) -> Tensor:
         name = type(self).__name__
@@ -211,7 +217,7 @@ class PairLoss(Loss, ABC):
                 raise ValueError(f"{name}: {s_name} logits {tuple(s.shape)} and {t_name} logits "
                                  f"{tuple(t.shape)} differ in shape")
             with fp32_region(s):
-                part = self.pair(s.float(), t.detach().float(), labels)
+                part = self.pair(at_least_fp32(s), at_least_fp32(t.detach()), labels)
             total = part if total is None else total + part
         assert total is not None  # model_pairs() guarantees at least one pair
         return total
