@@ -16,9 +16,9 @@ import timm
 import torch
 from safetensors import safe_open
 
-import ssld.models.factory as factory
 from ssld.config.schema import ModelSpec
 from ssld.errors import UserError
+from ssld.models import factory
 from ssld.models import (
     classifier_param_names,
     create_model,
@@ -117,7 +117,8 @@ def test_resolve_model_name(name: str, expected: str) -> None:
 
 
 def test_unknown_model_name_suggests_close_ones() -> None:
-    with pytest.raises(UserError, match=r"unknown model 'MobileNetV3_smal_x1_0'; did you mean .*MobileNetV3_small_x1_0"):
+    expected = r"unknown model 'MobileNetV3_smal_x1_0'; did you mean .*'MobileNetV3_small_x1_0'"
+    with pytest.raises(UserError, match=expected):
         resolve_model_name("MobileNetV3_smal_x1_0")
     with pytest.raises(UserError, match=r"did you mean .*'resnet20'"):
         resolve_model_name("resnet2O")
@@ -208,7 +209,8 @@ def test_mismatch_errors_and_transfer_classifier(tmp_path: Path) -> None:
     assert torch.equal(dst.fc.weight, fresh_fc) and torch.equal(dst.conv1.weight, src.conv1.weight)
 
     partial = tmp_path / "partial.pt"
-    torch.save({k: v for k, v in src.state_dict().items() if not k.startswith("fc.")} | {"extra": torch.ones(1)}, partial)
+    backbone = {k: v for k, v in src.state_dict().items() if not k.startswith("fc.")}
+    torch.save(backbone | {"extra": torch.ones(1)}, partial)
     with pytest.raises(UserError, match=r"2 missing keys \(e.g. fc.weight, fc.bias\), 1 unexpected \(e.g. extra\)"):
         load_weights(tiny(), partial)
     load_weights(tiny(), partial, strict=False)
