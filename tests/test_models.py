@@ -18,10 +18,10 @@ from safetensors import safe_open
 
 from ssld.config.schema import ModelSpec
 from ssld.errors import UserError
-from ssld.models import factory
 from ssld.models import (
     classifier_param_names,
     create_model,
+    factory,
     load_weights,
     lr_mult_groups,
     read_state_dict,
