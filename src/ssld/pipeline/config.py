@@ -69,7 +69,7 @@ class BaselineStage(OptionalTrainStage):
 
 class DedupStage(_Strict):
     enabled: bool = True
-    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of ssld.mining.dedup")
+    options: dict[str, Any] = Field(default_factory=dict, description="`ssld dedup` options, e.g. {sim_min: 0.92, knn: 8}")
 
 
 class LabelStage(_Strict):

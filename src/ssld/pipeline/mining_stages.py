@@ -12,7 +12,7 @@ from ssld.pipeline.config import PipelineConfig
 from ssld.pipeline.runner import Stage, StageContext, StageResult
 from ssld.pipeline.training import WEIGHTS, count_lines
 
-CLEAN_POOL = "clean_pool.txt"
+CLEAN_POOL = "kept.txt"
 SELECTED = "selected.txt"
 
 
@@ -39,16 +39,16 @@ def dedup_stage(p: PipelineConfig) -> Stage:
     def run(ctx: StageContext) -> StageResult:
         teacher = ctx.stage_dir("teacher")
         argv = ["dedup", "--pool", str(ctx.stage_dir("data") / "unlabeled.txt"),
-                "--val", str(ctx.stage_dir("data") / "val.txt"), "--root", _root(ctx),
-                "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS),
-                "--out", str(ctx.dir), "--clean-out", str(ctx.dir / CLEAN_POOL)]
+                "--ref", str(ctx.stage_dir("data") / "val.txt"), "--root", _root(ctx),
+                "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS), "--out", str(ctx.dir)]
         for key, value in sec.options.items():
             flag = "--" + key.replace("_", "-")
             argv += [flag] if value is True else ([] if value is False else [flag, str(value)])
         _invoke(argv)
         pool = count_lines(ctx.stage_dir("data") / "unlabeled.txt")
         clean = count_lines(ctx.dir / CLEAN_POOL)
-        return StageResult({"pool": pool, "clean_pool": clean, "removed": pool - clean}, [CLEAN_POOL])
+        return StageResult({"pool": pool, "clean_pool": clean, "removed": pool - clean, "pairs_image": "dedup/pairs.png",
+                            "removed_list": "dedup/removed.csv"}, [CLEAN_POOL])
 
     return Stage("dedup", run, deps=("data", "teacher"), settings=sec.model_dump(), key_metric="removed")
 
@@ -75,7 +75,7 @@ def label_stage(p: PipelineConfig) -> Stage:
 
 
 def truth_precision(selected: Path, truth: Path) -> float | None:
-    """Share of selected images whose teacher class (from select_stats' per-entry file) matches the hidden label.
+    """Share of selected images whose teacher class (a ``--assign-label`` list) matches the hidden label, in %.
 
     Only available where the data stage wrote ``unlabeled_truth.txt`` (Fashion-MNIST); analysis only.
     """

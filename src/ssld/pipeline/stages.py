@@ -169,9 +169,9 @@ def export_stage(p: PipelineConfig, model_stage: str) -> Stage:
         cfg_path = ctx.stage_dir(model_stage) / "config.yaml"
         weights = ctx.stage_dir(model_stage) / WEIGHTS
         invoke(["export", "-c", str(cfg_path), "--weights", str(weights), "--out", str(ctx.dir),
-                "--formats", *sec.formats])
-        outputs = sorted(str(f.relative_to(ctx.dir)) for f in ctx.dir.rglob("*") if f.is_file()
-                         and f.suffix in (".onnx", ".pt", ".json") and f.name not in ("started.json", "done.json"))
+                "--format", ",".join(sec.formats)])
+        outputs = sorted(str(f.relative_to(ctx.dir)) for f in ctx.dir.rglob("*")
+                         if f.is_file() and f.name not in ("started.json", "done.json"))
         return StageResult({"formats": sec.formats, "model_stage": model_stage}, outputs)
 
     return Stage("export", run, deps=(model_stage,), settings={**sec.model_dump(), "of": model_stage})

@@ -1,0 +1,1 @@
+"""Run reports: the results table, figures and RUN/report.md."""
