@@ -211,6 +211,20 @@ def test_dkd_decomposes_kd(seed):
     assert both == pytest.approx(tckd + nckd, rel=1e-5)
 
 
+@pytest.mark.parametrize("name", ["DistillationKLDivLoss", "DistillationDKDLoss", "DistillationCELoss",
+                                  "DistillationDMLLoss", "DistillationJSDLoss"])
+def test_paddleclas_option_spellings(name):
+    """PaddleClas configs say ``temperature`` (and DKD ``use_target_as_gt``); they mean T and use_target."""
+    s, t = pair_logits((6, 5), seed=17)
+    y = torch.tensor([0, -1, 2, 3, -1, 1])
+    ours = run_one(name, s, t, y, model_name_pairs=PAIR, T=3.0)
+    assert run_one(name, s, t, y, model_name_pairs=PAIR, temperature=3.0).item() == ours.item()
+    if name == "DistillationDKDLoss":
+        a = run_one(name, s, t, y, model_name_pairs=PAIR, use_target_as_gt=True)
+        b = run_one(name, s, t, y, model_name_pairs=PAIR, use_target="teacher")
+        assert a.item() == b.item()
+
+
 def test_dkd_targets_unlabeled_rows_with_teacher_argmax():
     s, t = pair_logits((12, 10), seed=8)
     unlabeled = torch.full((12,), -1)
@@ -356,8 +370,12 @@ def test_describe_loss_names_the_divergence():
 BAD = [
     ([{"DistillationDMLoss": {"model_name_pairs": PAIR}}], NAMES,
      "[0].DistillationDMLoss: unknown loss; did you mean 'DistillationDMLLoss'?"),
-    ([{"CELoss": None}, {"DistillationKLDivLoss": {"model_name_pairs": PAIR, "temperature": 4}}], NAMES,
-     "[1].DistillationKLDivLoss.temperature: unknown option"),
+    ([{"CELoss": None}, {"DistillationKLDivLoss": {"model_name_pairs": PAIR, "Temp": 4}}], NAMES,
+     "[1].DistillationKLDivLoss.Temp: unknown option; did you mean 'temperature'? (allowed: weight, "),
+    ([{"DistillationKLDivLoss": {"model_name_pairs": PAIR, "T": 2, "temperature": 2}}], NAMES,
+     "[0].DistillationKLDivLoss.temperature: give either T or temperature"),
+    ([{"DistillationDKDLoss": {"model_name_pairs": PAIR, "use_target": "label", "use_target_as_gt": True}}],
+     NAMES, "[0].DistillationDKDLoss.use_target_as_gt: contradicts use_target: label"),
     ([{"DistillationDMLLoss": {"model_name_pairs": [["Student", "Techer"]]}}], NAMES,
      ("[0].DistillationDMLLoss.model_name_pairs: pair 0 names model 'Techer', which is not in Arch.models "
       "(Student, Teacher); did you mean 'Teacher'?")),
@@ -388,6 +406,8 @@ BAD = [
     ([{"CELoss": {"epsilon": 1.0}}], None, "[0].CELoss.epsilon: must be < 1, got 1"),
     ([{"CELoss": None, "DistillationDMLLoss": None}], NAMES, "[0]: expected one {LossName: {options}} mapping"),
     ([{"CELoss": [1.0]}], None, "[0].CELoss: expected a mapping of options"),
+    ([{"CELoss": {"zzz": 1}}], None, "[0].CELoss.zzz: unknown option (allowed: weight, epsilon, key)"),
+    ([{"Zzz": None}], None, "[0].Zzz: unknown loss (known: CELoss, DistillationCELoss,"),
     ([], None, "expected a non-empty list"),
 ]
 
@@ -410,3 +430,27 @@ def test_validate_accepts_good_lists_and_build_reports_same_errors():
     assert build_loss(good).weights == [1.0, 0.1, 1.0]
     with pytest.raises(ValueError, match=r"^\[0\]\.CELoss\.weight: must be >= 0"):
         build_loss([{"CELoss": {"weight": -2}}])
+
+
+def test_register_loss_adds_a_config_name():
+    from ssld.losses import Loss, register_loss
+
+    @register_loss("TestMeanSquareLogitLoss")
+    class MeanSquare(Loss):
+        summary = "mean squared logit"
+
+        def __init__(self, scale: float = 1.0) -> None:
+            super().__init__()
+            self.scale = scale
+
+        def forward(self, outputs, labels=None):
+            return self.scale * outputs.float().pow(2).mean()
+
+    try:
+        with pytest.raises(ValueError, match="registered twice"):
+            register_loss("TestMeanSquareLogitLoss")(MeanSquare)
+        out = build_loss([{"TestMeanSquareLogitLoss": {"scale": 2.0, "weight": 0.5}}])(torch.ones(2, 3))
+        assert out["loss"].item() == 1.0 and out["TestMeanSquareLogitLoss"].item() == 2.0
+        validate_loss_list([{"TestMeanSquareLogitLoss": None}], None)
+    finally:
+        del LOSSES["TestMeanSquareLogitLoss"]

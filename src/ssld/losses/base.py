@@ -44,6 +44,15 @@ def number(key: str, value: Any, *, low: float = 0.0, strict: bool = False, belo
     return value
 
 
+def resolve_T(T: Any, temperature: Any, default: float) -> float:
+    """``T``, or PaddleClas's spelling ``temperature``; giving both is an error."""
+    if T is not None and temperature is not None:
+        raise LossOptionError("temperature", "give either T or temperature (its PaddleClas name), not both")
+    if temperature is not None:
+        return number("temperature", temperature, strict=True)
+    return number("T", default if T is None else T, strict=True)
+
+
 def choice(key: str, value: Any, options: Sequence[str]) -> str:
     if value not in options:
         raise LossOptionError(key, f"must be one of {', '.join(options)}, got {value!r}")

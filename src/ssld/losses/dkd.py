@@ -5,7 +5,8 @@ With target class g, p = softmax(logits/T) and b = (p_g, 1 − p_g):
   NCKD = T²·KL(p̂_t ‖ p̂_s), p̂ = softmax over the non-target classes only
   loss = alpha·TCKD + beta·NCKD, averaged over the batch.
 The target is the label, or the teacher's argmax for unlabeled rows (label -1) and when ``use_target:
-teacher``; so DKD also trains on unlabeled data. Everything is done with log-softmax/logsumexp, no 1000·mask.
+teacher`` (PaddleClas: ``use_target_as_gt: true``); so DKD also trains on unlabeled data. PaddleClas's
+``temperature`` is accepted for ``T``. Defaults follow the paper (alpha 1, beta 8, T 4), not PaddleClas (1, 1, 1). Everything is done with log-softmax/logsumexp, no 1000·mask.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ssld.losses.base import PairLoss, choice, flat_labels, kl_rows, number
+from ssld.losses.base import (
+    LossOptionError,
+    PairLoss,
+    choice,
+    flag,
+    flat_labels,
+    kl_rows,
+    number,
+    resolve_T,
+)
 from ssld.losses.registry import register_loss
 
 
@@ -32,13 +42,18 @@ def _target_split(logits: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor,
 class DistillationDKDLoss(PairLoss):
     summary = "decoupled KD, alpha·TCKD + beta·NCKD"
 
-    def __init__(self, model_name_pairs: Any, alpha: float = 1.0, beta: float = 8.0, T: float = 4.0,
-                 use_target: str = "label", key: str | None = None) -> None:
+    def __init__(self, model_name_pairs: Any, alpha: float = 1.0, beta: float = 8.0, T: float | None = None,
+                 use_target: str | None = None, key: str | None = None, temperature: float | None = None,
+                 use_target_as_gt: bool = False) -> None:
         super().__init__(model_name_pairs, key)
         self.alpha = number("alpha", alpha)
         self.beta = number("beta", beta)
-        self.T = number("T", T, strict=True)
-        self.use_target = choice("use_target", use_target, ("label", "teacher"))
+        self.T = resolve_T(T, temperature, 4.0)
+        if flag("use_target_as_gt", use_target_as_gt):  # PaddleClas's spelling of use_target: teacher
+            if use_target not in (None, "teacher"):
+                raise LossOptionError("use_target_as_gt", f"contradicts use_target: {use_target}")
+            use_target = "teacher"
+        self.use_target = choice("use_target", use_target or "label", ("label", "teacher"))
 
     def pair(self, student: Tensor, teacher: Tensor, labels: Tensor | None) -> Tensor:
         if student.shape[1] < 2:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssld.losses.base import PairLoss, choice, kl_rows, number
+from ssld.losses.base import PairLoss, choice, kl_rows, resolve_T
 from ssld.losses.registry import register_loss
 
 
@@ -29,11 +29,12 @@ def _bernoulli_kl(a: Tensor, b: Tensor) -> Tensor:
 class DistillationDMLLoss(PairLoss):
     summary = "symmetric KL, 'JS divergence' in the reference"
 
-    def __init__(self, model_name_pairs: Any, act: str = "softmax", T: float = 1.0,
-                 key: str | None = None) -> None:
+    def __init__(self, model_name_pairs: Any, act: str = "softmax", T: float | None = None,
+                 key: str | None = None,
+                 temperature: float | None = None) -> None:
         super().__init__(model_name_pairs, key)
         self.act = choice("act", act, ("softmax", "sigmoid"))
-        self.T = number("T", T, strict=True)
+        self.T = resolve_T(T, temperature, 1.0)
 
     def pair(self, student: Tensor, teacher: Tensor, labels: Tensor | None) -> Tensor:
         s, t = student / self.T, teacher / self.T

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ssld.losses.base import PairLoss, kl_rows, number
+from ssld.losses.base import PairLoss, kl_rows, resolve_T
 from ssld.losses.registry import register_loss
 
 
@@ -18,9 +18,10 @@ from ssld.losses.registry import register_loss
 class DistillationJSDLoss(PairLoss):
     summary = "true Jensen-Shannon divergence"
 
-    def __init__(self, model_name_pairs: Any, T: float = 1.0, key: str | None = None) -> None:
+    def __init__(self, model_name_pairs: Any, T: float | None = None, key: str | None = None,
+                 temperature: float | None = None) -> None:
         super().__init__(model_name_pairs, key)
-        self.T = number("T", T, strict=True)
+        self.T = resolve_T(T, temperature, 1.0)
 
     def pair(self, student: Tensor, teacher: Tensor, labels: Tensor | None) -> Tensor:
         ls = torch.log_softmax(student / self.T, dim=-1)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ssld.losses.base import PairLoss, kl_rows, number
+from ssld.losses.base import PairLoss, kl_rows, resolve_T
 from ssld.losses.registry import register_loss
 
 
@@ -19,9 +19,10 @@ from ssld.losses.registry import register_loss
 class DistillationKLDivLoss(PairLoss):
     summary = "T²·KL(teacher‖student)"
 
-    def __init__(self, model_name_pairs: Any, T: float = 4.0, key: str | None = None) -> None:
+    def __init__(self, model_name_pairs: Any, T: float | None = None, key: str | None = None,
+                 temperature: float | None = None) -> None:
         super().__init__(model_name_pairs, key)
-        self.T = number("T", T, strict=True)
+        self.T = resolve_T(T, temperature, 4.0)
 
     def pair(self, student: Tensor, teacher: Tensor, labels: Tensor | None) -> Tensor:
         ls = torch.log_softmax(student / self.T, dim=-1)

@@ -34,8 +34,10 @@ def _options(cls: type[Loss]) -> list[str]:
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}? " if close else ""
+    """A "; did you mean 'X'?" hint naming the closest option (case-insensitive), or an empty string."""
+    lowered = {o.lower(): o for o in options}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.5)
+    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
 
 
 def parse_entry(i: int, entry: Any) -> tuple[str, float, Loss]:
@@ -45,7 +47,7 @@ def parse_entry(i: int, entry: Any) -> tuple[str, float, Loss]:
     ((name, kwargs),) = entry.items()
     where = f"[{i}].{name}"
     if name not in LOSSES:
-        raise ValueError(f"{where}: unknown loss; {_did_you_mean(str(name), list(LOSSES))}"
+        raise ValueError(f"{where}: unknown loss{_did_you_mean(str(name), list(LOSSES))} "
                          f"(known: {', '.join(sorted(LOSSES))})")
     if kwargs is None:
         kwargs = {}
@@ -55,7 +57,7 @@ def parse_entry(i: int, entry: Any) -> tuple[str, float, Loss]:
     allowed = _options(cls)
     for key in kwargs:
         if key not in allowed:
-            raise ValueError(f"{where}.{key}: unknown option; {_did_you_mean(str(key), allowed)}"
+            raise ValueError(f"{where}.{key}: unknown option{_did_you_mean(str(key), allowed)} "
                              f"(allowed: {', '.join(allowed)})")
     for key, param in inspect.signature(cls.__init__).parameters.items():
         if param.default is inspect.Parameter.empty and key != "self" and key not in kwargs:
@@ -86,7 +88,7 @@ def _check_models(where: str, loss: Loss, model_names: list[str] | None) -> None
     for label, n in named:
         if n not in model_names:
             raise ValueError(f"{where}.{key}: {label} names model {n!r}, which is not in Arch.models "
-                             f"({', '.join(model_names)}); {_did_you_mean(n, model_names)}".rstrip("; "))
+                             f"({', '.join(model_names)}){_did_you_mean(n, model_names)}")
 
 
 def validate_loss_list(entries: Any, model_names: list[str] | None) -> None:

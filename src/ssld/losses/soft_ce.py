@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ssld.losses.base import PairLoss, flag, number
+from ssld.losses.base import PairLoss, flag, resolve_T
 from ssld.losses.registry import register_loss
 
 
@@ -19,10 +19,11 @@ from ssld.losses.registry import register_loss
 class DistillationCELoss(PairLoss):
     summary = "soft-target cross-entropy with the teacher's probabilities"
 
-    def __init__(self, model_name_pairs: Any, T: float = 1.0, t2_scale: bool = False,
-                 key: str | None = None) -> None:
+    def __init__(self, model_name_pairs: Any, T: float | None = None, t2_scale: bool = False,
+                 key: str | None = None,
+                 temperature: float | None = None) -> None:
         super().__init__(model_name_pairs, key)
-        self.T = number("T", T, strict=True)
+        self.T = resolve_T(T, temperature, 1.0)
         self.t2_scale = flag("t2_scale", t2_scale)
 
     def pair(self, student: Tensor, teacher: Tensor, labels: Tensor | None) -> Tensor:
