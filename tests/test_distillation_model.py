@@ -114,6 +114,9 @@ def test_student_state_dict_loads_into_plain_student(tmp_path: Path) -> None:
     torch.testing.assert_close(plain.eval()(x), model(x)["Student"], rtol=0, atol=0)
     save_safetensors(model.student_state_dict(), tmp_path / "student.safetensors")
     torch.save({"model": model.state_dict(), "epoch": 1}, tmp_path / "latest.pt")
+    whole = make_model("train")
+    load_weights(whole, tmp_path / "latest.pt")  # a DistillationModel checkpoint into a DistillationModel
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in whole.state_dict().items())
     for path in ("student.safetensors", "latest.pt"):
         again = timm.create_model("cifar_resnet_tiny", num_classes=10)
         load_weights(again, tmp_path / path)

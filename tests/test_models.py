@@ -159,6 +159,16 @@ def test_load_weights_every_file_form(tmp_path: Path) -> None:
         assert same_weights(src, dst), form
 
 
+def test_ema_weights_when_asked(tmp_path: Path) -> None:
+    model, ema = tiny(), tiny()
+    torch.save({"model": model.state_dict(), "model_ema": ema.state_dict()}, tmp_path / "ckpt.pt")
+    got = tiny()
+    load_weights(got, tmp_path / "ckpt.pt")
+    assert same_weights(got, model)
+    load_weights(got, tmp_path / "ckpt.pt", ema=True)
+    assert same_weights(got, ema)
+
+
 def test_safetensors_metadata_and_atomicity(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "w.safetensors"
     save_safetensors(tiny().state_dict(), path, {"model": "cifar_resnet_tiny", "num_classes": 10})
@@ -225,6 +235,9 @@ def test_bad_weight_files(tmp_path: Path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 16)
     with pytest.raises(UserError, match="not a readable safetensors file"):
         load_weights(tiny(), tmp_path / "junk.safetensors")
+    (tmp_path / "teacher.pdparams").write_bytes(b"paddle")
+    with pytest.raises(UserError, match=r"PaddlePaddle weights \(.pdparams\) cannot be loaded"):
+        load_weights(tiny(), tmp_path / "teacher.pdparams")
     torch.save({"epoch": 3}, tmp_path / "noweights.pt")
     with pytest.raises(UserError, match="no weights found"):
         load_weights(tiny(), tmp_path / "noweights.pt")

@@ -60,6 +60,10 @@ def read_state_dict(path: str | os.PathLike[str], ema: bool = False) -> StateDic
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: weights file not found")
+    if p.suffix == ".pdparams":
+        raise UserError(
+            f"{p}: PaddlePaddle weights (.pdparams) cannot be loaded; use timm weights or a .pt/.safetensors file"
+        )
     if p.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -156,8 +160,9 @@ def load_weights(
 ) -> list[str]:
     """Load the weights in ``path`` into ``model``; return the keys left out (a dropped classifier).
 
-    A DistillationModel file loaded into a single model contributes one sub-model: ``prefix`` (e.g. ``"Teacher"``),
-    else ``Student`` when it fits, else the sub-model whose keys fit. ``ignore_classifier`` drops the file's
+    A DistillationModel file (``models.<Name>.*`` keys) loaded into a single model contributes one sub-model:
+    ``prefix`` (e.g. ``"Teacher"``), else ``Student`` when it fits, else the sub-model whose keys fit; ``prefix`` is
+    ignored for a single-model file, so callers may always pass the name they want. ``ignore_classifier`` drops the file's
     classifier when its class count differs (transfer learning: the new head keeps its fresh initialisation).
     ``strict=False`` tolerates missing and unexpected keys but never a shape mismatch.
     """
