@@ -162,8 +162,8 @@ def load_weights(
 
     A DistillationModel file (``models.<Name>.*`` keys) loaded into a single model contributes one sub-model:
     ``prefix`` (e.g. ``"Teacher"``), else ``Student`` when it fits, else the sub-model whose keys fit; ``prefix`` is
-    ignored for a single-model file, so callers may always pass the name they want. ``ignore_classifier`` drops the file's
-    classifier when its class count differs (transfer learning: the new head keeps its fresh initialisation).
+    ignored for a single-model file, so callers may always pass the name they want. ``ignore_classifier`` drops the
+    file's classifier when its class count differs (transfer learning: the new head keeps its fresh initialisation).
     ``strict=False`` tolerates missing and unexpected keys but never a shape mismatch.
     """
     p = Path(path)
