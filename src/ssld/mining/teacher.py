@@ -58,27 +58,11 @@ def teacher_spec(cfg: SSLDConfig) -> tuple[str, ModelSpec, str | bool]:
     return name, spec.model_copy(update={"pretrained": False}), pretrained
 
 
-def _submodel_state(path: str, prefix: str) -> dict[str, torch.Tensor] | None:
-    """The ``prefix``-ed weights of a DistillationModel checkpoint with the prefix removed, or None if it has none."""
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("model", state.get("state_dict", state)) if isinstance(state, dict) else state
-    if not isinstance(state, dict):
-        return None
-    keys = {k.removeprefix("module."): v for k, v in state.items()}
-    sub = {k[len(prefix):]: v for k, v in keys.items() if k.startswith(prefix)}
-    return sub or None
-
-
 def load_teacher(cfg: SSLDConfig, weights: str | None = None, device: str | torch.device = "cpu") -> Teacher:
     """Build the teacher from ``cfg`` and load ``weights`` (or the config's pretrained path) in eval mode.
 
     ``weights`` may be a timm checkpoint, an ssld checkpoint, a safetensors file, or a DistillationModel
-    checkpoint (then the teacher's ``<name>.`` keys are taken).
+    checkpoint (then the teacher's own sub-model weights are taken).
     """
     from ssld.models import create_model, load_weights
 
@@ -94,14 +78,7 @@ def load_teacher(cfg: SSLDConfig, weights: str | None = None, device: str | torc
         if not os.path.isfile(source):
             raise UserError(f"--weights: {source}: file not found")
         model = create_model(spec, num_classes)
-        sub = _submodel_state(source, f"{name}.") if cfg.Arch.is_distillation else None
-        if sub is not None:
-            try:
-                model.load_state_dict(sub, strict=True)
-            except RuntimeError as e:
-                raise UserError(f"--weights: {source}: teacher '{name}' weights do not fit: {e}") from None
-        else:
-            load_weights(model, source)
+        load_weights(model, source, prefix=name if cfg.Arch.is_distillation else None)
         sha = sha256_file(source)
     model = model.to(device).eval()
     for p in model.parameters():

@@ -1,0 +1,97 @@
+"""``ssld dedup``: remove pool images that are near-duplicates of reference (validation) images."""
+
+from __future__ import annotations
+
+import argparse
+
+from ssld.mining.dedup import Thresholds
+
+HELP = "drop pool images that copy a validation image (perceptual hash + teacher embedding kNN, SIFT check)"
+EXAMPLES = """\
+  ssld dedup --pool data/fm/unlabeled.txt --ref data/fm/val.txt --root data/fm \\
+      -c configs/fashion_mnist/teacher.yaml --weights runs/teacher/student.safetensors --out runs/dedup
+  ssld dedup ... --sim-min 0.92 --sim-margin 0.05     # stricter embedding rule
+Writes OUT/kept.txt (pool minus duplicates), OUT/removed.csv, OUT/pairs.png and OUT/dedup_report.json.
+A pool image is a copy of reference r when r is its best match and clearly ahead of the second-best
+reference (a margin), or, for images of at least --sift-min-size px, when SIFT+RANSAC inliers confirm it.
+"""
+
+_T = Thresholds()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pool", required=True, help="pool list to clean")
+    p.add_argument("--ref", required=True, help="reference list (the validation set) whose copies are removed")
+    p.add_argument("--root", required=True, help="image root of the pool list")
+    p.add_argument("--ref-root", help="image root of the reference list (default: --root)")
+    p.add_argument("-c", "--config", required=True, help="teacher config (its embedding finds edited copies)")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    p.add_argument("--weights", help="teacher weights (default: the config's pretrained path)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--batch-size", type=int, default=None, help="embedding batch size (default: the config's)")
+    p.add_argument("--workers", type=int, default=None, help="data loader workers (default: the config's)")
+    p.add_argument("--pairs", type=int, default=24, help="pairs shown in pairs.png (default 24)")
+    t = p.add_argument_group("decision thresholds")
+    t.add_argument("--hash-max", type=int, default=_T.hash_max,
+                   help=f"max Hamming distance of 128-bit pHash+dHash (default {_T.hash_max})")
+    t.add_argument("--hash-margin", type=int, default=_T.hash_margin,
+                   help=f"second-best reference at least this many bits further (default {_T.hash_margin})")
+    t.add_argument("--sim-min", type=float, default=_T.sim_min,
+                   help=f"min cosine similarity of teacher embeddings (default {_T.sim_min})")
+    t.add_argument("--sim-margin", type=float, default=_T.sim_margin,
+                   help=f"lead over the second-best reference's similarity (default {_T.sim_margin})")
+    t.add_argument("--sift-min-size", type=int, default=_T.sift_min_size,
+                   help=f"short side (px) from which SIFT decides (default {_T.sift_min_size})")
+    t.add_argument("--sift-min-inliers", type=int, default=_T.sift_min_inliers,
+                   help=f"RANSAC inliers that confirm a copy (default {_T.sift_min_inliers})")
+    t.add_argument("--knn", type=int, default=_T.k, help=f"neighbours searched per pool image (default {_T.k})")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import time
+    from dataclasses import asdict
+
+    from ssld.config import load_config
+    from ssld.data import read_list
+    from ssld.engine.amp import resolve_precision
+    from ssld.errors import UserError
+    from ssld.mining.dedup import decide, dedup_transform, search, write_dedup_outputs
+    from ssld.mining.label import progress_enabled
+    from ssld.mining.teacher import load_teacher, resolve_device
+
+    if args.knn < 2:
+        raise UserError("--knn: must be at least 2 (the margin needs a second-best reference)")
+    ref_root = args.ref_root or args.root
+    pool = read_list(args.pool, args.root)
+    ref = read_list(args.ref, ref_root)
+    if not pool:
+        raise UserError(f"--pool {args.pool}: no images in the list")
+    if not ref:
+        raise UserError(f"--ref {args.ref}: no images in the list")
+    cfg = load_config(args.config, args.override)
+    split = cfg.DataLoader.Eval or cfg.DataLoader.Train
+    if split is None:
+        raise UserError(f"DataLoader.Eval: missing in {args.config}; dedup needs its transform_ops")
+    device = resolve_device(cfg)
+    teacher = load_teacher(cfg, args.weights, device)
+    th = Thresholds(args.hash_max, args.hash_margin, args.sim_min, args.sim_margin, args.sift_min_size,
+                    _T.sift_cand_sim, _T.sift_cand_hash, args.sift_min_inliers, args.knn)
+    progress = progress_enabled(0)
+    t0 = time.perf_counter()
+    pool_files, ref_files = [s.path for s in pool], [s.path for s in ref]
+    nb = search(pool_files, ref_files, teacher.model, dedup_transform(cfg, split), k=th.k,
+                batch_size=args.batch_size or split.sampler.batch_size,
+                workers=split.loader.num_workers if args.workers is None else args.workers, device=device,
+                amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress)
+    matches = decide(nb, th, pool_files, ref_files, progress=progress)
+    report = write_dedup_outputs(args.out, pool, ref, args.root, ref_root, nb, matches, args.pairs,
+                                 extra={"thresholds": asdict(th), "teacher": teacher.model_name,
+                                        "weights_sha256": teacher.weights_sha256,
+                                        "seconds_total": time.perf_counter() - t0})
+    print(f"dedup: {report['removed']} of {report['pool']} pool images removed as copies of {report['ref']} "
+          f"references ({report['by_method']}); kept {report['kept']} -> {os.path.join(args.out, 'kept.txt')}")
+    if report["skipped_pool"] or report["skipped_ref"]:
+        print(f"  unreadable or missing: {len(report['skipped_pool'])} pool, {len(report['skipped_ref'])} "
+              "reference (kept in kept.txt; listed in dedup_report.json)")
+    return 0

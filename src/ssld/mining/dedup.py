@@ -1,0 +1,202 @@
+"""Near-duplicate removal: which pool images are copies of a reference (validation) image.
+
+Shortlist, then decide. ``search`` finds each pool image's nearest references twice, by perceptual hash
+(Hamming kNN) and by teacher embedding (cosine kNN), both in faiss, so the cost is near-linear in N + M.
+``decide`` then calls a pool image a copy of reference r only when r is its best match *and* clearly better
+than the second-best distinct reference (a margin): at low resolution many different items look alike, so
+"most similar" alone is not "same photo". Pairs where both images are at least ``sift_min_size`` px on the
+short side are decided by SIFT + ratio test + RANSAC inliers instead when both have enough keypoints, and by
+the hash rule alone when they have not.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssld.mining.embed import cosine_knn, embed_files
+from ssld.mining.hashing import HASH_BITS, compute_hashes, hamming_knn
+from ssld.mining.sift import SiftVerifier
+
+log = logging.getLogger("ssld.mining")
+
+
+@dataclass
+class Thresholds:
+    """Decision rule parameters (defaults tuned on the Fashion-MNIST planted-copy benchmark, docs/mining.md)."""
+
+    hash_max: int = 10
+    hash_margin: int = 8
+    sim_min: float = 0.90
+    sim_margin: float = 0.03
+    sift_min_size: int = 64
+    sift_cand_sim: float = 0.5
+    sift_cand_hash: int = 44
+    sift_min_inliers: int = 8
+    k: int = 5
+
+
+@dataclass
+class Neighbours:
+    """Each pool image's nearest distinct references by hash distance (bits) and by embedding similarity."""
+
+    hash_dist: np.ndarray
+    hash_ref: np.ndarray
+    emb_sim: np.ndarray
+    emb_ref: np.ndarray
+    pool_size: np.ndarray
+    ref_size: np.ndarray
+    pool_ok: np.ndarray
+    ref_ok: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Match:
+    """A pool row judged a copy of a reference row, by which method, with its score and margin."""
+
+    pool: int
+    ref: int
+    method: str
+    score: float
+    margin: float
+
+
+def _subset_knn(knn: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]], ref: np.ndarray,
+                ref_ok: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """kNN over the readable references only, with ids mapped back to reference rows."""
+    rows = np.flatnonzero(ref_ok)
+    score, idx = knn(ref[rows], query, k)
+    return score, np.where(idx >= 0, rows[np.maximum(idx, 0)], -1)
+
+
+def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module, transform, *,  # noqa: ANN001
+           k: int = 5, batch_size: int = 128, workers: int = 2, device: str | torch.device = "cpu",
+           amp_dtype: torch.dtype | None = None, progress: bool = True) -> Neighbours:
+    """Hash and embed both lists (references also mirrored), then kNN each pool image among the references."""
+    import time
+
+    t0 = time.perf_counter()
+    ref_h = compute_hashes(ref_files, mirrored=True, workers=workers, desc="hash ref", progress=progress)
+    pool_h = compute_hashes(pool_files, workers=workers, desc="hash pool", progress=progress)
+    t1 = time.perf_counter()
+    common = dict(batch_size=batch_size, workers=workers, device=device, amp_dtype=amp_dtype, progress=progress)
+    ref_e, ref_eok = embed_files(model, ref_files, transform, mirrored=True, desc="embed ref", **common)
+    pool_e, pool_eok = embed_files(model, pool_files, transform, desc="embed pool", **common)
+    t2 = time.perf_counter()
+    ref_ok, pool_ok = ref_h.ok & ref_eok, pool_h.ok & pool_eok
+    hd, hr = _subset_knn(hamming_knn, ref_h.codes, ref_ok, pool_h.codes[:, 0], k)
+    es, er = _subset_knn(cosine_knn, ref_e, ref_ok, pool_e[:, 0], k)
+    t3 = time.perf_counter()
+    return Neighbours(hd, hr, es, er, pool_h.sizes, ref_h.sizes, pool_ok, ref_ok,
+                      {"hash": t1 - t0, "embed": t2 - t1, "knn": t3 - t2})
+
+
+def rule_hits(nb: Neighbours, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """Per pool image: does the hash rule fire, does the embedding rule fire (best match clearly ahead)."""
+    d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
+    s1, s2 = nb.emb_sim[:, 0], nb.emb_sim[:, 1]
+    hash_hit = (d1 <= th.hash_max) & (d2 - d1 >= th.hash_margin) & (nb.hash_ref[:, 0] >= 0)
+    emb_hit = (s1 >= th.sim_min) & (s1 - s2 >= th.sim_margin) & (nb.emb_ref[:, 0] >= 0)
+    return hash_hit & nb.pool_ok, emb_hit & nb.pool_ok
+
+
+def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = None,
+           ref_files: Sequence[str] | None = None, progress: bool = False) -> list[Match]:
+    """Apply the rules: SIFT for large pairs (needs the file lists), hash then embedding margins otherwise."""
+    hash_hit, emb_hit = rule_hits(nb, th)
+    d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
+    s1, s2 = nb.emb_sim[:, 0], nb.emb_sim[:, 1]
+    large_pool = nb.pool_size.min(axis=1) >= th.sift_min_size
+    large_ref = nb.ref_size.min(axis=1) >= th.sift_min_size
+    matches: list[Match] = []
+    sift_tried = np.zeros(len(d1), bool)  # SIFT judged these (a copy or not): the other rules do not apply
+    if pool_files is not None and ref_files is not None:
+        cand = nb.pool_ok & large_pool & ((d1 <= th.sift_cand_hash) | (s1 >= th.sift_cand_sim))
+        matches, sift_tried = _sift_pass(nb, th, np.flatnonzero(cand), pool_files, ref_files, large_ref, progress)
+    # a large image SIFT could not judge (too few keypoints) is left to the hash: a teacher embedding says
+    # "same kind of thing", which is evidence of a copy only where images are too small for anything better
+    emb_hit &= ~(large_pool & large_ref[np.maximum(nb.emb_ref[:, 0], 0)])
+    for i in np.flatnonzero((hash_hit | emb_hit) & ~sift_tried):
+        if hash_hit[i]:
+            matches.append(Match(int(i), int(nb.hash_ref[i, 0]), "phash", float(1 - d1[i] / HASH_BITS),
+                                 float((d2[i] - d1[i]) / HASH_BITS)))
+        else:
+            margin = float(s1[i] - s2[i]) if np.isfinite(s2[i]) else 1.0
+            matches.append(Match(int(i), int(nb.emb_ref[i, 0]), "embedding", float(s1[i]), margin))
+    return sorted(matches, key=lambda m: m.pool)
+
+
+def _sift_pass(nb: Neighbours, th: Thresholds, rows: np.ndarray, pool_files: Sequence[str],
+               ref_files: Sequence[str], large_ref: np.ndarray,
+               progress: bool) -> tuple[list[Match], np.ndarray]:
+    """Verify each large candidate against its hash and embedding best matches; conclusive SIFT decides."""
+    from tqdm import tqdm
+
+    verifier = SiftVerifier()
+    tried = np.zeros(len(nb.pool_ok), bool)
+    out = []
+    for i in tqdm(rows, desc="sift", unit="pair", disable=not progress):
+        refs = dict.fromkeys(int(r) for r in (nb.hash_ref[i, 0], nb.emb_ref[i, 0]) if r >= 0 and large_ref[r])
+        verdicts = [(verifier.verify(pool_files[i], ref_files[r]), r) for r in refs]
+        conclusive = [(v, r) for v, r in verdicts if v.conclusive]
+        if not conclusive:
+            continue
+        tried[i] = True
+        best, r = max(conclusive, key=lambda t: t[0].inliers)
+        if best.inliers >= th.sift_min_inliers:
+            out.append(Match(int(i), r, "sift", float(best.inliers), float(best.inliers / max(best.matches, 1))))
+    return out, tried
+
+
+def dedup_transform(cfg, split) -> Callable:  # noqa: ANN001 - SSLDConfig, DataSplitConfig
+    """The teacher's eval preprocessing; without a resize/crop op, a resize to ``Global.image_shape`` is added
+    (pool and reference images may come in any size, and one batch needs one size)."""
+    from ssld.data import build_transform
+
+    ops = split.dataset.transform_ops
+    names = {next(iter(op)) if isinstance(op, dict) else op for op in ops}
+    sized = names & {"ResizeImage", "CropImage", "RandCropImage", "RandomCrop"}
+    return build_transform(ops, None if sized else int(cfg.Global.image_shape[-1]))
+
+
+def write_dedup_outputs(out: str | os.PathLike[str], pool: Sequence, ref: Sequence, root: str, ref_root: str,
+                        nb: Neighbours, matches: list[Match], n_pairs: int, extra: dict) -> dict:
+    """Write kept.txt, removed.csv, pairs.png and dedup_report.json into ``out``; returns the report."""
+    import csv
+    import io
+
+    from ssld.data import write_list
+    from ssld.mining.plots import pairs_grid
+    from ssld.utils.io import atomic_write_text, write_json
+
+    out = Path(out)
+    removed = {m.pool for m in matches}
+    write_list(out / "kept.txt", [s for i, s in enumerate(pool) if i not in removed], root)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["pool_path", "ref_path", "method", "score", "margin"])
+    for m in matches:
+        w.writerow([os.path.relpath(pool[m.pool].path, root), os.path.relpath(ref[m.ref].path, ref_root),
+                    m.method, f"{m.score:.4f}", f"{m.margin:.4f}"])
+    atomic_write_text(out / "removed.csv", buf.getvalue())
+    order = {"sift": 0, "phash": 1, "embedding": 2}
+    top = sorted(matches, key=lambda m: (order[m.method], -m.score))[:n_pairs]
+    pairs_grid([(pool[m.pool].path, ref[m.ref].path, f"{m.method} {m.score:.3g}") for m in top], out / "pairs.png")
+    by_method = {k: sum(m.method == k for m in matches) for k in order}
+    report = {
+        "pool": len(pool), "ref": len(ref), "removed": len(matches), "kept": len(pool) - len(matches),
+        "by_method": by_method,
+        "skipped_pool": [os.path.relpath(pool[i].path, root) for i in np.flatnonzero(~nb.pool_ok)],
+        "skipped_ref": [os.path.relpath(ref[i].path, ref_root) for i in np.flatnonzero(~nb.ref_ok)],
+        "seconds": nb.seconds, **extra,
+    }
+    write_json(out / "dedup_report.json", report)
+    return report

@@ -1,0 +1,75 @@
+"""Teacher embeddings (globally pooled features before the classifier, L2-normalised) and cosine kNN in faiss.
+
+Embeddings tolerate crops, small rotations and colour changes that break perceptual hashes. References are
+embedded as is and mirrored (test-time flip) and both go into the index, so mirrored copies match as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ssld.errors import UserError
+from ssld.mining.hashing import best_per_ref
+
+
+def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``forward_head(forward_features(x), pre_logits=True)``: timm's pooled pre-classifier features."""
+    if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
+        raise UserError(f"teacher {type(model).__name__}: needs timm's forward_features/forward_head for embeddings")
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+def embed_files(model: nn.Module, files: Sequence[str], transform, mirrored: bool = False,  # noqa: ANN001
+                batch_size: int = 128, workers: int = 2, device: str | torch.device = "cpu",
+                amp_dtype: torch.dtype | None = None, desc: str = "embed",
+                progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised embeddings ``[n, v, d]`` (v = 2 with the mirrored view) and a readable mask ``[n]``."""
+    from ssld.data import ImageListDataset, Sample, collate
+
+    device = torch.device(device)
+    model = model.to(device).eval()
+    ds = ImageListDataset([Sample(f, -1) for f in files], transform)
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate,
+                        pin_memory=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    feats: np.ndarray | None = None
+    ok = np.zeros(len(files), bool)
+    with torch.inference_mode(), tqdm(total=len(files), unit="img", desc=desc, disable=not progress,
+                                      dynamic_ncols=True) as bar:
+        for batch in loader:
+            bar.update(len(batch["index"]) + len(batch["bad"]))
+            if not len(batch["index"]):
+                continue
+            x = batch["image"].to(device, non_blocking=True)
+            views = [x, torch.flip(x, dims=[3])] if mirrored else [x]
+            with autocast:
+                out = torch.stack([pooled_features(model, v).float() for v in views], dim=1)
+            out = nn.functional.normalize(out, dim=-1).cpu().numpy()
+            if feats is None:
+                feats = np.zeros((len(files), len(views), out.shape[-1]), np.float32)
+            rows = batch["index"].numpy()
+            feats[rows], ok[rows] = out, True
+    if feats is None:
+        feats = np.zeros((len(files), 2 if mirrored else 1, 1), np.float32)
+    return feats, ok
+
+
+def cosine_knn(ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Most similar references of each query by inner product: ``(similarity [q, k], ref id [q, k])``.
+
+    ``ref [m, v, d]`` holds v views per reference; each query keeps its best view per reference.
+    """
+    import faiss
+
+    m, v, d = ref.shape
+    index = faiss.IndexFlatIP(d)
+    index.add(np.ascontiguousarray(ref.reshape(m * v, d)))
+    sim, idx = index.search(np.ascontiguousarray(query), min(k * v, m * v))
+    return best_per_ref(sim, np.where(idx >= 0, idx // v, -1), k, larger_is_better=True)

@@ -1,0 +1,113 @@
+"""Perceptual hashes (imagehash pHash + dHash, 128 bits) and Hamming k-nearest-neighbour search in faiss.
+
+Hashes survive resizing, recompression and mild colour changes; they catch exact and near-exact copies
+cheaply. Each reference is indexed twice (as is and mirrored), so a horizontally flipped copy in the pool
+lands next to its source too. One pass over the files also records each image's size (the SIFT gate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+HASH_BITS = 128
+
+
+def image_hash(img: Image.Image) -> np.ndarray:
+    """pHash (64 bits) followed by dHash (64 bits) of ``img``, packed into 16 bytes."""
+    import imagehash
+
+    bits = np.concatenate([imagehash.phash(img).hash.ravel(), imagehash.dhash(img).hash.ravel()])
+    return np.packbits(bits)
+
+
+class _HashDataset(Dataset):
+    """``ds[i]`` -> ``(i, hashes [2, 16] (as is, mirrored), (width, height))``, or ``(i, None, None)`` if unreadable."""
+
+    def __init__(self, files: Sequence[str], mirrored: bool):
+        self.files = list(files)
+        self.mirrored = mirrored
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, tuple[int, int] | None]:
+        from ssld.data import load_image
+
+        img = load_image(self.files[i])
+        if img is None:
+            return i, None, None
+        gray = img.convert("L")
+        codes = [image_hash(gray)]
+        if self.mirrored:
+            codes.append(image_hash(ImageOps.mirror(gray)))
+        return i, np.stack(codes), img.size
+
+
+def _keep(batch: list[Any]) -> list[Any]:
+    return batch
+
+
+@dataclass
+class HashResult:
+    """Hashes ``codes [n, v, 16]`` (v = 1, or 2 with mirrored), sizes ``[n, 2]`` (w, h) and a readable mask."""
+
+    codes: np.ndarray
+    sizes: np.ndarray
+    ok: np.ndarray
+
+
+def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 2, desc: str = "hash",
+                   progress: bool = True) -> HashResult:
+    """Hash every file (in parallel data-loader workers); unreadable files get ``ok == False``."""
+    n, v = len(files), 2 if mirrored else 1
+    codes = np.zeros((n, v, HASH_BITS // 8), np.uint8)
+    sizes = np.zeros((n, 2), np.int64)
+    ok = np.zeros(n, bool)
+    loader = DataLoader(_HashDataset(files, mirrored), batch_size=256, num_workers=workers, collate_fn=_keep)
+    with tqdm(total=n, unit="img", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+        for batch in loader:
+            for i, c, size in batch:
+                if c is not None:
+                    codes[i], sizes[i], ok[i] = c, size, True
+            bar.update(len(batch))
+    return HashResult(codes, sizes, ok)
+
+
+def hamming_knn(ref_codes: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest references of each query by Hamming distance: ``(dist [q, k], ref id [q, k])``.
+
+    ``ref_codes [m, v, 16]`` holds v variants per reference (as is, mirrored); ids are reference rows, and
+    each query's list keeps only its best variant per reference (so the 2nd entry is a *different* reference).
+    """
+    import faiss
+
+    m, v, nbytes = ref_codes.shape
+    index = faiss.IndexBinaryFlat(nbytes * 8)
+    index.add(np.ascontiguousarray(ref_codes.reshape(m * v, nbytes)))
+    dist, idx = index.search(np.ascontiguousarray(query), min(k * v, m * v))
+    return best_per_ref(dist.astype(np.float32), np.where(idx >= 0, idx // v, -1), k, larger_is_better=False)
+
+
+def best_per_ref(score: np.ndarray, ref: np.ndarray, k: int, larger_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse repeated references in sorted kNN lists to their first (best) hit; pad with -1 / inf."""
+    q = len(score)
+    out_s = np.full((q, k), -np.inf if larger_is_better else np.inf, np.float32)
+    out_r = np.full((q, k), -1, np.int64)
+    torch_ref = torch.from_numpy(ref)
+    # a hit is a repeat when the same reference appeared earlier in the row
+    earlier = (torch_ref[:, :, None] == torch_ref[:, None, :]).tril(-1).any(dim=2).numpy()
+    for j in range(ref.shape[1]):
+        pass_ = (~earlier[:, j]) & (ref[:, j] >= 0)
+        slot = (~earlier[:, :j] & (ref[:, :j] >= 0)).sum(axis=1)
+        put = pass_ & (slot < k)
+        out_s[put, slot[put]] = score[put, j]
+        out_r[put, slot[put]] = ref[put, j]
+    return out_s, out_r

@@ -1,0 +1,94 @@
+"""Dedup: edited copies of real photographs (SIFT path), small-image copies (hash path), bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest_mining import TinyNet, fmnist, write_photo_fixture
+from PIL import Image, ImageOps
+
+from ssld.cli import main
+from ssld.data import build_transform
+from ssld.mining.dedup import Thresholds, decide, search
+from ssld.models import create_model, save_safetensors
+from ssld.config.schema import ModelSpec
+
+
+def _teacher(tmp_path: Path, size: int) -> tuple[Path, Path]:
+    cfg = {
+        "Global": {"device": "cpu", "image_shape": [3, size, size]},
+        "Arch": {"name": "cifar_resnet_tiny", "class_num": 10},
+        "DataLoader": {"Eval": {"dataset": {"name": "ImageNetDataset", "image_root": ".", "transform_ops": [
+            {"ResizeImage": {"size": size}}, {"NormalizeImage": {"scale": 0.00392156862745098,
+                                                                 "mean": [0.5] * 3, "std": [0.5] * 3}}]},
+            "sampler": {"batch_size": 16}, "loader": {"num_workers": 0}}},
+    }
+    path = tmp_path / "teacher.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    weights = tmp_path / "teacher.safetensors"
+    save_safetensors(create_model(ModelSpec(name="cifar_resnet_tiny"), 10).state_dict(), weights)
+    return path, weights
+
+
+def test_dedup_removes_edited_photo_copies_and_keeps_unrelated(tmp_path: Path, capsys) -> None:
+    fx = write_photo_fixture(tmp_path)
+    (tmp_path / "pool" / "broken.jpg").write_bytes(b"\xff\xd8\xff truncated")
+    pool_lines = fx["copies"] + fx["others"] + ["pool/broken.jpg", "pool/missing.png"]
+    (tmp_path / "pool.txt").write_text("\n".join(pool_lines) + "\n")
+    (tmp_path / "ref.txt").write_text("\n".join(f"{r} 0" for r in fx["ref"]) + "\n")
+    cfg, weights = _teacher(tmp_path, 64)
+    out = tmp_path / "out"
+    rc = main(["dedup", "--pool", str(tmp_path / "pool.txt"), "--ref", str(tmp_path / "ref.txt"),
+               "--root", str(tmp_path), "-c", str(cfg), "--weights", str(weights), "--out", str(out)])
+    assert rc == 0
+    rows = list(csv.DictReader((out / "removed.csv").open()))
+    removed = {r["pool_path"]: r for r in rows}
+    assert set(removed) == set(fx["copies"])  # every edit of every photo, nothing else
+    for copy, source in zip(fx["copies"], fx["copy_source"], strict=True):
+        assert removed[copy]["ref_path"] == source and removed[copy]["method"] == "sift"
+    kept = (out / "kept.txt").read_text().split()
+    assert kept == fx["others"] + ["pool/broken.jpg", "pool/missing.png"]
+    report = json.loads((out / "dedup_report.json").read_text())
+    assert report["removed"] == len(fx["copies"]) and report["by_method"]["sift"] == len(fx["copies"])
+    assert report["skipped_pool"] == ["pool/broken.jpg", "pool/missing.png"]
+    with Image.open(out / "pairs.png") as grid:
+        assert grid.size[0] > 1000 and grid.getextrema() != ((255, 255),) * 3
+    assert f"{len(fx['copies'])} of {len(pool_lines)} pool images removed" in capsys.readouterr().out
+
+
+def test_small_images_exact_and_mirrored_copies_by_hash(tmp_path: Path) -> None:
+    images, _ = fmnist(120)
+    files = []
+    for i, arr in enumerate(images):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(arr).save(files[-1])
+    copies = {0: Image.fromarray(images[0]), 1: ImageOps.mirror(Image.fromarray(images[1])),
+              2: Image.fromarray(images[2]).resize((40, 40), Image.BILINEAR)}
+    for i, img in copies.items():
+        img.save(tmp_path / f"copy{i}.png")
+    ref, others = files[:60], files[60:]
+    pool = [str(tmp_path / f"copy{i}.png") for i in copies] + others
+    nb = search(pool, ref, TinyNet(), build_transform([{"ResizeImage": {"size": 28}}]), workers=0, progress=False)
+    hash_only = Thresholds(sim_min=2.0)  # the untrained TinyNet's embedding is not meant to decide here
+    matches = decide(nb, hash_only, pool, ref)
+    assert [(m.pool, m.ref, m.method) for m in matches] == [(0, 0, "phash"), (1, 1, "phash"), (2, 2, "phash")]
+    assert np.all(nb.hash_dist[:2, 0] == 0)
+
+
+def test_dedup_bad_input(tmp_path: Path, capsys) -> None:
+    cfg, weights = _teacher(tmp_path, 28)
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    (tmp_path / "ref.txt").write_text("a.png\n")
+    args = ["dedup", "--pool", str(tmp_path / "empty.txt"), "--ref", str(tmp_path / "ref.txt"), "--root",
+            str(tmp_path), "-c", str(cfg), "--weights", str(weights), "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert "no images in the list" in capsys.readouterr().err
+    assert main([*args[:2], str(tmp_path / "ref.txt"), *args[3:], "--knn", "1"]) == 2
+    assert "--knn" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["dedup", "--pool", "x"])
