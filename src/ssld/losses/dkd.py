@@ -6,7 +6,8 @@ With target class g, p = softmax(logits/T) and b = (p_g, 1 − p_g):
   loss = alpha·TCKD + beta·NCKD, averaged over the batch.
 The target is the label, or the teacher's argmax for unlabeled rows (label -1) and when ``use_target:
 teacher`` (PaddleClas: ``use_target_as_gt: true``); so DKD also trains on unlabeled data. PaddleClas's
-``temperature`` is accepted for ``T``. Defaults follow the paper (alpha 1, beta 8, T 4), not PaddleClas (1, 1, 1). Everything is done with log-softmax/logsumexp, no 1000·mask.
+``temperature`` is accepted for ``T``. Defaults follow the paper (alpha 1, beta 8, T 4), not PaddleClas's
+(1, 1, 1). Everything is done with log-softmax/logsumexp instead of the paper code's 1000·mask trick.
 """
 
 from __future__ import annotations

@@ -30,8 +30,7 @@ class DistillationDMLLoss(PairLoss):
     summary = "symmetric KL, 'JS divergence' in the reference"
 
     def __init__(self, model_name_pairs: Any, act: str = "softmax", T: float | None = None,
-                 key: str | None = None,
-                 temperature: float | None = None) -> None:
+                 key: str | None = None, temperature: float | None = None) -> None:
         super().__init__(model_name_pairs, key)
         self.act = choice("act", act, ("softmax", "sigmoid"))
         self.T = resolve_T(T, temperature, 1.0)

@@ -20,8 +20,7 @@ class DistillationCELoss(PairLoss):
     summary = "soft-target cross-entropy with the teacher's probabilities"
 
     def __init__(self, model_name_pairs: Any, T: float | None = None, t2_scale: bool = False,
-                 key: str | None = None,
-                 temperature: float | None = None) -> None:
+                 key: str | None = None, temperature: float | None = None) -> None:
         super().__init__(model_name_pairs, key)
         self.T = resolve_T(T, temperature, 1.0)
         self.t2_scale = flag("t2_scale", t2_scale)
