@@ -252,6 +252,18 @@ def test_gradient_reaches_student_only(name):
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
+def test_analytic_gradient_matches_finite_differences(name):
+    s, t = pair_logits((3, 5), seed=18, scale=1.0)
+    y = torch.tensor([1, -1, 4])
+    fn = build_loss([{name: OPTS[name](2.0)}])
+
+    def f(x):
+        return fn(x if name == "CELoss" else {"Student": x, "Teacher": t.double()}, y)["loss"]
+
+    assert torch.autograd.gradcheck(f, (s.double().requires_grad_(True),))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_finite_under_low_precision_autocast_with_huge_logits(name, dtype):
     g = torch.Generator().manual_seed(10)
