@@ -255,6 +255,14 @@ def test_create_model_from_local_weights(tmp_path: Path) -> None:
         create_model(ModelSpec(name="resnet20", pretrained=str(tmp_path / "t.safetensors")), 5)
 
 
+def test_create_model_passes_regularisation_and_kwargs() -> None:
+    spec = ModelSpec(name="resnet8", drop_rate=0.3, drop_path_rate=0.1, kwargs={"in_chans": 1})
+    model = create_model(spec, 6)
+    assert model.drop_rate == 0.3 and model.num_classes == 6 and model.conv1.in_channels == 1
+    assert any(type(m).__name__ == "DropPath" for m in model.modules())
+    assert not any(type(m).__name__ == "DropPath" for m in create_model(ModelSpec(name="resnet8"), 6).modules())
+
+
 def test_create_model_errors_name_the_key(tmp_path: Path) -> None:
     where = "Arch.models[0].Teacher"
     with pytest.raises(UserError, match=rf"^{re.escape(where)}.pretrained: file not found: x.pt$"):
