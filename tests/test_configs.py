@@ -20,6 +20,9 @@ from ssld.data.transforms import build_transform
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 ALL_CONFIGS = sorted(CONFIGS.rglob("*.yaml"))
+# `ssld pipeline` files (sections Pipeline and Profiles) are a different file type from training configs.
+PIPELINE_CONFIGS = [p for p in ALL_CONFIGS if "Pipeline" in (yaml.safe_load(p.read_text()) or {})]
+TRAINING_CONFIGS = [p for p in ALL_CONFIGS if p not in PIPELINE_CONFIGS]
 IMAGENET = CONFIGS / "imagenet"
 FMNIST = CONFIGS / "fashion_mnist"
 
@@ -105,7 +108,7 @@ def test_config_tree_is_complete() -> None:
     assert expected <= names, f"missing configs: {sorted(expected - names)}"
 
 
-@pytest.mark.parametrize("path", ALL_CONFIGS, ids=_rel)
+@pytest.mark.parametrize("path", TRAINING_CONFIGS, ids=_rel)
 def test_config_validates(path: Path) -> None:
     """Schema, model names, loss entries and both transform pipelines: the same checks `ssld check` starts with."""
     cfg = _load(path)
@@ -115,7 +118,7 @@ def test_config_validates(path: Path) -> None:
     assert cfg.Global.image_shape[0] == 3
 
 
-@pytest.mark.parametrize("path", [p for p in ALL_CONFIGS if "DistillationModel" in p.read_text()], ids=_rel)
+@pytest.mark.parametrize("path", [p for p in TRAINING_CONFIGS if "DistillationModel" in p.read_text()], ids=_rel)
 def test_distillation_configs_freeze_exactly_the_teacher(path: Path) -> None:
     arch = _load(path).Arch
     assert arch.is_distillation
@@ -124,6 +127,13 @@ def test_distillation_configs_freeze_exactly_the_teacher(path: Path) -> None:
     assert arch.teacher_bn_mode == "train"
     teacher = arch.model_specs()["Teacher"]
     assert teacher.pretrained, "a frozen teacher without weights teaches nothing"
+
+
+@pytest.mark.parametrize("path", PIPELINE_CONFIGS, ids=_rel)
+def test_pipeline_config_validates(path: Path) -> None:
+    from ssld.pipeline.config import load_pipeline_config
+
+    load_pipeline_config(path)
 
 
 @pytest.mark.parametrize("student", DISTILL_5M)
