@@ -85,7 +85,7 @@ def _timm_create(timm_name: str, where: str, **kwargs: Any) -> nn.Module:
         raise UserError(f"{where}: model '{timm_name}' does not accept these arguments ({e})") from None
 
 
-def _pretrained_timm(timm_name: str, kwargs: dict[str, Any], key: str) -> nn.Module:
+def _pretrained_timm(timm_name: str, kwargs: dict[str, Any], where: str, key: str) -> nn.Module:
     """timm model with its pretrained weights, from the local cache or a reachable hub; UserError otherwise."""
     from timm.models import get_pretrained_cfg
 
@@ -97,7 +97,7 @@ def _pretrained_timm(timm_name: str, kwargs: dict[str, Any], key: str) -> nn.Mod
         )
     cached = _cached_timm_weights(timm_name)
     if cached is not None:
-        return _timm_create(timm_name, key, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs)
+        return _timm_create(timm_name, where, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs)
     offline_msg = (
         f"{key}: true needs timm weights for '{timm_name}' (no network or local Hugging Face "
         "cache); set pretrained to a local .pt/.pth/.safetensors path"
@@ -105,7 +105,7 @@ def _pretrained_timm(timm_name: str, kwargs: dict[str, Any], key: str) -> nn.Mod
     if not _hub_reachable():
         raise UserError(offline_msg)
     try:
-        return _timm_create(timm_name, key, pretrained=True, **kwargs)
+        return _timm_create(timm_name, where, pretrained=True, **kwargs)
     except (OSError, RuntimeError) as e:
         raise UserError(f"{offline_msg} [{type(e).__name__}]") from None
 
@@ -135,7 +135,7 @@ def create_model(
         if pretrained is True and spec.use_ssld:
             raise UserError(f"{where}.use_ssld: {USE_SSLD_MESSAGE}")
         if pretrained is True:
-            return _pretrained_timm(timm_name, kwargs, key)
+            return _pretrained_timm(timm_name, kwargs, where, key)
         if isinstance(pretrained, str) and pretrained and not Path(pretrained).is_file():
             raise UserError(f"{key}: file not found: {pretrained}")
     except UserError as e:
