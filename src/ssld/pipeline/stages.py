@@ -182,7 +182,7 @@ def report_stage(p: PipelineConfig, deps: tuple[str, ...]) -> Stage:
         from ssld.report.report import write_report
 
         path = write_report(ctx.run_dir, out_dir=ctx.dir)
-        return StageResult({"report": str(path.relative_to(ctx.run_dir))}, [path.name])
+        return StageResult({"report": str(path.relative_to(ctx.run_dir))})
 
     return Stage("report", run, deps=deps, settings={"name": p.pipeline.name})
 

@@ -52,7 +52,7 @@ def learning_curves(curves: dict[str, list[dict[str, Any]]], path: str | os.Path
         loss = [(r["epoch"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
         acc = [(r["epoch"], 100.0 * r["top1"]) for r in rows if r.get("top1") is not None]
         if loss:
-            ax.plot(*zip(*loss, strict=True), color="#7f8c8d", label="train loss")
+            ax.plot(*zip(*loss, strict=True), color="#7f8c8d", marker=".", label="train loss")
         ax.set_xlabel("epoch")
         ax.set_title(name)
         if acc:
