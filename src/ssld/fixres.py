@@ -146,7 +146,8 @@ def _classifier_epochs(model: nn.Module, cfg: SSLDConfig, loader: Any, sampler: 
             optimizer.step()
             update += 1
             scheduler.step_update(update)
-            total, count = total + float(loss) * int(keep.sum()), count + int(keep.sum())
+            n = int(keep.sum())
+            total, count = total + loss.item() * n, count + n
         losses.append(total / max(count, 1))
         log.info("fixres epoch %d/%d: loss %.4f", epoch + 1, epochs, losses[-1])
     model.eval()
