@@ -1,0 +1,78 @@
+"""`ssld label` then `ssld select` end to end with a real config, and the teacher of a DistillationModel config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from conftest_mining import write_fmnist_list
+
+from ssld.cli import main
+from ssld.config import load_config
+from ssld.config.schema import ModelSpec
+from ssld.data import ImageListDataset, build_transform, read_list
+from ssld.mining.store import SoftLabelStore
+from ssld.mining.teacher import load_teacher
+from ssld.models import build_model, create_model, save_safetensors
+from ssld.utils.io import sha256_file
+
+OPS = [{"NormalizeImage": {"scale": 0.00392156862745098, "mean": [0.286] * 3, "std": [0.353] * 3}}]
+
+
+def _config(tmp_path: Path, arch: dict) -> Path:
+    split = {"dataset": {"name": "ImageNetDataset", "image_root": ".", "transform_ops": OPS},
+             "sampler": {"batch_size": 8}, "loader": {"num_workers": 0}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump({"Global": {"device": "cpu", "image_shape": [3, 28, 28]}, "Arch": arch,
+                                    "DataLoader": {"Train": split, "Eval": split}}))
+    return path
+
+
+def test_label_then_select_from_the_command_line(tmp_path: Path, capsys) -> None:
+    lst = write_fmnist_list(tmp_path, 40)
+    cfg = _config(tmp_path, {"name": "cifar_resnet_tiny", "class_num": 10})
+    weights = tmp_path / "teacher.safetensors"
+    model = create_model(ModelSpec(name="cifar_resnet_tiny"), 10)
+    save_safetensors(model.state_dict(), weights)
+    store = tmp_path / "store"
+    args = ["label", "--list", str(lst), "--root", str(tmp_path), "-c", str(cfg), "--weights", str(weights),
+            "--out", str(store), "--topk", "3", "--shard-size", "16", "--batch-size", "8"]
+    assert main(args) == 0
+    assert "labeled 40 images" in capsys.readouterr().out
+    s = SoftLabelStore.open(store)
+    m = s.manifest
+    assert m["teacher"] == "cifar_resnet_tiny" and m["weights_sha256"] == sha256_file(weights)
+    assert m["source_sha256"] == sha256_file(lst) and m["transform"] == OPS and m["k"] == 3 and m["complete"]
+    assert s.paths[0] == "img/00000.png" and len(s) == 40
+    ds = ImageListDataset(read_list(lst, tmp_path), build_transform(OPS))
+    with torch.no_grad():
+        probs = model.eval()(torch.stack([ds[i]["image"] for i in range(40)])).softmax(-1).numpy()
+    np.testing.assert_array_equal(s.topk_idx[:, 0], probs.argmax(1))
+    assert main(args[:-6] + ["--topk", "5", "--shard-size", "16"]) == 2  # same --out, different run
+    assert "different labeling run" in capsys.readouterr().err
+    sel = tmp_path / "selected.txt"
+    assert main(["select", "--store", str(store), "--k", "2", "--out", str(sel)]) == 0
+    lines = sel.read_text().split()
+    stats = json.loads((tmp_path / "select_stats.json").read_text())
+    assert len(lines) == stats["total"] == int(np.minimum(np.bincount(probs.argmax(1), minlength=10), 2).sum())
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    assert main(["label", "--list", str(empty), *args[3:-8], "--out", str(tmp_path / "e")]) == 2
+    assert "no images" in capsys.readouterr().err
+
+
+def test_teacher_of_a_distillation_config_from_its_checkpoint(tmp_path: Path) -> None:
+    arch = {"name": "DistillationModel", "class_num": 10, "freeze_params_list": [True, False],
+            "models": [{"Teacher": {"name": "cifar_resnet_tiny"}}, {"Student": {"name": "cifar_resnet8"}}]}
+    cfg = load_config(_config(tmp_path, arch))
+    full = build_model(cfg.Arch)
+    ckpt = tmp_path / "latest.pt"
+    torch.save({"model": full.state_dict(), "epoch": 3}, ckpt)
+    teacher = load_teacher(cfg, str(ckpt))
+    assert teacher.name == "Teacher" and teacher.model_name == "cifar_resnet_tiny" and not teacher.model.training
+    x = torch.randn(4, 3, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(teacher.model(x), full.models["Teacher"].eval()(x))
