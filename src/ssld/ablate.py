@@ -1,0 +1,171 @@
+"""``ssld ablate``: the reference's ablations as pipeline variants, each the mean ± std over seeds.
+
+An ablation file names a pipeline file and a list of rows; each row deep-merges ``overrides`` onto the
+``Pipeline`` section. Row × seed is an ordinary pipeline run in ``OUT/<row>/s<seed>``; stages whose hash matches
+a finished stage of another row (or a ``reuse`` run) are linked instead of recomputed, so a row that changes only
+the distill loss trains no new teacher. Each finished seed is cached in ``OUT/results/<row>.json`` at once: the
+command can be killed and started again, and it goes on with the next missing row × seed.
+
+``pipeline`` is relative to the ablation file's folder; ``out_dir``, ``results`` and ``reuse`` to the current
+directory (like ``--run-dir``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ssld.config.loader import read_yaml, validation_error_line
+from ssld.errors import UserError
+from ssld.pipeline.config import deep_merge
+from ssld.utils.io import atomic_write_text, write_json
+
+BEGIN, END = "<!-- ssld-ablate:begin -->", "<!-- ssld-ablate:end -->"
+
+
+class AblationRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    claim: str = Field(description="what the reference found, with its numbers")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="deep-merged onto Pipeline")
+
+
+class AblationFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pipeline: str
+    profile: str | None = "quick"
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    out_dir: str = "runs/ablate"
+    results: str = "docs/results.md"
+    reuse: list[str] = Field(default_factory=list, description="run dirs to link finished stages from; {seed} ok")
+    row_defaults: dict[str, Any] = Field(default_factory=dict, description="deep-merged onto Pipeline for all rows")
+    rows: list[AblationRow] = Field(min_length=1)
+
+
+def slug(name: str) -> str:
+    """A row's folder name: lowercase words joined by dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def load_ablation(path: str | Path) -> tuple[AblationFile, Path]:
+    """The validated ``Ablation`` section and the folder relative paths are resolved against."""
+    data, lines = read_yaml(path)
+    if set(data) != {"Ablation"}:
+        raise UserError(f"{path}: expected one section 'Ablation', got {', '.join(map(str, data))}")
+    try:
+        ab = AblationFile.model_validate(data["Ablation"])
+    except ValidationError as e:
+        raise UserError(validation_error_line(e, str(path), {k[1:]: v for k, v in lines.items()})) from None
+    names = [slug(r.name) for r in ab.rows]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UserError(f"{path}: Ablation.rows: duplicate row names {dupes}")
+    return ab, Path(path).resolve().parent
+
+
+def summarize(results: dict[str, Any]) -> dict[str, float | None]:
+    """Top-1 of the teacher, the distilled and the finetuned student and the baseline from ``eval/results.json``."""
+    return {k: results.get(k, {}).get("top1") for k in ("teacher", "baseline", "distill", "finetune")}
+
+
+def run_row_seed(ab: AblationFile, base: Path, row: AblationRow, seed: int, out: Path) -> dict[str, Any]:
+    """Run (or finish) one row for one seed; returns its summary."""
+    from ssld.pipeline.api import open_pipeline
+
+    run_dir = out / slug(row.name) / f"s{seed}"
+    siblings = [d for d in sorted(out.glob(f"*/s{seed}")) if d != run_dir]
+    reuse = siblings + [Path(r.format(seed=seed)) for r in ab.reuse]
+    pipe = open_pipeline(base / ab.pipeline, profile=ab.profile, seed=seed, run_dir=run_dir, force=True,
+                         reuse_from=reuse, extra=deep_merge(ab.row_defaults, row.overrides))
+    pipe.run()
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    wall = sum(r.seconds or 0.0 for r in pipe.rows())
+    return {**summarize(results), "run_dir": str(run_dir), "stage_seconds": round(wall, 1)}
+
+
+def run_ablation(
+    path: str | Path, seeds: int | None = None, rows: list[str] | None = None, write: str | Path | None = None,
+    out: Callable[[str], None] = print, table_only: bool = False,
+) -> str:
+    """Run the missing row × seed cells (all rows, or ``rows`` by name; none with ``table_only``), then write
+    the table into ``write`` (default: the file's ``results``) and return it."""
+    ab, base = load_ablation(path)
+    out_dir = Path(ab.out_dir)
+    chosen = ab.rows
+    if rows:
+        known = {slug(r.name): r for r in ab.rows}
+        missing = [r for r in rows if slug(r) not in known]
+        if missing:
+            raise UserError(f"--rows: unknown row(s) {missing}; rows: {', '.join(known)}")
+        chosen = [known[slug(r)] for r in rows]
+    seed_list = ab.seeds if seeds is None else list(range(seeds))
+    for row in [] if table_only else chosen:
+        cache_path = out_dir / "results" / f"{slug(row.name)}.json"
+        cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {"row": row.name, "seeds": {}}
+        for seed in seed_list:
+            if str(seed) in cache["seeds"]:
+                continue
+            out(f"ablate: row '{row.name}', seed {seed}")
+            cache["seeds"][str(seed)] = run_row_seed(ab, base, row, seed, out_dir)
+            write_json(cache_path, cache)
+    table = ablation_table(ab, out_dir, seed_list)
+    insert_section(Path(write or ab.results), table, f"ssld ablate -c {path}")
+    out(table)
+    return table
+
+
+def _stat(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def ablation_table(ab: AblationFile, out_dir: Path, seeds: list[int]) -> str:
+    """Markdown table: one row per ablation row, mean ± std over the cached seeds, Δ vs the first row."""
+    head = ("| variant | reference finding | teacher top-1 | after distill | after finetune | Δ distill vs "
+            "first row | Δ final vs first row | seeds |")
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    first: dict[str, float | None] = {}
+    for i, row in enumerate(ab.rows):
+        cache_path = out_dir / "results" / f"{slug(row.name)}.json"
+        cached = json.loads(cache_path.read_text())["seeds"] if cache_path.is_file() else {}
+        cells = [cached[str(s)] for s in seeds if str(s) in cached]
+
+        def vals(key: str, cells: list[dict[str, Any]] = cells) -> list[float]:
+            return [c[key] for c in cells if c.get(key) is not None]
+
+        final = [c.get("finetune") if c.get("finetune") is not None else c.get("distill") for c in cells]
+        final = [v for v in final if v is not None]
+        means = {"distill": statistics.fmean(vals("distill")) if vals("distill") else None,
+                 "final": statistics.fmean(final) if final else None}
+        if i == 0:
+            first = means
+
+        def delta(key: str, means: dict[str, float | None] = means) -> str:
+            if i == 0 or means[key] is None or first.get(key) is None:
+                return ""
+            return f"{means[key] - first[key]:+.2f}"
+
+        lines.append(f"| {row.name} | {row.claim} | {_stat(vals('teacher'))} | {_stat(vals('distill'))} | "
+                     f"{_stat(vals('finetune'))} | {delta('distill')} | {delta('final')} | {len(cells)} |")
+    return "\n".join(lines)
+
+
+def insert_section(path: Path, table: str, command: str) -> None:
+    """Put the table between the ablation markers of ``path`` (appending a section when there are none)."""
+    block = f"{BEGIN}\n<!-- written by `{command}`; do not edit by hand -->\n\n{table}\n\n{END}"
+    text = path.read_text() if path.is_file() else ""
+    if BEGIN in text and END in text:
+        start, stop = text.index(BEGIN), text.index(END) + len(END)
+        text = text[:start] + block + text[stop:]
+    else:
+        text = text.rstrip() + ("\n\n" if text else "") + "## Ablations\n\n" + block + "\n"
+    atomic_write_text(path, text)

@@ -1,0 +1,74 @@
+"""``ssld ablate`` bookkeeping: rows resolve to pipelines, results are cached per row × seed, the table lands in
+the results file between its markers. Training is replaced by a stub (the pipeline itself is tested elsewhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest_pipeline import FM_CONFIGS
+
+import ssld.ablate as ablate
+from ssld.ablate import load_ablation, run_ablation
+from ssld.errors import UserError
+from ssld.pipeline.api import open_pipeline
+from ssld.pipeline.config import deep_merge
+
+ABLATION = """\
+Ablation:
+  pipeline: {fm}/ssld.yaml
+  seeds: [0, 1]
+  out_dir: {out}
+  results: {results}
+  row_defaults: {{baseline: {{enabled: false}}}}
+  rows:
+    - {{name: reference, claim: "the recipe"}}
+    - {{name: no finetune, claim: "+0.4 from finetune", overrides: {{finetune: {{enabled: false}}}}}}
+"""
+
+
+def write_file(tmp: Path) -> Path:
+    path = tmp / "ab.yaml"
+    path.write_text(ABLATION.format(fm=FM_CONFIGS, out=tmp / "runs", results=tmp / "results.md"))
+    return path
+
+
+def test_shipped_ablation_rows_build_pipelines() -> None:
+    ab, base = load_ablation(FM_CONFIGS / "ablations.yaml")
+    assert len(ab.rows) >= 14
+    for row in ab.rows:
+        pipe = open_pipeline(base / ab.pipeline, profile=ab.profile, seed=0, run_dir="unused",
+                             extra=deep_merge(ab.row_defaults, row.overrides))
+        names = [s.name for s in pipe.stages]
+        assert "distill" in names and "eval" in names
+
+
+def test_rows_are_cached_and_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def fake(ab: Any, base: Path, row: Any, seed: int, out: Path) -> dict[str, Any]:
+        calls.append((row.name, seed))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed during the third cell
+        ft = None if row.name == "no finetune" else 85.0 + seed
+        return {"teacher": 86.0, "distill": 83.0 + seed, "finetune": ft, "baseline": None}
+
+    monkeypatch.setattr(ablate, "run_row_seed", fake)
+    path = write_file(tmp_path)
+    (tmp_path / "results.md").write_text("# Results\n\nintro\n")
+    with pytest.raises(KeyboardInterrupt):
+        run_ablation(path, out=lambda s: None)
+    run_ablation(path, out=lambda s: None)
+    assert calls == [("reference", 0), ("reference", 1), ("no finetune", 0), ("no finetune", 0), ("no finetune", 1)]
+    text = (tmp_path / "results.md").read_text()
+    assert text.startswith("# Results\n\nintro\n") and text.count("ssld-ablate:begin") == 1
+    assert "| reference | the recipe | 86.00 ± 0.00 | 83.50 ± 0.71 | 85.50 ± 0.71 |  |  | 2 |" in text
+    assert "| no finetune | +0.4 from finetune | 86.00 ± 0.00 | 83.50 ± 0.71 | - | +0.00 | -2.00 | 2 |" in text
+    run_ablation(path, out=lambda s: None, table_only=True)
+    assert len(calls) == 5 and (tmp_path / "results.md").read_text().count("ssld-ablate:begin") == 1
+
+
+def test_unknown_row_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"--rows: unknown row\(s\) \['nope'\]"):
+        run_ablation(write_file(tmp_path), rows=["nope"], out=lambda s: None)
