@@ -65,6 +65,12 @@ def build_loader(split: DataSplitConfig, train: bool, seed: int,
     Training shuffles and drops the last partial batch as the config says; evaluation never does either.
     """
     dataset = build_dataset(split, train, seed, image_size=image_size)
+    collate_fn = collate
+    if train and split.dataset.soft_labels:  # offline teacher: each sample carries its soft-label store row
+        from ssld.data.soft_targets import SoftTargetDataset, soft_collate
+
+        dataset = SoftTargetDataset.open(dataset, split.dataset.soft_labels, split.dataset.image_root)
+        collate_fn = soft_collate
     rank, world = _dist()
     drop_last = split.sampler.drop_last and train
     sampler = ResumableSampler(len(dataset), shuffle=split.sampler.shuffle and train, seed=seed, rank=rank,
@@ -81,7 +87,7 @@ def build_loader(split: DataSplitConfig, train: bool, seed: int,
         batch_size=bs,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=collate,
+        collate_fn=collate_fn,
         pin_memory=torch.cuda.is_available() if lc.pin_memory is None else lc.pin_memory,
         drop_last=drop_last,
         persistent_workers=lc.persistent_workers and workers > 0,
