@@ -88,6 +88,7 @@ class StepContext:
     stop: StopRequest
     ema: nn.Module | None = None
     ddp_modules: list[nn.Module] = field(default_factory=list)
+    offline: Any = None  # ssld.engine.offline_teacher.OfflineTeacher: teacher logits from the batch's soft_target
 
 
 @dataclass
@@ -193,6 +194,8 @@ def _forward_backward(ctx: StepContext, batch: dict[str, Any], sync: bool) -> di
                 stack.enter_context(m.no_sync())
         with ctx.precision.autocast():
             outputs = ctx.model(images)
+            if ctx.offline is not None:
+                outputs = ctx.offline.add_targets(outputs, batch, ctx.device)
             parts = ctx.loss_fn(outputs, labels)
         loss = parts["loss"]
         if not loss.requires_grad:
