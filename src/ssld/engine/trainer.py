@@ -25,6 +25,7 @@ from ssld.engine.checkpoint import config_hash, load_checkpoint, save_checkpoint
 from ssld.engine.evaluate import evaluate
 from ssld.engine.metrics import MetricsLog
 from ssld.engine.model_setup import build, load_pretrained, prepare, resolve_device, warn_random_teacher
+from ssld.engine.offline_teacher import build_offline
 from ssld.engine.optim import build_optimizer
 from ssld.engine.resume import Trainables, make_checkpoint, restore_position, restore_rank_rng, restore_trainables
 from ssld.engine.scheduler import build_scheduler
@@ -92,8 +93,10 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
     _warn_unlabeled(cfg, train_loader)
     loss_fn = build_train_loss(cfg)
     ckpt = load_checkpoint(g.checkpoints) if g.checkpoints else None
-    model = build(cfg)
-    warn_random_teacher(cfg)
+    offline = build_offline(cfg)  # soft_labels set: student-only model + stand-in teacher (never built)
+    model = build(cfg) if offline is None else offline[0]
+    if offline is None:
+        warn_random_teacher(cfg)
     if g.pretrained_model and ckpt is None:
         load_pretrained(model, g.pretrained_model)
     if ckpt is not None:
@@ -146,7 +149,7 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
             scaler=state.scaler, precision=precision, device=device, iters_per_epoch=iters, accum_steps=accum,
             clip_grad_norm=cfg.Optimizer.clip_grad_norm, channels_last=g.channels_last,
             log_interval=g.log_interval, save_steps=g.save_steps, metrics=metrics, save=save, stop=stop,
-            ema=ema, ddp_modules=ddp,
+            ema=ema, ddp_modules=ddp, offline=offline[1] if offline else None,
         )
         first = True
         for epoch in range(pos.epoch, g.epochs):
