@@ -238,5 +238,6 @@ def test_fashion_mnist_recipes_pass_ssld_check(name: str, monkeypatch: pytest.Mo
 
     monkeypatch.chdir(ROOT)
     rc = main(["check", "-c", str(FMNIST / f"{name}.yaml")])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert rc == 0, err
+    assert "ok: " in out and "one step at 3x28x28" in out
