@@ -14,7 +14,8 @@ from PIL import Image, ImageOps
 
 from ssld.cli import main
 from ssld.data import build_transform
-from ssld.mining.dedup import Thresholds, decide, search
+from ssld.mining.dedup import decide, search
+from ssld.mining.rules import Thresholds
 from ssld.models import create_model, save_safetensors
 from ssld.config.schema import ModelSpec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ssld.mining.dedup import Thresholds
+from ssld.mining.rules import Thresholds
 
 HELP = "drop pool images that copy a validation image (perceptual hash + teacher embedding kNN, SIFT check)"
 EXAMPLES = """\

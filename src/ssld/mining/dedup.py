@@ -23,24 +23,10 @@ from torch import nn
 
 from ssld.mining.embed import cosine_knn, embed_files
 from ssld.mining.hashing import HASH_BITS, compute_hashes, hamming_knn
+from ssld.mining.rules import Thresholds, rule_hits
 from ssld.mining.sift import SiftVerifier
 
 log = logging.getLogger("ssld.mining")
-
-
-@dataclass
-class Thresholds:
-    """Decision rule parameters (defaults tuned on the Fashion-MNIST planted-copy benchmark, docs/mining.md)."""
-
-    hash_max: int = 10
-    hash_margin: int = 8
-    sim_min: float = 0.90
-    sim_margin: float = 0.03
-    sift_min_size: int = 64
-    sift_cand_sim: float = 0.5
-    sift_cand_hash: int = 44
-    sift_min_inliers: int = 8
-    k: int = 5
 
 
 @dataclass
@@ -97,15 +83,6 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
     t3 = time.perf_counter()
     return Neighbours(hd, hr, es, er, pool_h.sizes, ref_h.sizes, pool_ok, ref_ok,
                       {"hash": t1 - t0, "embed": t2 - t1, "knn": t3 - t2})
-
-
-def rule_hits(nb: Neighbours, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
-    """Per pool image: does the hash rule fire, does the embedding rule fire (best match clearly ahead)."""
-    d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
-    s1, s2 = nb.emb_sim[:, 0], nb.emb_sim[:, 1]
-    hash_hit = (d1 <= th.hash_max) & (d2 - d1 >= th.hash_margin) & (nb.hash_ref[:, 0] >= 0)
-    emb_hit = (s1 >= th.sim_min) & (s1 - s2 >= th.sim_margin) & (nb.emb_ref[:, 0] >= 0)
-    return hash_hit & nb.pool_ok, emb_hit & nb.pool_ok
 
 
 def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = None,
