@@ -72,7 +72,7 @@ def _step(cfg, batch_size: int) -> dict[str, float]:  # noqa: ANN001
     if loss.requires_grad:
         loss.backward()
     optimizer.step()
-    return {k: float(v) for k, v in parts.items()}
+    return {k: float(v.detach()) for k, v in parts.items()}
 
 
 def run(args: argparse.Namespace) -> int:

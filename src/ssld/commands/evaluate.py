@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"DataLoader.Eval: missing in {args.config}; eval needs an eval set")
     device = resolve_device(cfg.Global.device)
     dist.init_from_env(device)
+    rank = dist.rank()
     try:
         loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed, image_size=args.image_size)
         model = inference_model(build(cfg))
