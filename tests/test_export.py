@@ -81,7 +81,7 @@ def test_softmax_head_and_backbone(tmp_path: Path, trained) -> None:
 
 
 def test_distillation_config_exports_the_infer_model(tmp_path: Path, trained) -> None:
-    weights, model = trained
+    _, model = trained
     full = {f"models.Student.{k}": v for k, v in model.state_dict().items()}
     teacher = create_model(ModelSpec(name="resnet14"), 10)
     full.update({f"models.Teacher.{k}": v for k, v in teacher.state_dict().items()})

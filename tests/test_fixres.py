@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from ssld.config.schema import ModelSpec
 from ssld.data import build_loader
-from ssld.fixres import fixres_size, recalibrate_bn, resolved, run_fixres, fixres_split
+from ssld.fixres import fixres_size, fixres_split, recalibrate_bn, resolved, run_fixres
 from ssld.models import create_model, save_safetensors
 
 TRAIN_OPS = [{"DecodeImage": {"to_rgb": True}},

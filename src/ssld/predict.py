@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssld.data.lists import IMAGE_EXTENSIONS
 from ssld.errors import UserError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 Backend = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -90,7 +90,7 @@ def onnx_backend(path: str | Path, shape: tuple[int, int, int]) -> Backend:
         raise UserError(f"--onnx: {p}: file not found")
     try:
         session = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types for corrupt files
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own, unexported exception types
         raise UserError(f"--onnx: {p}: not a loadable ONNX model: {str(e).splitlines()[0]}") from None
     inp = session.get_inputs()[0]
     dims = list(inp.shape)
@@ -120,11 +120,15 @@ def torchscript_backend(path: str | Path) -> Backend:
     return lambda x: module(x)
 
 
-def _load_image(path: Path, transform: Callable) -> torch.Tensor:
+def _load_image(path: Path, transform: Callable) -> torch.Tensor | str:
+    """The preprocessed image, or why it cannot be read (missing, empty, truncated, not an image)."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        return transform(img.convert("RGB"))
+    try:
+        with Image.open(path) as img:
+            return transform(img.convert("RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 @torch.inference_mode()
@@ -145,10 +149,11 @@ def predict(backend: Backend, transform: Callable, files: list[Path], topk: int 
         batch.clear()
 
     for i, f in enumerate(files):
-        try:
-            batch.append((i, _load_image(f, transform)))
-        except Exception as e:  # PIL raises many types for unreadable/corrupt/zero-byte files
-            results[i] = Prediction(str(f), [], [], error=f"cannot read image: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        image = _load_image(f, transform)
+        if isinstance(image, str):
+            results[i] = Prediction(str(f), [], [], error=f"cannot read image: {image}")
+        else:
+            batch.append((i, image))
         if len(batch) >= batch_size:
             flush()
     if batch:

@@ -121,13 +121,14 @@ def run_transfer(cfg: SSLDConfig, backbone: str | Path, grid_specs: list[str] | 
 
 def results_table(results: dict[str, Any]) -> str:
     """Markdown: one row per grid point (validation top-1), the chosen one marked, then its test top-1."""
-    lines = [f"Transfer from `{results['backbone']}` ({results['arch']}): grid chosen on a validation split of "
-             f"{results['n_val']} images carved from the training list ({results['n_train']} left for training).",
-             "", "| # | lr | lr_mult | L2 | val top-1 |", "|---|---|---|---|---|"]
+    intro = (f"Transfer from `{results['backbone']}` ({results['arch']}): grid chosen on a validation split of "
+             f"{results['n_val']} images carved from the training list ({results['n_train']} left for training).")
+    lines = [intro, "", "| # | lr | lr_mult | L2 | val top-1 |", "|---|---|---|---|---|"]
     for r in results["grid"]:
         mult = "1.0 (all)" if r["lr_mult"] is None else ", ".join(f"{m:g}" for m in r["lr_mult"])
         mark = " **chosen**" if r["index"] == results["chosen"] else ""
         lines.append(f"| {r['index']} | {r['lr']:g} | {mult} | {r['l2']:g} | {100 * (r['val_top1'] or 0):.2f}%{mark} |")
-    lines += ["", f"Chosen: {results['chosen_setting']}; retrained on all {results['n_train_all']} training images: "
-              f"**test top-1 {100 * (results['test_top1'] or 0):.2f}%** ({results['test_count']} test images)."]
+    chosen = (f"Chosen: {results['chosen_setting']}; retrained on all {results['n_train_all']} training images: "
+              f"**test top-1 {100 * (results['test_top1'] or 0):.2f}%** ({results['test_count']} test images).")
+    lines += ["", chosen]
     return "\n".join(lines) + "\n"

@@ -36,7 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from ssld.errors import UserError
     from ssld.export import eval_ops, fixed_size_ops, load_infer_model
     from ssld.predict import (
-        collect_images, format_prediction, onnx_backend, predict, read_labels, read_sidecar, torchscript_backend,
+        collect_images,
+        format_prediction,
+        onnx_backend,
+        predict,
+        read_labels,
+        read_sidecar,
+        torchscript_backend,
     )
 
     if args.topk < 1:
