@@ -15,7 +15,10 @@ _WHERE = {
     "build_dataset": "loader", "build_loader": "loader", "ResumableSampler": "sampler",
     "build_transform": "transforms",
 }
-__all__ = sorted(_WHERE)
+__all__ = [
+    "ImageListDataset", "ResumableSampler", "Sample", "Skipped", "build_dataset", "build_loader",
+    "build_transform", "collate", "load_image", "read_image_folder", "read_list", "write_list",
+]
 
 if TYPE_CHECKING:
     from ssld.data.dataset import ImageListDataset, Skipped, collate, load_image
