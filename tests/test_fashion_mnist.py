@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +102,11 @@ def test_bad_input(tiny_idx: Path, tmp_path: Path) -> None:
         (broken / f.name).write_bytes(f.read_bytes()[:3])
     with pytest.raises(UserError, match="cannot read IDX file"):
         export(tmp_path / "o", 2, idx_dir=broken)
+
+
+def test_export_modules_do_not_import_torch() -> None:
+    code = "import sys, ssld.data.fashion_mnist, ssld.data.lists; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_cli_exit_codes(tiny_idx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

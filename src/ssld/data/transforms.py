@@ -64,8 +64,8 @@ def _bgr(img: Image.Image) -> Image.Image:
     return Image.merge("RGB", (b, g, r))
 
 
-def _decode(to_rgb: bool = True, channel_first: bool = False) -> Built:
-    """Decoding is the dataset's job; only the channel order matters here (the output is always CHW)."""
+def _decode(to_rgb: bool = True, channel_first: bool = False, to_np: bool = False, backend: str | None = None) -> Built:
+    """Decoding is the dataset's job (Pillow); only the channel order matters here (the output is always CHW)."""
     return "image", ([] if to_rgb else [_bgr])
 
 
@@ -88,7 +88,7 @@ def _rand_flip(flip_code: int = 1) -> Built:
 
 
 def _resize(size: int | Sequence[int] | None = None, resize_short: int | None = None,
-            interpolation: str | None = None, backend: str | None = None) -> Built:
+            interpolation: str | None = None, backend: str | None = None, return_numpy: bool = True) -> Built:
     """``resize_short``: shorter side to that length; ``size``: exactly that size."""
     if (size is None) == (resize_short is None):
         raise ValueError("give exactly one of 'size' and 'resize_short'")
