@@ -11,6 +11,7 @@ EXAMPLES = """\
   ssld pipeline -c configs/fashion_mnist/ssld.yaml --run-dir runs/q1 --from distill   # rerun distill and after
   ssld pipeline -c configs/fashion_mnist/ssld.yaml --run-dir runs/q1 --only report
   ssld pipeline -c configs/fashion_mnist/ssld.yaml --run-dir runs/q1 --status          # the table, no work
+  ssld pipeline -c configs/fashion_mnist/ssld.yaml --profile quick -o select.k=500 --run-dir runs/k500
 Run it again after a crash or Ctrl-C: finished stages are skipped and the interrupted one resumes.
 """
 
@@ -20,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="a profile from the file's Profiles section (e.g. quick, full)")
     p.add_argument("--run-dir", help="run directory (default: runs/<Pipeline.name>-<profile>-s<seed>)")
     p.add_argument("--seed", type=int, help="training seed (default: Pipeline.seed)")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="change the Pipeline section, e.g. -o select.k=500 -o dedup.enabled=false")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--from", dest="start", metavar="STAGE", help="rerun STAGE and every stage after it")
     group.add_argument("--only", metavar="STAGE", help="run just STAGE (its upstream stages must be finished)")
@@ -29,9 +32,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ssld.config.overrides import apply_override
     from ssld.pipeline.api import open_pipeline
 
-    pipe = open_pipeline(args.config, profile=args.profile, seed=args.seed, run_dir=args.run_dir, force=args.force)
+    extra: dict = {}
+    for text in args.override:
+        apply_override(extra, text)
+    pipe = open_pipeline(args.config, profile=args.profile, seed=args.seed, run_dir=args.run_dir, force=args.force,
+                         extra=extra)
     if args.status:
         pipe.print_status("pipeline status")
         return 0
