@@ -237,6 +237,9 @@ def _call(i: int, name: str, kwargs: dict[str, Any]) -> Built:
             close = difflib.get_close_matches(key, params, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else f"; accepted: {', '.join(params) or 'none'}"
             raise UserError(f"transform_ops[{i}].{name}: unknown argument '{key}'{hint}")
+    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
+    if missing:
+        raise UserError(f"transform_ops[{i}].{name}: missing required argument '{missing[0]}'")
     try:
         return OPS[name](**kwargs)
     except (TypeError, ValueError, AssertionError, KeyError) as e:
