@@ -33,14 +33,14 @@ V2_OPS = [*PLAIN_OPS[:-1], {"AutoAugment": None}, NORMALIZE]
 
 
 def config(data: Path, out: Path, train_ops: list, l2: float, epochs: int, lr: float = 0.1,
-           extra: dict[str, Any] | None = None) -> Any:
+           extra: dict[str, Any] | None = None, workers: int = 1) -> Any:
     """A supervised ResNet-8 config on the exported Fashion-MNIST subset."""
     from ssld.config.schema import SSLDConfig
 
     def split(list_name: str, ops: list, bs: int, shuffle: bool) -> dict:
         return {"dataset": {"image_root": str(data), "cls_label_path": str(data / list_name), "transform_ops": ops},
                 "sampler": {"batch_size": bs, "shuffle": shuffle},
-                "loader": {"num_workers": 1, "persistent_workers": False}}
+                "loader": {"num_workers": workers, "persistent_workers": False}}
 
     return SSLDConfig.model_validate({
         "Global": {"output_dir": str(out), "epochs": epochs, "image_shape": [3, 28, 28], "seed": 0,
@@ -68,6 +68,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--fixres-epochs", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1, help="DataLoader workers per loader")
     args = p.parse_args()
 
     import torch
@@ -84,7 +85,7 @@ def main() -> None:
     export(data, labeled_per_class=args.labeled_per_class, seed=0, val_size=args.test_size, pool_size=0)
     rows: list[tuple[str, str, str]] = []
 
-    rrc = config(data, out / "rrc", RRC_OPS, 1e-4, args.epochs)
+    rrc = config(data, out / "rrc", RRC_OPS, 1e-4, args.epochs, workers=args.workers)
     t = time.perf_counter()
     train(rrc)
     weights = out / "rrc" / "student.safetensors"
@@ -98,7 +99,8 @@ def main() -> None:
     recalibrate_bn(model, loader, 100)
     rows.append(("FixRes", "32 px after BN recalibration only", pct(evaluate_at(model, rrc, 32))))
     fx_cfg = config(data, out / "fixres", RRC_OPS, 1e-4, args.fixres_epochs, lr=0.01, extra={
-        "FixRes": {"enabled": True, "train_size": 28, "test_size": 32, "epochs": args.fixres_epochs}})
+        "FixRes": {"enabled": True, "train_size": 28, "test_size": 32, "epochs": args.fixres_epochs}},
+        workers=args.workers)
     fx_cfg.Global.pretrained_model = str(weights)
     report = run_fixres(fx_cfg)
     rows.append(("FixRes", f"32 px after FixRes finetune ({args.fixres_epochs} epochs, classifier only)",
@@ -108,7 +110,7 @@ def main() -> None:
     recipe = {}
     for name, ops, l2 in (("plain", PLAIN_OPS, 1e-4), ("v2", V2_OPS, 5e-5)):
         t = time.perf_counter()
-        result = train(config(data, out / name, ops, l2, args.epochs))
+        result = train(config(data, out / name, ops, l2, args.epochs, workers=args.workers))
         recipe[name] = {"top1": result["top1"], "seconds": round(time.perf_counter() - t, 1)}
     rows += [("recipe", "plain: pad+crop+flip, L2 1e-4", pct(recipe["plain"])),
              ("recipe", "v2: + AutoAugment, L2 5e-5", pct(recipe["v2"]))]

@@ -62,13 +62,14 @@ def prepare(root: Path, args: argparse.Namespace) -> None:
                                             + (root / "source_pool.txt").read_text())
 
 
-def source_config(root: Path, out: Path, arch: dict, train_list: str, epochs: int, loss: list | None = None) -> Any:
+def source_config(root: Path, out: Path, arch: dict, train_list: str, epochs: int, loss: list | None = None,
+                  workers: int = 1) -> Any:
     from ssld.config.schema import SSLDConfig
 
     def split(list_name: str, ops: list, bs: int, shuffle: bool) -> dict:
         return {"dataset": {"image_root": str(root), "cls_label_path": str(root / list_name), "transform_ops": ops},
                 "sampler": {"batch_size": bs, "shuffle": shuffle},
-                "loader": {"num_workers": 1, "persistent_workers": False}}
+                "loader": {"num_workers": workers, "persistent_workers": False}}
 
     return SSLDConfig.model_validate({
         "Global": {"output_dir": str(out), "epochs": epochs, "image_shape": [3, 28, 28], "seed": 0,
@@ -96,6 +97,7 @@ def main() -> None:
     p.add_argument("--transfer-epochs", type=int, default=30)
     p.add_argument("--grid", action="append", default=[], help="passed to ssld transfer --grid")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1, help="DataLoader workers per loader")
     args = p.parse_args()
 
     import torch
@@ -121,9 +123,9 @@ def main() -> None:
 
     source: dict[str, dict] = {}
     source["teacher"] = timed("teacher", source_config(root, out / "teacher", {"name": "resnet20", "class_num": 5},
-                                                       "source_labeled.txt", args.teacher_epochs))
+                                                       "source_labeled.txt", args.teacher_epochs, workers=args.workers))
     source["baseline"] = timed("baseline", source_config(root, out / "baseline", {"name": "resnet8", "class_num": 5},
-                                                         "source_labeled.txt", args.epochs))
+                                                         "source_labeled.txt", args.epochs, workers=args.workers))
     distill_arch = {"name": "DistillationModel", "class_num": 5, "freeze_params_list": [True, False],
                     "models": [{"Teacher": {"name": "resnet20", "pretrained": str(out / "teacher" /
                                                                                   "student.safetensors")}},
@@ -131,7 +133,8 @@ def main() -> None:
                     "infer_model_name": "Student", "teacher_bn_mode": "train"}
     dml = [{"DistillationDMLLoss": {"weight": 1.0, "model_name_pairs": [["Student", "Teacher"]]}}]
     source["distilled"] = timed("distilled", source_config(root, out / "distilled", distill_arch,
-                                                           "source_merged.txt", args.epochs, loss=dml))
+                                                           "source_merged.txt", args.epochs, loss=dml,
+                                                           workers=args.workers))
     random_init = out / "random_init.safetensors"
     torch.manual_seed(0)
     save_safetensors(create_model(ModelSpec(name="resnet8"), 5).state_dict(), random_init)
