@@ -33,13 +33,18 @@ def run(args: argparse.Namespace) -> int:
     from ssld.config import load_config
     from ssld.export import PARITY_ATOL, export_model
 
+    from ssld.errors import UserError
+
+    if args.image_size is not None and args.image_size < 1:
+        raise UserError("--image-size: must be a positive number of pixels")
     cfg = load_config(args.config, args.override)
     out = args.out or cfg.Global.save_inference_dir or str(Path(cfg.Global.output_dir) / "export")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     result = export_model(cfg, args.weights, out, formats, softmax=args.softmax, backbone=args.backbone,
                           image_size=args.image_size, opset=args.opset, model_name=args.model)
     shape = "x".join(str(s) for s in result.report["input_shape"])
-    print(f"exported {result.report['model']} ({result.report['arch']}), input Nx{shape}, to {out}")
+    name, arch = result.report["model"], result.report["arch"]
+    print(f"exported {name}{'' if name == arch else f' ({arch})'}, input Nx{shape}, to {out}")
     for tag, diffs in result.parity.items():
         text = ", ".join(f"{k}: {v:.2e}" for k, v in diffs.items())
         print(f"  {tag:<22} max abs diff vs PyTorch  {text}  {'ok' if max(diffs.values()) <= PARITY_ATOL else 'FAIL'}")

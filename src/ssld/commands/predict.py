@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.topk < 1:
         raise UserError("--topk: must be at least 1")
+    if args.image_size is not None and args.image_size < 1:
+        raise UserError("--image-size: must be a positive number of pixels")
     if args.weights and not args.config:
         raise UserError("--weights: needs -c/--config (the model architecture)")
     cfg = None
