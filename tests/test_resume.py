@@ -6,16 +6,21 @@ see the same batches, the same crops, the same learning rates and the same optim
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from engine_support import ROOT, export_fashion_mnist, run_cli, supervised_config, write_config
+from engine_support import ROOT, export_fashion_mnist, supervised_config, write_config
+
+from ssld.config import load_config
+from ssld.engine import train
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +29,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(data: Path, out: Path) -> dict:
-    cfg = supervised_config(data, out, epochs=2, deterministic=True, save_steps=3, log_interval=1)
+    cfg = supervised_config(data, out, epochs=2, deterministic=True, save_steps=3, log_interval=1,
+                            eval_during_train=False)
     cfg["DataLoader"]["Train"]["loader"] = {"num_workers": 2, "persistent_workers": True}
     return cfg
 
@@ -44,18 +50,25 @@ def _kill_mid_epoch(cfg_path: Path, out: Path) -> dict:
     return torch.load(latest, weights_only=True)
 
 
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(data: Path, tmp_path: Path) -> None:
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """In-process runs use one intra-op thread, like the subprocess (same kernels, same reduction order)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(data: Path, tmp_path: Path, one_thread: None) -> None:
     full_out, killed_out = tmp_path / "full", tmp_path / "killed"
-    full = run_cli("train", "-c", str(write_config(tmp_path / "full.yaml", _config(data, full_out))))
-    assert full.returncode == 0, full.stderr
+    train(load_config(write_config(tmp_path / "full.yaml", _config(data, full_out))))
 
     cfg_path = write_config(tmp_path / "killed.yaml", _config(data, killed_out))
     ckpt = _kill_mid_epoch(cfg_path, killed_out)
     assert 0 < ckpt["batch"] < 10 and ckpt["epoch"] == 0, "the kill must land in the middle of the first epoch"
     assert not (killed_out / "train_report.json").exists()
 
-    resumed = run_cli("train", "-c", str(cfg_path), "-o", f"Global.checkpoints={killed_out}/checkpoints/latest.pt")
-    assert resumed.returncode == 0, resumed.stderr
+    train(load_config(cfg_path, [f"Global.checkpoints={killed_out}/checkpoints/latest.pt"]))
 
     a = torch.load(full_out / "checkpoints" / "latest.pt", weights_only=True)
     b = torch.load(killed_out / "checkpoints" / "latest.pt", weights_only=True)
@@ -66,11 +79,5 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(data: Path, tmp_path: Pa
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
         assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
     # the resumed run's log reads as one run: each step once, in order
-    steps = [r["step"] for r in map(eval_json, (killed_out / "metrics.jsonl").read_text().splitlines()) if "lr" in r]
-    assert steps == list(range(1, 21))
-
-
-def eval_json(line: str) -> dict:
-    import json
-
-    return json.loads(line)
+    rows = [json.loads(line) for line in (killed_out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "lr" in r] == list(range(1, 21))
