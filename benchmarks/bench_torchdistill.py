@@ -1,0 +1,132 @@
+"""(d) The same KD in ssld and in torchdistill: images/s and the student's top-1 after the same epochs.
+
+Both distil the trained ResNet-20 teacher (BN eval mode, frozen) into the ResNet-8 student from the same saved
+initialisation on the same Fashion-MNIST PNGs with the same augmentation (ssld's dataset and transforms feed
+both), batch 128, 2 loader workers, T^2 KL at T=4 with no hard-label term, SGD momentum 0.9, lr 0.1, weight
+decay 5e-4, cosine to 0 per iteration. torchdistill: ``DistillationBox`` with ``KDLoss`` (T=4, alpha 0) inside
+``WeightedSumLoss`` (weight T^2, since KDLoss with alpha 0 returns the bare KL), its own data loader
+(``RandomSampler``) and its step (``post_forward_process``). Both students are scored by the same
+``ssld.engine.evaluate`` on the val split. Runs alternate (ssld, torchdistill, ...) ``--repeats`` times.
+
+Run: ``PYTHONPATH=src python benchmarks/bench_torchdistill.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from typing import Any
+
+import common
+import torch
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """ssld's ``ImageListDataset`` as ``(image, label)`` pairs (what torchdistill's loaders expect)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        item = self.dataset[i]
+        return item["image"], item["label"]
+
+
+def run_ssld(cfg: Any) -> dict[str, float]:
+    from ssld.engine import train
+
+    report = train(cfg)
+    return {"top1": report["top1"], "img_s": report["img_s"], "train_seconds": report["train_seconds"]}
+
+
+def run_torchdistill(cfg: Any, teacher_path: str, init: str, epochs: int) -> dict[str, float]:
+    from torch.utils.data import RandomSampler
+    from torchdistill.core.distillation import DistillationBox
+
+    from ssld.config.schema import ModelSpec
+    from ssld.data import build_dataset, build_loader
+    from ssld.engine.evaluate import evaluate
+    from ssld.models import create_model, load_weights
+
+    teacher = create_model(ModelSpec(name=common.TEACHER), 10)
+    load_weights(teacher, teacher_path)
+    student = create_model(ModelSpec(name=common.STUDENT), 10)
+    load_weights(student, init)
+    teacher.eval()
+    train_split = cfg.DataLoader.Train
+    dataset = PairDataset(build_dataset(train_split, train=True, seed=0))
+    bs, workers = train_split.sampler.batch_size, train_split.loader.num_workers
+    steps = len(dataset) // bs * epochs
+    opt = cfg.Optimizer
+    train_config = {
+        "num_epochs": epochs,
+        "train_data_loader": {"dataset_id": "train", "sampler": {"class_or_func": RandomSampler, "kwargs": {}},
+                              "kwargs": {"batch_size": bs, "num_workers": workers, "drop_last": True,
+                                         "persistent_workers": workers > 0}},
+        "teacher": {"requires_grad": False, "forward_proc": "forward_batch_only"},
+        "student": {"requires_grad": True, "forward_proc": "forward_batch_only"},
+        "optimizer": {"key": "SGD", "kwargs": {"lr": opt.lr.learning_rate, "momentum": opt.momentum,
+                                               "weight_decay": opt.decay}},
+        "scheduler": {"key": "CosineAnnealingLR", "kwargs": {"T_max": steps, "eta_min": 0.0}, "scheduling_step": 1},
+        "criterion": {"key": "WeightedSumLoss", "kwargs": {"sub_terms": {"kd": {
+            "criterion": {"key": "KDLoss", "kwargs": {
+                "student_module_path": ".", "student_module_io": "output", "teacher_module_path": ".",
+                "teacher_module_io": "output", "temperature": common.KD_T, "alpha": 0.0}},
+            "weight": common.KD_T ** 2}}}},
+    }
+    box = DistillationBox(teacher, student, {"train": dataset}, train_config, torch.device("cpu"), None, False, 1)
+    images = 0
+    with common.Timer() as t:
+        for epoch in range(epochs):
+            box.pre_epoch_process(epoch=epoch)
+            for sample_batch, targets, supp_dict in box.train_data_loader:
+                box.pre_forward_process()
+                loss = box.forward_process(sample_batch, targets, supp_dict)
+                box.post_forward_process(loss)
+                images += len(targets)
+            box.post_epoch_process()
+    eval_loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=0)
+    top1 = evaluate(student, eval_loader, torch.device("cpu"))["top1"]
+    return {"top1": top1, "img_s": images / t.seconds, "train_seconds": t.seconds}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--repeats", type=int)
+    ap.add_argument("--per-class", type=int, help="training images per class (default 500 quick, 1000 full)")
+    args = ap.parse_args(argv)
+    epochs = args.epochs or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 2)
+    data = common.fashion_mnist(args.per_class or (500 if args.quick else 1000))
+    teacher = str(common.teacher(data, epochs=2 if args.quick else 4))
+    init = str(common.student_init())
+    runs: dict[str, list[dict[str, float]]] = {"ssld": [], "torchdistill": []}
+    for r in range(repeats):
+        cfg = common.load(common.distill_config(data, common.OUT / f"kd_ssld_{r}", teacher, epochs=epochs,
+                                                student_init=init))
+        runs["ssld"].append(run_ssld(cfg))
+        runs["torchdistill"].append(run_torchdistill(cfg, teacher, init, epochs))
+        print({k: v[-1] for k, v in runs.items()}, file=sys.stderr)
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("top1", "img_s")} for k, v in runs.items()}
+    speed = [a["img_s"] / b["img_s"] for a, b in zip(runs["ssld"], runs["torchdistill"], strict=True)]
+    result = {"epochs": epochs, "repeats": repeats, "train_images": len((data / "train_labeled.txt").read_text()
+                                                                          .splitlines()),
+              "runs": runs, "median": med,
+              "ssld_speed_over_torchdistill": {"median": statistics.median(speed), "min": min(speed),
+                                               "max": max(speed)},
+              "top1_points_ssld_minus_torchdistill": 100 * (med["ssld"]["top1"] - med["torchdistill"]["top1"]),
+              "machine": common.machine()}
+    common.write_result("torchdistill", result)
+    json.dump(result, sys.stdout, indent=1, default=str)
+    print()
+
+
+if __name__ == "__main__":
+    main()
