@@ -74,4 +74,4 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     """``python -m ssld ARGS`` in a subprocess with one intra-op thread."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "ssld", *args], capture_output=True, text=True, env=full_env,
-                          timeout=timeout, cwd=ROOT)
+                          timeout=timeout, cwd=ROOT, check=False)

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_support import distill_config, export_fashion_mnist, supervised_config, write_config
+from engine_support import (
+    distill_config,
+    export_fashion_mnist,
+    supervised_config,
+    write_config,
+)
 
 from ssld.cli import main
 from ssld.config import load_config

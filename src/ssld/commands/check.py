@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ssld.config.schema import SSLDConfig
 
 HELP = "validate a config, print it resolved, build every model and run one forward+backward step"
 EXAMPLES = """\
@@ -23,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="random batch size of the test step (default 4)")
 
 
-def _data_warnings(cfg) -> list[str]:  # noqa: ANN001 - SSLDConfig, imported lazily
+def _data_warnings(cfg: SSLDConfig) -> list[str]:
     """Missing image roots and list files, one line each; present lists are parsed (malformed ones fail)."""
     from ssld.data import build_dataset
 
@@ -42,7 +46,7 @@ def _data_warnings(cfg) -> list[str]:  # noqa: ANN001 - SSLDConfig, imported laz
     return out
 
 
-def _step(cfg, batch_size: int) -> dict[str, float]:  # noqa: ANN001
+def _step(cfg: SSLDConfig, batch_size: int) -> dict[str, float]:
     """One forward+backward+optimizer step on random images (half of them unlabeled) at Global.image_shape."""
     import torch
 

@@ -49,7 +49,7 @@ def build(cfg: SSLDConfig, allow_random: bool = False) -> nn.Module:
 def warn_random_teacher(cfg: SSLDConfig) -> None:
     """A frozen model with no weights is almost always a mistake: say so (it is allowed)."""
     arch = cfg.Arch
-    if not arch.is_distillation:
+    if not arch.is_distillation or not dist.is_main():
         return
     paths = arch.pretrained_list or [None] * len(arch.model_names())
     for (name, spec), path in zip(arch.model_specs().items(), paths, strict=True):

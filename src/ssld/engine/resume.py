@@ -62,7 +62,8 @@ def restore_position(ckpt: dict[str, Any], batch_size: int, iters_per_epoch: int
     batch = min(int(ckpt["samples"]) // (batch_size * dist.world_size()), iters_per_epoch)
     epoch = int(ckpt["epoch"])
     updates_per_epoch = -(-iters_per_epoch // accum)
-    log.warning(
+    log.log(
+        logging.WARNING if dist.is_main() else logging.DEBUG,
         "resuming a checkpoint written with %d process(es) x batch %s under %d x %d: continuing at epoch %d, "
         "batch %d (re-derived from the %d images already seen this epoch)",
         ckpt["world_size"], ckpt.get("batch_size"), dist.world_size(), batch_size, epoch + 1, batch,

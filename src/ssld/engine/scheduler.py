@@ -42,7 +42,7 @@ def build_scheduler(
     """
     lr = opt_cfg.lr
     total = max(1, steps_per_epoch * epochs)
-    warmup = min(int(round(lr.warmup_epoch * steps_per_epoch)), total - 1)
+    warmup = min(round(lr.warmup_epoch * steps_per_epoch), total - 1)
     warm = {"warmup_t": warmup, "warmup_lr_init": lr.warmup_start_lr, "warmup_prefix": True}
     sched: Scheduler
     if lr.name in ("Cosine", "CosineWarmup"):

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from torch import nn
 from ssld.engine import distributed as dist
 from ssld.engine.amp import Precision
 from ssld.engine.metrics import MetricsLog, Throughput
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 log = logging.getLogger("ssld.engine")
 
@@ -54,7 +57,7 @@ class StopRequest:
         self.requested = True
         log.warning("signal %d: saving a checkpoint at the next step, then stopping", signum)
 
-    def __enter__(self) -> StopRequest:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._old[sig] = signal.signal(sig, self._handle)

@@ -24,10 +24,22 @@ from ssld.engine.amp import resolve_precision
 from ssld.engine.checkpoint import config_hash, load_checkpoint, save_checkpoint
 from ssld.engine.evaluate import evaluate
 from ssld.engine.metrics import MetricsLog
-from ssld.engine.model_setup import build, load_pretrained, prepare, resolve_device, warn_random_teacher
+from ssld.engine.model_setup import (
+    build,
+    load_pretrained,
+    prepare,
+    resolve_device,
+    warn_random_teacher,
+)
 from ssld.engine.offline_teacher import build_offline
 from ssld.engine.optim import build_optimizer
-from ssld.engine.resume import Trainables, make_checkpoint, restore_position, restore_rank_rng, restore_trainables
+from ssld.engine.resume import (
+    Trainables,
+    make_checkpoint,
+    restore_position,
+    restore_rank_rng,
+    restore_trainables,
+)
 from ssld.engine.scheduler import build_scheduler
 from ssld.engine.train_loop import Position, StepContext, StopRequest, train_epoch
 from ssld.errors import UserError
@@ -62,7 +74,7 @@ def _loaders(cfg: SSLDConfig) -> tuple[Any, Any, Any]:
 def _warn_unlabeled(cfg: SSLDConfig, loader: Any) -> None:
     samples = loader.dataset.dataset.samples
     unlabeled = sum(1 for s in samples if s.label < 0)
-    if unlabeled and not cfg.Arch.is_distillation:
+    if unlabeled and not cfg.Arch.is_distillation and dist.is_main():
         log.warning("warning: %d of %d training images are unlabeled (-1); the single-model loss skips them",
                     unlabeled, len(samples))
 
@@ -119,7 +131,7 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
     best = -1.0
     cfg_hash = config_hash(cfg)
     if ckpt is not None:
-        if ckpt.get("config_hash") != cfg_hash:
+        if ckpt.get("config_hash") != cfg_hash and dist.is_main():
             log.warning("warning: %s was written by a different config; resuming anyway", g.checkpoints)
         pos = restore_position(ckpt, bs, iters, accum)
         restore_trainables(ckpt, state, pos)
@@ -195,8 +207,8 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
 def _report_bad(epoch: int, bad: list[int], samples: list[Any], skipped: dict[int, str]) -> None:
     """Gather the epoch's unreadable images from every rank and say how many were skipped."""
     indices = sorted(set().union(*dist.all_gather_object(sorted(set(bad)))))
-    if not indices:
-        return
     for i in indices:
         skipped[i] = samples[i].path
-    log.warning("epoch %d: skipped %d unreadable images (first: %s)", epoch + 1, len(indices), samples[indices[0]].path)
+    if indices and dist.is_main():
+        log.warning("epoch %d: skipped %d unreadable images (first: %s)", epoch + 1, len(indices),
+                    samples[indices[0]].path)
