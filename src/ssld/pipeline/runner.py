@@ -265,9 +265,9 @@ class Pipeline:
         log.info("%s: %s", stage.name, "resuming" if resume else "running")
         upstream = {dep: read_done(self.run_dir / dep) or {} for dep in stage.deps}
         ctx = StageContext(stage.name, d, self.run_dir, stage.settings, upstream, resume)
-        t0 = time.time()
+        t0, cpu0 = time.time(), _cpu_seconds()
         result = stage.run(ctx)
-        wall = time.time() - t0
+        wall, cpu = time.time() - t0, _cpu_seconds() - cpu0
         outputs = _hash_outputs(d, result.outputs)
         done = {
             "stage": stage.name,
@@ -279,6 +279,7 @@ class Pipeline:
             "metrics": result.metrics,
             "key_metric": stage.key_metric,
             "wall_time_s": round(wall, 2),
+            "cpu_time_s": round(cpu, 2),
             "resumed": resume,
             "finished_at": time.time(),
         }
@@ -300,6 +301,15 @@ class Pipeline:
                 log.info("%s: reused from %s", stage.name, src)
                 return True
         return False
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (data-loader workers): a machine-load-independent
+    measure of a stage's cost next to its wall time."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _read_hash(path: Path) -> str | None:
