@@ -55,7 +55,8 @@ def test_bf16_autocast_and_adam_with_lr_mult(data: Path, tmp_path: Path) -> None
                         "lr": {"name": "Cosine", "learning_rate": 0.003, "warmup_epoch": 0.5}}
     report = _train(cfg, tmp_path / "c.yaml")
     assert report["precision"] == "bfloat16" and 0 <= report["top1"] <= 1
-    rows = [json.loads(x) for x in (tmp_path / "o" / "metrics.jsonl").read_text().splitlines() if '"lr"' in x]
+    rows = [r for r in map(json.loads, (tmp_path / "o" / "metrics.jsonl").read_text().splitlines())
+            if r["kind"] == "train"]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
 
 
@@ -80,5 +81,5 @@ def test_sigterm_saves_the_step_then_resume_finishes(data: Path, tmp_path: Path)
     cfg["Global"]["checkpoints"] = str(out / "checkpoints" / "latest.pt")
     report = _train(cfg, path)
     assert report["steps"] == 39
-    steps = [json.loads(x)["step"] for x in log.read_text().splitlines() if '"lr"' in x]
+    steps = [r["step"] for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "train"]
     assert steps == list(range(1, 40))

@@ -41,10 +41,13 @@ def test_supervised_run_clearly_learns(teacher: Path) -> None:
     assert report["top1"] > 0.6, report  # chance is 0.10
     assert report["top5"] > report["top1"]
     rows = [json.loads(line) for line in (teacher / "metrics.jsonl").read_text().splitlines()]
-    train_rows = [r for r in rows if "lr" in r]
+    train_rows = [r for r in rows if r["kind"] == "train"]
     assert train_rows[-1]["loss"] < train_rows[0]["loss"]
     assert {"epoch", "step", "lr", "loss", "CELoss", "img_s", "time"} <= set(train_rows[0])
-    assert [r["epoch"] for r in rows if "top1" in r] == [3, 6]
+    epoch_rows = [r for r in rows if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epoch_rows] == list(range(1, 7))
+    assert [r["epoch"] for r in epoch_rows if "top1" in r] == [3, 6]
+    assert {"lr", "img_s", "time", "train_loss", "train_CELoss"} <= set(epoch_rows[0])
     for name in ("checkpoints/latest.pt", "checkpoints/best.pt", "student.safetensors"):
         assert (teacher / name).is_file(), name
 

@@ -1,7 +1,8 @@
 """Metrics: top-k hits per sample, running averages, throughput, and the ``metrics.jsonl`` log.
 
-``metrics.jsonl`` holds one JSON object per line: training rows every ``log_interval`` iterations and one eval
-row per evaluation. On resume, rows written after the checkpoint's step (by the killed run) are dropped so the
+``metrics.jsonl`` holds one JSON object per line: ``"kind": "train"`` rows every ``log_interval`` iterations
+(epoch, step, lr, loss parts, img/s, time) and one ``"kind": "epoch"`` row per epoch (mean ``train_*`` loss
+parts, lr, img/s, time, and top1/top5/loss/count when it evaluated). On resume, rows written after the checkpoint's step (by the killed run) are dropped so the
 log reads as one uninterrupted run.
 """
 

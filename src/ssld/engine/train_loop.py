@@ -172,7 +172,7 @@ def train_epoch(ctx: StepContext, loader: Iterable[dict[str, Any]], pos: Positio
             row = {k: float(v) / window_n for k, v in window.items()}
             lr = base_lr(ctx.optimizer)
             bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.3g}", img_s=f"{meter.rate():.0f}")
-            ctx.metrics.write({"epoch": pos.epoch + 1, "step": pos.step, "lr": lr, **row,
+            ctx.metrics.write({"kind": "train", "epoch": pos.epoch + 1, "step": pos.step, "lr": lr, **row,
                                "img_s": meter.rate(), "time": time.time()})
             window, window_n = {}, 0
         if stop or (ctx.save_steps and pos.step % ctx.save_steps == 0):

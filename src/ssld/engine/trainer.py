@@ -41,7 +41,7 @@ from ssld.engine.resume import (
     restore_trainables,
 )
 from ssld.engine.scheduler import build_scheduler
-from ssld.engine.train_loop import Position, StepContext, StopRequest, train_epoch
+from ssld.engine.train_loop import Position, StepContext, StopRequest, base_lr, train_epoch
 from ssld.errors import UserError
 from ssld.utils.io import write_json
 
@@ -176,8 +176,11 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
             train_seconds += result.seconds
             _report_bad(epoch, result.bad, samples, skipped)
             pos = Position(epoch + 1, 0, pos.step, pos.updates)
-            row: dict[str, Any] = {"epoch": epoch + 1, "step": pos.step, **{f"train_{k}": v for k, v in
-                                                                           result.losses.items()}}
+            row: dict[str, Any] = {
+                "kind": "epoch", "epoch": epoch + 1, "step": pos.step, "lr": base_lr(optimizer),
+                **{f"train_{k}": v for k, v in result.losses.items()},
+                "img_s": result.images * dist.world_size() / max(result.seconds, 1e-9), "time": time.time(),
+            }
             due = (epoch + 1) % g.eval_interval == 0 or epoch + 1 == g.epochs
             if eval_loader is not None and due and epoch + 1 > g.start_eval_epoch:
                 last_eval = evaluate(tm.student, eval_loader, device, precision)
