@@ -41,7 +41,13 @@ from ssld.engine.resume import (
     restore_trainables,
 )
 from ssld.engine.scheduler import build_scheduler
-from ssld.engine.train_loop import Position, StepContext, StopRequest, base_lr, train_epoch
+from ssld.engine.train_loop import (
+    Position,
+    StepContext,
+    StopRequest,
+    base_lr,
+    train_epoch,
+)
 from ssld.errors import UserError
 from ssld.utils.io import write_json
 
