@@ -45,13 +45,17 @@ class Position:
 
 class StopRequest:
     """Turns the first SIGTERM/SIGINT into a request to checkpoint and stop at the next update; a second one
-    interrupts at once."""
+    interrupts at once. Forked data-loader workers inherit the handler and ignore the signal: the main process
+    stops them."""
 
     def __init__(self) -> None:
         self.requested = False
         self._old: dict[int, Any] = {}
+        self._pid = os.getpid()
 
     def _handle(self, signum: int, _frame: object) -> None:
+        if os.getpid() != self._pid:
+            return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
