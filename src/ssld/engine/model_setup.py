@@ -110,7 +110,12 @@ def prepare(model: nn.Module, cfg: SSLDConfig, device: torch.device) -> TrainMod
     infer = getattr(model, "infer_model", None)
     student = infer if isinstance(infer, nn.Module) else model
     parts = [(p.rstrip("."), m) for p, m in trainable_parts(model)]
-    if g.use_sync_bn and dist.world_size() > 1:
+    sync_bn = g.use_sync_bn and dist.world_size() > 1
+    if sync_bn and device.type == "cpu":
+        sync_bn = False
+        if dist.is_main():
+            log.warning("warning: Global.use_sync_bn is ignored on CPU (PyTorch's SyncBatchNorm needs a GPU)")
+    if sync_bn:
         for path, part in parts:
             synced = nn.SyncBatchNorm.convert_sync_batchnorm(part)
             if path:
