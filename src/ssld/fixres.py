@@ -38,7 +38,7 @@ def fixres_size(train_size: int, ratio: float = RATIO) -> int:
 
 
 def _eval_ops(cfg: SSLDConfig) -> tuple[list[Any], tuple[int, ...]]:
-    from ssld.export import eval_ops, fixed_size_ops
+    from ssld.preprocessing import eval_ops, fixed_size_ops
 
     return fixed_size_ops(eval_ops(cfg, None), None, cfg.Global.image_shape)
 

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ssld.data import build_transform
     from ssld.errors import UserError
-    from ssld.export import eval_ops, fixed_size_ops, load_infer_model
+    from ssld.export import load_infer_model
     from ssld.predict import (
         collect_images,
         format_prediction,
@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         read_sidecar,
         torchscript_backend,
     )
+    from ssld.preprocessing import eval_ops, fixed_size_ops
 
     if args.topk < 1:
         raise UserError("--topk: must be at least 1")
