@@ -65,6 +65,7 @@ def test_two_process_train_eval_and_resume_across_world_sizes(data: Path, tmp_pa
     res = _torchrun(cfg_path, "-o", f"Global.checkpoints={mid}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "continuing at epoch 1, batch 1" in res.stderr
+    assert res.stderr.count("frozen model 'Teacher' has no weights") == 1  # a random teacher: warned, by rank 0
     report = json.loads((ddp_out / "train_report.json").read_text())
     assert report["world_size"] == 2 and report["count"] == VAL_COUNT
     ckpt = torch.load(ddp_out / "checkpoints" / "latest.pt", weights_only=True)

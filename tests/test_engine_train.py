@@ -98,18 +98,22 @@ def test_finetune_starts_from_the_distilled_student(data: Path, teacher: Path, t
             assert torch.allclose(v, end[k], atol=1e-9), k
 
 
-def test_unreadable_images_are_skipped_and_reported(data: Path, tmp_path: Path) -> None:
+def test_unreadable_images_are_skipped_and_reported(data: Path, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "empty.png").write_bytes(b"")
     (broken / "junk.png").write_bytes(b"not a png at all")
     lines = (data / "train_labeled.txt").read_text().splitlines()[:62]
     lst = tmp_path / "with_bad.txt"
-    lst.write_text("\n".join(lines + [f"{broken}/empty.png 1", f"{broken}/junk.png 2"]) + "\n")
+    unlabeled = (data / "unlabeled.txt").read_text().splitlines()[:2]
+    lst.write_text("\n".join(lines + unlabeled + [f"{broken}/empty.png 1", f"{broken}/junk.png 2"]) + "\n")
     cfg = supervised_config(data, tmp_path / "out", epochs=1, eval_during_train=False)
     cfg["DataLoader"]["Train"]["dataset"]["cls_label_path"] = str(lst)
     report = train(load_config(write_config(tmp_path / "b.yaml", cfg)))
     assert report["skipped_images"] == 2
+    assert "2 of 66 training images are unlabeled" in caplog.text  # single model: CE skips them, with a warning
+    assert "skipped 2 unreadable images" in caplog.text
     saved = json.loads((tmp_path / "out" / "train_report.json").read_text())
     assert saved["skipped"] == sorted([f"{broken}/empty.png", f"{broken}/junk.png"])
 
