@@ -20,9 +20,20 @@ from ssld.data.transforms import build_transform
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 ALL_CONFIGS = sorted(CONFIGS.rglob("*.yaml"))
-# `ssld pipeline` files (sections Pipeline and Profiles) are a different file type from training configs.
-PIPELINE_CONFIGS = [p for p in ALL_CONFIGS if "Pipeline" in (yaml.safe_load(p.read_text()) or {})]
-TRAINING_CONFIGS = [p for p in ALL_CONFIGS if p not in PIPELINE_CONFIGS]
+
+
+def _kind(path: Path) -> str:
+    """Training config (``Arch``), ``ssld pipeline`` file (``Pipeline``) or ``ssld ablate`` file (``Ablation``)."""
+    sections = yaml.safe_load(path.read_text()) or {}
+    for kind in ("Ablation", "Pipeline"):
+        if kind in sections:
+            return kind
+    return "Arch"
+
+
+PIPELINE_CONFIGS = [p for p in ALL_CONFIGS if _kind(p) == "Pipeline"]
+ABLATION_CONFIGS = [p for p in ALL_CONFIGS if _kind(p) == "Ablation"]
+TRAINING_CONFIGS = [p for p in ALL_CONFIGS if _kind(p) == "Arch"]
 IMAGENET = CONFIGS / "imagenet"
 FMNIST = CONFIGS / "fashion_mnist"
 
@@ -134,6 +145,13 @@ def test_pipeline_config_validates(path: Path) -> None:
     from ssld.pipeline.config import load_pipeline_config
 
     load_pipeline_config(path)
+
+
+@pytest.mark.parametrize("path", ABLATION_CONFIGS, ids=_rel)
+def test_ablation_config_validates(path: Path) -> None:
+    from ssld.ablate import load_ablation
+
+    load_ablation(path)
 
 
 @pytest.mark.parametrize("student", DISTILL_5M)
