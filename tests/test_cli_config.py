@@ -106,6 +106,15 @@ def _missing_checkpoint(tmp_path: Path, data: Path) -> tuple[list[str], str]:
     return ["train", "-c", str(_yaml(tmp_path, cfg))], "Global.checkpoints: checkpoint"
 
 
+def _checkpoint_of_another_model(tmp_path: Path, data: Path) -> tuple[list[str], str]:
+    import torch
+
+    ckpt = tmp_path / "other.pt"
+    torch.save({"model": {"head.weight": torch.zeros(2, 2)}, "step": 5}, ckpt)
+    cfg = supervised_config(data, tmp_path / "out", checkpoints=str(ckpt))
+    return ["train", "-c", str(_yaml(tmp_path, cfg))], "other.pt does not fit the config's model: "
+
+
 def _eval_missing_weights(tmp_path: Path, data: Path) -> tuple[list[str], str]:
     cfg = supervised_config(data, tmp_path / "out")
     return ["eval", "-c", str(_yaml(tmp_path, cfg)), "--weights", str(tmp_path / "w.safetensors")], "w.safetensors"
@@ -113,7 +122,8 @@ def _eval_missing_weights(tmp_path: Path, data: Path) -> tuple[list[str], str]:
 
 CASES: list[Callable[[Path, Path], tuple[list[str], str]]] = [
     _missing_config, _syntax_error, _unknown_key, _unknown_model, _wrong_type, _missing_list, _missing_root,
-    _bad_label, _loss_pair, _class_mismatch, _bad_override, _missing_checkpoint, _eval_missing_weights,
+    _bad_label, _loss_pair, _class_mismatch, _bad_override, _missing_checkpoint, _checkpoint_of_another_model,
+    _eval_missing_weights,
 ]
 
 

@@ -94,6 +94,20 @@ def build_train_loss(cfg: SSLDConfig) -> torch.nn.Module:
         raise UserError(f"Loss.Train{e if str(e).startswith('[') else ': ' + str(e)}") from None
 
 
+def _load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str) -> None:
+    """Resume weights; a checkpoint of another architecture is a one-line UserError."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        what = ", ".join(f"{len(keys)} {label} (e.g. {keys[0]})" for label, keys in
+                         (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
+                         if keys)
+        raise UserError(f"Global.checkpoints: {path} does not fit the config's model: {what}")
+    model.load_state_dict(state)
+
+
 def _iters_per_epoch(sampler: Any, batch_size: int, drop_last: bool, cap: int | None) -> int:
     per_rank = sampler.shard_size
     iters = per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
@@ -118,7 +132,7 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
     if g.pretrained_model and ckpt is None:
         load_pretrained(model, g.pretrained_model)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        _load_model_state(model, ckpt["model"], g.checkpoints)
     optimizer = build_optimizer(model, cfg.Optimizer, cfg.Arch.lr_mult_list)
     tm = prepare(model, cfg, device)
     loss_fn.to(device)
@@ -146,8 +160,8 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
     metrics = MetricsLog(out / "metrics.jsonl", dist.is_main())
     metrics.truncate_after(pos.step if ckpt is not None else -1)
 
-    def save(p: Position, name: str = "latest.pt", extra: dict[str, Any] | None = None) -> None:
-        data = make_checkpoint(tm, state, p, bs, cfg_hash, {"best_top1": best, **(extra or {})})
+    def save(p: Position, name: str = "latest.pt") -> None:
+        data = make_checkpoint(tm, state, p, bs, cfg_hash, {"best_top1": best})
         if dist.is_main():
             from ssld.models import save_safetensors
 
