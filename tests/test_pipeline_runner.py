@@ -162,3 +162,13 @@ def test_status_table_lists_every_stage(tmp_path: Path) -> None:
     assert "stage" in end and "key metric" in end
     for name in ("a", "b", "c"):
         assert any(line.startswith(name + " ") and "done" in line and "acc=" in line for line in end.splitlines())
+
+
+def test_only_on_interrupted_stage_resumes_it(tmp_path: Path) -> None:
+    rec = Recorder()
+    p = Pipeline(tmp_path, chain(rec, crash_once=True), {"source": "x"}, out=lambda s: None)
+    with pytest.raises(KeyboardInterrupt):
+        p.run()
+    p.run(only="b")
+    assert rec.calls == ["a", "b", "b (resume)"]
+    assert [r.state for r in p.rows()] == ["done", "done", "pending"]

@@ -49,7 +49,7 @@ def test_steps_and_baseline_budget(tmp_path: Path) -> None:
     assert steps_per_epoch(cfg, 2000) == 16  # 2000 / 128, last partial batch kept
     p = load_pipeline_config(FM_CONFIGS / "ssld.yaml", profile="quick")
     budget = ssld_step_budget(p, n_labeled=2000, n_pool=20000)
-    k, distill_epochs = p.pipeline.select.k, 10
+    k, distill_epochs = p.pipeline.select.k, p.pipeline.distill.overrides["Global.epochs"]
     assert budget["distill"] == -(-(2000 + 10 * k) // 128) * distill_epochs
     assert budget["total"] == budget["distill"] + budget["finetune"] > budget["distill"]
 

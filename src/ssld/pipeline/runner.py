@@ -254,9 +254,9 @@ class Pipeline:
         if not forced and self._try_reuse(stage, digest):
             return
         started = d / STARTED
-        resume = False
-        if record is None and started.is_file() and not forced:
-            resume = _read_hash(started) == digest
+        # an interrupted stage resumes when its inputs are unchanged, also under --only/--from (they force
+        # finished stages to rerun; an unfinished one has nothing to redo)
+        resume = record is None and started.is_file() and _read_hash(started) == digest
         if not resume:
             _remove_stage_dir(d)
         d.mkdir(parents=True, exist_ok=True)
