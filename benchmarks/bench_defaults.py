@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 import common
@@ -81,8 +80,7 @@ def main(argv: list[str] | None = None) -> None:
               "compute": compute_options(data, teacher, rounds, steps, args.compile),
               "loader": loader_options(data, teacher, rounds, steps), "machine": common.machine()}
     common.write_result("defaults", result)
-    json.dump(result, sys.stdout, indent=1, default=str)
-    print()
+    print(json.dumps(result, default=str))  # one line: run_all reads the last line
 
 
 if __name__ == "__main__":

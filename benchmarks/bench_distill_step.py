@@ -17,7 +17,6 @@ import argparse
 import copy
 import itertools
 import json
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -233,8 +232,7 @@ def main(argv: list[str] | None = None) -> None:
                      args.per_class)
     result["machine"] = common.machine()
     common.write_result("distill_step", result)
-    json.dump({k: v for k, v in result.items() if k != "seconds"}, sys.stdout, indent=1, default=str)
-    print()
+    print(json.dumps(result, default=str))  # one line: run_all reads the last line
 
 
 if __name__ == "__main__":

@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         result["accuracy"] = accuracy(data, teacher, args.epochs or (1 if args.quick else 3))
     result["machine"] = common.machine()
     common.write_result("offline", result)
-    json.dump(result, sys.stdout, indent=1, default=str)
-    print()
+    print(json.dumps(result, default=str))  # one line: run_all reads the last line
 
 
 if __name__ == "__main__":

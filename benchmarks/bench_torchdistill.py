@@ -44,7 +44,9 @@ def run_ssld(cfg: Any) -> dict[str, float]:
     return {"top1": report["top1"], "img_s": report["img_s"], "train_seconds": report["train_seconds"]}
 
 
-def run_torchdistill(cfg: Any, teacher_path: str, init: str, epochs: int) -> dict[str, float]:
+def run_torchdistill(cfg: Any, teacher_path: str, init: str, epochs: int,
+                     max_steps: int | None = None) -> dict[str, float]:
+    """Distil with torchdistill's DistillationBox; ``max_steps`` stops early and skips the evaluation."""
     from torch.utils.data import RandomSampler
     from torchdistill.core.distillation import DistillationBox
 
@@ -89,7 +91,11 @@ def run_torchdistill(cfg: Any, teacher_path: str, init: str, epochs: int) -> dic
                 loss = box.forward_process(sample_batch, targets, supp_dict)
                 box.post_forward_process(loss)
                 images += len(targets)
+                if max_steps is not None and images >= max_steps * bs:
+                    break
             box.post_epoch_process()
+    if max_steps is not None:
+        return {"img_s": images / t.seconds}
     eval_loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=0)
     top1 = evaluate(student, eval_loader, torch.device("cpu"))["top1"]
     return {"top1": top1, "img_s": images / t.seconds, "train_seconds": t.seconds}
@@ -101,12 +107,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--repeats", type=int)
     ap.add_argument("--per-class", type=int, help="training images per class (default 500 quick, 1000 full)")
+    ap.add_argument("--memory", type=int, metavar="STEPS", help="peak RSS of torchdistill alone after STEPS steps")
     args = ap.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 3)
     repeats = args.repeats or (1 if args.quick else 2)
     data = common.fashion_mnist(args.per_class or (500 if args.quick else 1000))
     teacher = str(common.teacher(data, epochs=2 if args.quick else 4))
     init = str(common.student_init())
+    if args.memory:
+        before = common.max_rss_mb()
+        cfg = common.load(common.distill_config(data, common.OUT / "kd_mem", teacher, student_init=init))
+        run_torchdistill(cfg, teacher, init, 1, max_steps=args.memory)
+        print(json.dumps({"variant": "torchdistill", "steps": args.memory, "rss_after_import_mb": before,
+                          "peak_rss_mb": common.max_rss_mb()}))
+        return
     runs: dict[str, list[dict[str, float]]] = {"ssld": [], "torchdistill": []}
     for r in range(repeats):
         cfg = common.load(common.distill_config(data, common.OUT / f"kd_ssld_{r}", teacher, epochs=epochs,
@@ -124,8 +138,7 @@ def main(argv: list[str] | None = None) -> None:
               "top1_points_ssld_minus_torchdistill": 100 * (med["ssld"]["top1"] - med["torchdistill"]["top1"]),
               "machine": common.machine()}
     common.write_result("torchdistill", result)
-    json.dump(result, sys.stdout, indent=1, default=str)
-    print()
+    print(json.dumps(result, default=str))  # one line: run_all reads the last line
 
 
 if __name__ == "__main__":

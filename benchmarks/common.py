@@ -168,14 +168,14 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def in_subprocess(script: str, *args: str, timeout: float = 600) -> dict[str, Any]:
-    """Run ``benchmarks/<script> ARGS`` in a fresh interpreter; its last stdout line is a JSON object."""
+def in_subprocess(script: str, *args: str, timeout: float = 900) -> str:
+    """Run ``benchmarks/<script> ARGS`` in a fresh interpreter; returns its stdout."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'benchmarks'}"}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
                           text=True, env=env, timeout=timeout, cwd=ROOT, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{script} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return proc.stdout
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
