@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest_pipeline import FM_CONFIGS
 
-import ssld.ablate as ablate
+from ssld import ablate
 from ssld.ablate import load_ablation, run_ablation
 from ssld.errors import UserError
 from ssld.pipeline.api import open_pipeline

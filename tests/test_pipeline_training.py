@@ -10,7 +10,12 @@ from conftest_pipeline import FM_CONFIGS
 from ssld.errors import UserError
 from ssld.pipeline.baseline import split_labeled, ssld_step_budget
 from ssld.pipeline.config import load_pipeline_config
-from ssld.pipeline.training import Lists, read_training_yaml, steps_per_epoch, write_stage_config
+from ssld.pipeline.training import (
+    Lists,
+    read_training_yaml,
+    steps_per_epoch,
+    write_stage_config,
+)
 
 
 def _stage_cfg(tmp: Path, resume: bool, overrides: dict | None = None):

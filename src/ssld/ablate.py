@@ -128,34 +128,37 @@ def _stat(values: list[float]) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
+def _values(cells: list[dict[str, Any]], key: str) -> list[float]:
+    """One metric over the cached seeds; ``final`` is after finetune, or after distill when a row has none."""
+    if key == "final":
+        picked = [c.get("finetune") if c.get("finetune") is not None else c.get("distill") for c in cells]
+    else:
+        picked = [c.get(key) for c in cells]
+    return [v for v in picked if v is not None]
+
+
+def _delta(values: list[float], reference: list[float]) -> str:
+    if not values or not reference:
+        return ""
+    return f"{statistics.fmean(values) - statistics.fmean(reference):+.2f}"
+
+
 def ablation_table(ab: AblationFile, out_dir: Path, seeds: list[int]) -> str:
     """Markdown table: one row per ablation row, mean ± std over the cached seeds, Δ vs the first row."""
     head = ("| variant | reference finding | teacher top-1 | after distill | after finetune | Δ distill vs "
             "first row | Δ final vs first row | seeds |")
     lines = [head, "|---|---|---|---|---|---|---|---|"]
-    first: dict[str, float | None] = {}
+    first: list[dict[str, Any]] = []
     for i, row in enumerate(ab.rows):
         cache_path = out_dir / "results" / f"{slug(row.name)}.json"
         cached = json.loads(cache_path.read_text())["seeds"] if cache_path.is_file() else {}
         cells = [cached[str(s)] for s in seeds if str(s) in cached]
-
-        def vals(key: str, cells: list[dict[str, Any]] = cells) -> list[float]:
-            return [c[key] for c in cells if c.get(key) is not None]
-
-        final = [c.get("finetune") if c.get("finetune") is not None else c.get("distill") for c in cells]
-        final = [v for v in final if v is not None]
-        means = {"distill": statistics.fmean(vals("distill")) if vals("distill") else None,
-                 "final": statistics.fmean(final) if final else None}
         if i == 0:
-            first = means
-
-        def delta(key: str, means: dict[str, float | None] = means) -> str:
-            if i == 0 or means[key] is None or first.get(key) is None:
-                return ""
-            return f"{means[key] - first[key]:+.2f}"
-
-        lines.append(f"| {row.name} | {row.claim} | {_stat(vals('teacher'))} | {_stat(vals('distill'))} | "
-                     f"{_stat(vals('finetune'))} | {delta('distill')} | {delta('final')} | {len(cells)} |")
+            first = cells
+        deltas = ["", ""] if i == 0 else [_delta(_values(cells, k), _values(first, k)) for k in ("distill", "final")]
+        lines.append(f"| {row.name} | {row.claim} | {_stat(_values(cells, 'teacher'))} | "
+                     f"{_stat(_values(cells, 'distill'))} | {_stat(_values(cells, 'finetune'))} | "
+                     f"{deltas[0]} | {deltas[1]} | {len(cells)} |")
     return "\n".join(lines)
 
 

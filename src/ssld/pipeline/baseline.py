@@ -18,7 +18,14 @@ from ssld.errors import UserError
 from ssld.pipeline.config import PipelineConfig
 from ssld.pipeline.runner import Stage, StageContext, StageResult
 from ssld.pipeline.training import (
-    WEIGHTS, Lists, count_lines, evaluate_weights, percent, read_training_yaml, steps_per_epoch, train_config,
+    WEIGHTS,
+    Lists,
+    count_lines,
+    evaluate_weights,
+    percent,
+    read_training_yaml,
+    steps_per_epoch,
+    train_config,
     write_stage_config,
 )
 from ssld.utils.io import atomic_write_text, write_json

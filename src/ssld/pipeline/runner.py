@@ -11,24 +11,31 @@ leaves a stage that looks finished but is not.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ssld.errors import UserError
+from ssld.pipeline.records import (
+    DONE,
+    IDENTITY,
+    STARTED,
+    cpu_seconds,
+    hash_outputs,
+    read_done,
+    read_hash,
+    remove_stage_dir,
+)
 from ssld.pipeline.status import StageRow, format_status
 from ssld.utils.io import sha256_file, sha256_json, write_json
 
 log = logging.getLogger("ssld.pipeline")
 
-DONE = "done.json"
-STARTED = "started.json"
-IDENTITY = "pipeline.json"
 
 
 @dataclass
@@ -70,36 +77,6 @@ class Stage:
     input_files: tuple[str, ...] = ()
     key_metric: str | None = None
 
-
-def read_done(stage_dir: Path) -> dict[str, Any] | None:
-    """The stage's ``done.json`` record, or None when the stage never finished."""
-    import json
-
-    path = stage_dir / DONE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _hash_outputs(stage_dir: Path, outputs: Iterable[str]) -> dict[str, str]:
-    hashes: dict[str, str] = {}
-    for rel in outputs:
-        path = stage_dir / rel
-        if not path.is_file():
-            raise RuntimeError(f"stage {stage_dir.name} declared output {rel} but did not write it")
-        hashes[rel] = sha256_file(path)
-    return hashes
-
-
-def _remove_stage_dir(path: Path) -> None:
-    """Clear a stage directory; a symlink (a stage reused from another run) is unlinked, never followed."""
-    if path.is_symlink():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
 
 
 class Pipeline:
@@ -187,8 +164,6 @@ class Pipeline:
     # ------------------------------------------------------------------------------------------------ identity
 
     def _check_identity(self) -> None:
-        import json
-
         path = self.run_dir / IDENTITY
         digest = sha256_json({k: v for k, v in self.identity.items() if k != "source"})
         if path.is_file():
@@ -256,19 +231,19 @@ class Pipeline:
         started = d / STARTED
         # an interrupted stage resumes when its inputs are unchanged, also under --only/--from (they force
         # finished stages to rerun; an unfinished one has nothing to redo)
-        resume = record is None and started.is_file() and _read_hash(started) == digest
+        resume = record is None and started.is_file() and read_hash(started) == digest
         if not resume:
-            _remove_stage_dir(d)
+            remove_stage_dir(d)
         d.mkdir(parents=True, exist_ok=True)
         if not resume:
             write_json(started, {"hash": digest, "started_at": time.time()})
         log.info("%s: %s", stage.name, "resuming" if resume else "running")
         upstream = {dep: read_done(self.run_dir / dep) or {} for dep in stage.deps}
         ctx = StageContext(stage.name, d, self.run_dir, stage.settings, upstream, resume)
-        t0, cpu0 = time.time(), _cpu_seconds()
+        t0, cpu0 = time.time(), cpu_seconds()
         result = stage.run(ctx)
-        wall, cpu = time.time() - t0, _cpu_seconds() - cpu0
-        outputs = _hash_outputs(d, result.outputs)
+        wall, cpu = time.time() - t0, cpu_seconds() - cpu0
+        outputs = hash_outputs(d, result.outputs)
         done = {
             "stage": stage.name,
             "hash": digest,
@@ -296,27 +271,9 @@ class Pipeline:
             record = read_done(src)
             if record is not None and record.get("hash") == digest:
                 dst = self.run_dir / stage.name
-                _remove_stage_dir(dst)
+                remove_stage_dir(dst)
                 dst.symlink_to(src.resolve(), target_is_directory=True)
                 log.info("%s: reused from %s", stage.name, src)
                 return True
         return False
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (data-loader workers): a machine-load-independent
-    measure of a stage's cost next to its wall time."""
-    import resource
-
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _read_hash(path: Path) -> str | None:
-    import json
-
-    try:
-        return json.loads(path.read_text()).get("hash")
-    except (OSError, ValueError):
-        return None
 

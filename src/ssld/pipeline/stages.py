@@ -15,7 +15,14 @@ from ssld.pipeline.config import PipelineConfig, TrainStage
 from ssld.pipeline.mining_stages import dedup_stage, label_stage, select_stage
 from ssld.pipeline.runner import Stage, StageContext, StageResult
 from ssld.pipeline.training import (
-    WEIGHTS, Lists, count_lines, percent, frozen_model_index, read_training_yaml, steps_per_epoch, train_config,
+    WEIGHTS,
+    Lists,
+    count_lines,
+    frozen_model_index,
+    percent,
+    read_training_yaml,
+    steps_per_epoch,
+    train_config,
     write_stage_config,
 )
 

@@ -20,7 +20,7 @@ def format_seconds(seconds: float | None) -> str:
     """``75.3`` -> ``1m15s``; None -> ``-``."""
     if seconds is None:
         return "-"
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{seconds:.1f}s"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from ssld.utils.io import atomic_path
 
 
-def _plt():  # noqa: ANN202 - the pyplot module
+def _plt():  # the pyplot module, imported on first use with the Agg backend
     import matplotlib
 
     matplotlib.use("Agg")

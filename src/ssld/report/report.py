@@ -12,7 +12,13 @@ from typing import Any
 from ssld.errors import UserError
 from ssld.pipeline.status import format_seconds
 from ssld.report.plots import accuracy_bars, learning_curves, read_metrics
-from ssld.report.tables import describe_loss, markdown_table, read_json, result_rows, stage_records
+from ssld.report.tables import (
+    describe_loss,
+    markdown_table,
+    read_json,
+    result_rows,
+    stage_records,
+)
 from ssld.utils.io import atomic_write_text
 
 TRAINING = ("teacher", "baseline", "distill", "finetune", "fixres")
@@ -68,10 +74,11 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     figs.mkdir(parents=True, exist_ok=True)
     rel = figs.relative_to(run) if figs.is_relative_to(run) else figs
     identity = (read_json(run / "pipeline.json") or {}).get("identity", {})
-    md = [f"# SSLD run report: {run.name}", "",
-          f"Config: `{identity.get('source', '?')}`, profile `{identity.get('profile')}`, "
-          f"seed {identity.get('pipeline', {}).get('seed', '?')}.", "", markdown_table(rows), ""]
-    md += ["Sources: " + "; ".join(f"{r['stage']}: `{r['source']}`" for r in rows), ""]
+    config = (f"Config: `{identity.get('source', '?')}`, profile `{identity.get('profile')}`, "
+              f"seed {identity.get('pipeline', {}).get('seed', '?')}.")
+    md = [f"# SSLD run report: {run.name}", "", config, "", markdown_table(rows), ""]
+    sources = "; ".join(f"{r['stage']}: `{r['source']}`" for r in rows)
+    md += [f"Sources: {sources}", ""]
     md += ["## Notes", "", *_notes(run, rows, records), ""]
     md += ["## Figures", ""]
     if accuracy_bars(rows, figs / "accuracy.png"):
