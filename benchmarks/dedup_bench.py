@@ -142,6 +142,19 @@ def evaluate(nb: Neighbours, th: Thresholds, planted: list[dict], n_train: int, 
             "missed_edits": [p["edits"] for p, h in zip(planted, hits, strict=True) if not h]}
 
 
+def recall_by_edit(nb: Neighbours, th: Thresholds, planted: list[dict], n_train: int) -> dict:
+    """Recall of the planted copies split by edit: with a geometric edit (crop/rotation) or photometric only."""
+    found = {m.pool: m.ref for m in decide(nb, th)}
+    groups: dict[str, list[bool]] = {}
+    for j, p in enumerate(planted):
+        hit = found.get(n_train + j) == p["source"]
+        geo = "crop" in p["edits"] or "rotate" in p["edits"]
+        groups.setdefault("with crop or rotation" if geo else "photometric/resize/flip only", []).append(hit)
+        for edit in p["edits"]:
+            groups.setdefault(f"has {edit}", []).append(hit)
+    return {k: {"n": len(v), "recall": float(np.mean(v))} for k, v in sorted(groups.items())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench_out/mining")
@@ -150,6 +163,7 @@ def main() -> None:
     ap.add_argument("--train-images", type=int, default=20000, help="teacher trained on the first N train images")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--plant", type=int, default=500)
+    ap.add_argument("--reuse", action="store_true", help="reuse the cached kNN results of an earlier run")
     args = ap.parse_args()
     out = Path(args.out)
     (out / "fmnist").mkdir(parents=True, exist_ok=True)
@@ -165,24 +179,39 @@ def main() -> None:
     root = out / "fmnist"
     pool = [str(root / f"train/{i:05d}.png") for i in range(len(xtr))] + [str(root / p["path"]) for p in planted]
     ref = [str(root / f"test/{i:05d}.png") for i in range(len(xte))]
-    cache = out / f"neighbours_{args.arch}.npz"
-    t0 = time.perf_counter()
-    nb = search(pool, ref, model, build_transform(OPS, 28), k=5, batch_size=512, workers=args.workers)
-    wall = time.perf_counter() - t0
-    np.savez(cache, **{k: v for k, v in asdict(nb).items() if k != "seconds"})
+    cache = out / f"neighbours_{args.arch}_n{args.train_images}_e{args.epochs}.npz"
+    if args.reuse and cache.is_file():
+        with np.load(cache) as z:
+            nb = Neighbours(**{k: z[k] for k in z.files})
+        nb.seconds = json.loads((out / "dedup_bench.json").read_text())["seconds"]
+        wall = sum(nb.seconds.values())
+    else:
+        t0 = time.perf_counter()
+        nb = search(pool, ref, model, build_transform(OPS, 28), k=5, batch_size=512, workers=args.workers)
+        wall = time.perf_counter() - t0
+        np.savez(cache, **{k: v for k, v in asdict(nb).items() if k != "seconds"})
     base = Thresholds()
     rows = []
-    for margin in (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12):
-        r = evaluate(nb, replace(base, sim_margin=margin), planted, len(xtr), exact_train)
+    for margin in (2, 4, 6, 8, 10, 12, 16):
+        r = evaluate(nb, replace(base, hash_margin=margin), planted, len(xtr), exact_train)
         rows.append((margin, r["recall"], r["others_removed"]))
-        print(f"sim_margin {margin:.3f}: recall {r['recall']:.3f}, others removed {100 * r['others_removed']:.2f}% "
+        print(f"hash_margin {margin:2d}: recall {r['recall']:.3f}, others removed {100 * r['others_removed']:.2f}% "
               f"({r['others_removed_n']}, of which {r['others_exact_dups']} pixel-identical)")
-    tradeoff_curve(rows, base.sim_margin, out / "dedup_curve.png", "embedding margin (sim_margin)")
+    emb_rows = []
+    for sim_min, margin in ((0.99, 0.001), (0.995, 0.003), (0.995, 0.005), (0.9, 0.03)):
+        r = evaluate(nb, replace(base, hash_max=-1, sim_min=sim_min, sim_margin=margin), planted, len(xtr),
+                     exact_train)
+        emb_rows.append({"sim_min": sim_min, "sim_margin": margin, "recall": r["recall"],
+                         "others_removed": r["others_removed"]})
+        print(f"embedding only, sim_min {sim_min} sim_margin {margin}: recall {r['recall']:.3f}, "
+              f"others removed {100 * r['others_removed']:.2f}%")
+    tradeoff_curve(rows, base.hash_margin, out / "dedup_curve.png", "hash margin (bits, hash_max 10)")
     final = evaluate(nb, base, planted, len(xtr), exact_train)
     hash_hit, emb_hit = rule_hits(nb, base)
     result = {"thresholds": asdict(base), "teacher": f"{args.arch}, {args.epochs} epochs on {args.train_images}",
               "teacher_test_acc": acc, "wall_s": wall,
               "seconds": nb.seconds, "pool": len(pool), "ref": len(ref), "planted": len(planted),
+              "embedding_only": emb_rows, "recall_by_edit": recall_by_edit(nb, base, planted, len(xtr)),
               "dataset_exact_duplicates_train_vs_test": len(exact_train), "curve": rows,
               **{k: v for k, v in final.items() if k != "missed_edits"},
               "missed_examples": final["missed_edits"][:20], "hash_rule_hits": int(hash_hit.sum()),
