@@ -52,7 +52,8 @@ def test_rows_are_cached_and_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyP
         if len(calls) == 3:
             raise KeyboardInterrupt  # killed during the third cell
         ft = None if row.name == "no finetune" else 85.0 + seed
-        return {"teacher": 86.0, "distill": 83.0 + seed, "finetune": ft, "baseline": None}
+        base = 82.0 if row.name == "reference" else None
+        return {"teacher": 86.0, "distill": 83.0 + seed, "finetune": ft, "baseline": base}
 
     monkeypatch.setattr(ablate, "run_row_seed", fake)
     path = write_file(tmp_path)
@@ -63,8 +64,8 @@ def test_rows_are_cached_and_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert calls == [("reference", 0), ("reference", 1), ("no finetune", 0), ("no finetune", 0), ("no finetune", 1)]
     text = (tmp_path / "results.md").read_text()
     assert text.startswith("# Results\n\nintro\n") and text.count("ssld-ablate:begin") == 1
-    assert "| reference | the recipe | 86.00 ± 0.00 | 83.50 ± 0.71 | 85.50 ± 0.71 |  |  | 2 |" in text
-    assert "| no finetune | +0.4 from finetune | 86.00 ± 0.00 | 83.50 ± 0.71 | - | +0.00 | -2.00 | 2 |" in text
+    assert "| reference | the recipe | 86.00 ± 0.00 | 82.00 ± 0.00 | 83.50 ± 0.71 | 85.50 ± 0.71 |  |  | 2 |" in text
+    assert "| no finetune | +0.4 from finetune | 86.00 ± 0.00 | - | 83.50 ± 0.71 | - | +0.00 | -2.00 | 2 |" in text
     run_ablation(path, out=lambda s: None, table_only=True)
     assert len(calls) == 5 and (tmp_path / "results.md").read_text().count("ssld-ablate:begin") == 1
 

@@ -144,10 +144,11 @@ def _delta(values: list[float], reference: list[float]) -> str:
 
 
 def ablation_table(ab: AblationFile, out_dir: Path, seeds: list[int]) -> str:
-    """Markdown table: one row per ablation row, mean ± std over the cached seeds, Δ vs the first row."""
-    head = ("| variant | reference finding | teacher top-1 | after distill | after finetune | Δ distill vs "
-            "first row | Δ final vs first row | seeds |")
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    """Markdown table: one row per ablation row, mean ± std over the cached seeds, Δ vs the first row (the
+    labels-only baseline is filled where the row runs the baseline stage: the recipe row)."""
+    head = ("| variant | reference finding | teacher top-1 | labels-only baseline | after distill | after finetune | "
+            "Δ distill vs first row | Δ final vs first row | seeds |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     first: list[dict[str, Any]] = []
     for i, row in enumerate(ab.rows):
         cache_path = out_dir / "results" / f"{slug(row.name)}.json"
@@ -157,6 +158,7 @@ def ablation_table(ab: AblationFile, out_dir: Path, seeds: list[int]) -> str:
             first = cells
         deltas = ["", ""] if i == 0 else [_delta(_values(cells, k), _values(first, k)) for k in ("distill", "final")]
         lines.append(f"| {row.name} | {row.claim} | {_stat(_values(cells, 'teacher'))} | "
+                     f"{_stat(_values(cells, 'baseline'))} | "
                      f"{_stat(_values(cells, 'distill'))} | {_stat(_values(cells, 'finetune'))} | "
                      f"{deltas[0]} | {deltas[1]} | {len(cells)} |")
     return "\n".join(lines)
