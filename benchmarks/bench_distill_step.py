@@ -33,7 +33,8 @@ Batches = Callable[[int], Iterable[dict[str, Any]]]
 class SsldStep:
     """ssld's training step as ``ssld train`` builds it (model, loss, optimizer, scheduler, precision)."""
 
-    def __init__(self, cfg: Any, model: nn.Module | None = None) -> None:
+    def __init__(self, cfg: Any, device: torch.device | None = None, offline: tuple[nn.Module, Any] | None = None):
+        """``offline``: (student-only model, stand-in teacher) instead of what the config builds."""
         from ssld.engine.amp import resolve_precision
         from ssld.engine.metrics import MetricsLog
         from ssld.engine.model_setup import build, prepare
@@ -43,9 +44,10 @@ class SsldStep:
         from ssld.engine.train_loop import StepContext, StopRequest
         from ssld.engine.trainer import build_train_loss
 
-        device = torch.device("cpu")
-        offline = build_offline(cfg)
-        self.model = model if model is not None else (offline[0] if offline else build(cfg))
+        device = device or torch.device("cpu")
+        self.device = device
+        offline = offline or build_offline(cfg)
+        self.model = offline[0] if offline else build(cfg)
         optimizer = build_optimizer(self.model, cfg.Optimizer, cfg.Arch.lr_mult_list)
         tm = prepare(self.model, cfg, device)
         precision = resolve_precision(cfg.AMP, device)
@@ -63,8 +65,8 @@ class SsldStep:
         from ssld.engine.train_loop import Position, train_epoch
 
         self.ctx.iters_per_epoch = steps
-        with common.Timer() as t:
-            train_epoch(self.ctx, batches, Position())
+        with common.DeviceTimer(self.device) as t:
+            self.last = train_epoch(self.ctx, batches, Position())
         return t.seconds
 
 
@@ -77,8 +79,11 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, T: float = common.KD_T
 class BareStep:
     """The hand-written loop: teacher forward without grad, student forward/backward, SGD step."""
 
-    def __init__(self, teacher: nn.Module, student: nn.Module, cfg: Any, inference_mode: bool = False) -> None:
-        self.teacher, self.student = copy.deepcopy(teacher).eval(), copy.deepcopy(student)
+    def __init__(self, teacher: nn.Module, student: nn.Module, cfg: Any, inference_mode: bool = False,
+                 device: torch.device | None = None) -> None:
+        self.device = device or torch.device("cpu")
+        self.teacher = copy.deepcopy(teacher).to(self.device).eval()
+        self.student = copy.deepcopy(student).to(self.device)
         self.channels_last = cfg.Global.channels_last
         if self.channels_last:
             self.teacher.to(memory_format=torch.channels_last)
@@ -99,12 +104,12 @@ class BareStep:
 
     def run(self, batches: Iterable[dict[str, Any]], steps: int) -> float:
         self.student.train()
-        with common.Timer() as t:
+        with common.DeviceTimer(self.device) as t:
             for batch in itertools.islice(batches, steps):
-                x = batch["image"]
+                x = batch["image"].to(self.device, non_blocking=True)
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype is not None):
+                with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
                     loss = kd_loss(self.student(x), self._teacher(x))
                 loss.backward()
                 self.opt.step()

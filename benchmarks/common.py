@@ -211,3 +211,30 @@ def teacher(data: Path, epochs: int) -> Path:
         report = train(load(cfg))
         print(f"teacher: {epochs} epochs, top-1 {report.get('top1')}", file=sys.stderr)
     return weights
+
+
+class DeviceTimer(Timer):
+    """Wall time of a block on ``device``: CUDA events around it on a GPU (the GPU's own clock, waited for at
+    the end), ``perf_counter`` on the CPU."""
+
+    def __init__(self, device: Any) -> None:
+        self.cuda = getattr(device, "type", "cpu") == "cuda"
+
+    def __enter__(self) -> DeviceTimer:  # noqa: PYI034
+        if self.cuda:
+            import torch
+
+            self.events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            self.events[0].record()
+            return self
+        return super().__enter__()  # type: ignore[return-value]
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.cuda:
+            super().__exit__(*exc)
+            return
+        import torch
+
+        self.events[1].record()
+        torch.cuda.synchronize()
+        self.seconds = self.events[0].elapsed_time(self.events[1]) / 1000
