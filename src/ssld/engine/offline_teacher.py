@@ -105,7 +105,7 @@ def build_offline(cfg: SSLDConfig) -> tuple[nn.Module, OfflineTeacher] | None:
     check_store(cfg, manifest, directory)
     if arch.teacher_bn_mode == "train":
         log.info("offline targets are eval-mode teacher outputs: Arch.teacher_bn_mode 'train' does not apply")
-    return _student_only(cfg), OfflineTeacher(frozen[0], directory)
+    return student_only(cfg), OfflineTeacher(frozen[0], directory)
 
 
 def _existing(directory: str) -> Path:
@@ -115,7 +115,7 @@ def _existing(directory: str) -> Path:
     return path
 
 
-def _student_only(cfg: SSLDConfig) -> nn.Module:
+def student_only(cfg: SSLDConfig) -> nn.Module:
     """The config's DistillationModel with every trainable sub-model and no frozen one (never built)."""
     from ssld.models import DistillationModel, create_model
 
