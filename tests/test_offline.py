@@ -184,3 +184,27 @@ def test_bad_store_is_one_error_before_training(setup: dict[str, Path], case: st
         train(cfg)
     assert str(err.value).startswith("DataLoader.Train.dataset.soft_labels: ")
     assert not Path(cfg.Global.output_dir).exists()
+
+
+def test_gpu_check_smoke_runs_without_mining_extras(tmp_path: Path) -> None:
+    """benchmarks/gpu_check.py --smoke on the CPU, with faiss/cv2/imagehash/onnx/torchdistill made unimportable
+    (the lent GPU machine has only torch, timm and ssld's core dependencies)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys, runpy\n"
+            "for m in ('faiss', 'cv2', 'imagehash', 'onnx', 'onnxruntime', 'skimage', 'matplotlib', 'torchdistill'):\n"
+            "    sys.modules[m] = None\n"
+            f"sys.path.insert(0, {str(root / 'benchmarks')!r})\n"
+            "sys.argv = ['gpu_check.py', '--smoke']\n"
+            f"runpy.run_path({str(root / 'benchmarks' / 'gpu_check.py')!r}, run_name='__main__')\n")
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "gpu_bench.json").read_text())
+    assert result["distill"][0]["checks"] == {"loss_finite": True, "teacher_unchanged": True, "student_changed": True}
+    assert result["label"]["img_s"]["label"]["median_img_s"] > 0
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["device"] == "cpu"
