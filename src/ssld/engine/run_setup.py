@@ -1,0 +1,175 @@
+"""Everything a training run needs before its first step, validated before anything is written.
+
+Data lists, the loss, the checkpoint to resume and the model are checked first (each mistake is a one-line
+``UserError``); only then are the optimizer, schedule, precision, EMA and the resume position put together.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ssld.config.schema import SSLDConfig
+from ssld.engine import distributed as dist
+from ssld.engine.amp import Precision, resolve_precision
+from ssld.engine.checkpoint import config_hash, load_checkpoint
+from ssld.engine.metrics import MetricsLog
+from ssld.engine.model_setup import (
+    TrainModel,
+    build,
+    load_pretrained,
+    prepare,
+    resolve_device,
+    warn_random_teacher,
+)
+from ssld.engine.offline_teacher import OfflineTeacher, build_offline
+from ssld.engine.optim import build_optimizer
+from ssld.engine.resume import Trainables, restore_position, restore_trainables
+from ssld.engine.scheduler import build_scheduler
+from ssld.engine.train_loop import Position
+from ssld.errors import UserError
+
+log = logging.getLogger("ssld.engine")
+
+
+@dataclass
+class TrainingRun:
+    """The state of a run between steps (see :func:`setup_run`)."""
+
+    cfg: SSLDConfig
+    device: torch.device
+    train_loader: Any
+    sampler: Any
+    eval_loader: Any
+    loss_fn: torch.nn.Module
+    tm: TrainModel
+    state: Trainables
+    precision: Precision
+    batch_size: int
+    iters_per_epoch: int
+    pos: Position
+    best: float
+    cfg_hash: str
+    ckpt: dict[str, Any] | None
+    offline: OfflineTeacher | None
+    out: Path
+    metrics: MetricsLog
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed torch, numpy and ``random``; deterministic mode makes CPU/CUDA kernels reproducible."""
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def build_train_loss(cfg: SSLDConfig) -> torch.nn.Module:
+    """``Loss.Train`` as a module; a bad entry is a UserError naming it."""
+    from ssld.losses import build_loss
+
+    try:
+        return build_loss(cfg.Loss.Train)
+    except ValueError as e:
+        raise UserError(f"Loss.Train{e if str(e).startswith('[') else ': ' + str(e)}") from None
+
+
+def _loaders(cfg: SSLDConfig) -> tuple[Any, Any, Any]:
+    """Train loader and sampler, and the eval loader (None when not evaluating); raises UserError for bad data."""
+    from ssld.data import build_loader
+
+    if cfg.DataLoader.Train is None:
+        raise UserError("DataLoader.Train: required for training (dataset, sampler, loader)")
+    train_loader, sampler = build_loader(cfg.DataLoader.Train, train=True, seed=cfg.Global.seed)
+    eval_loader = None
+    if cfg.Global.eval_during_train and cfg.DataLoader.Eval is not None:
+        eval_loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed)
+    return train_loader, sampler, eval_loader
+
+
+def _warn_unlabeled(cfg: SSLDConfig, samples: list[Any]) -> None:
+    unlabeled = sum(1 for s in samples if s.label < 0)
+    if unlabeled and not cfg.Arch.is_distillation and dist.is_main():
+        log.warning("warning: %d of %d training images are unlabeled (-1); the single-model loss skips them",
+                    unlabeled, len(samples))
+
+
+def _load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str) -> None:
+    """Resume weights; a checkpoint of another architecture is a one-line UserError."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        what = ", ".join(f"{len(keys)} {label} (e.g. {keys[0]})" for label, keys in
+                         (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
+                         if keys)
+        raise UserError(f"Global.checkpoints: {path} does not fit the config's model: {what}")
+    model.load_state_dict(state)
+
+
+def _iters_per_epoch(sampler: Any, batch_size: int, drop_last: bool, cap: int | None) -> int:
+    per_rank = sampler.shard_size
+    iters = per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
+    return max(1, min(iters, cap) if cap else iters)
+
+
+def _build_model(cfg: SSLDConfig, ckpt: dict[str, Any] | None) -> tuple[torch.nn.Module, OfflineTeacher | None]:
+    """The model with its starting weights: resumed, ``Global.pretrained_model``, or as built."""
+    g = cfg.Global
+    offline = build_offline(cfg)  # soft_labels set: student-only model + stand-in teacher (never built)
+    model = build(cfg) if offline is None else offline[0]
+    if offline is None:
+        warn_random_teacher(cfg)
+    if g.pretrained_model and ckpt is None:
+        load_pretrained(model, g.pretrained_model)
+    if ckpt is not None:
+        _load_model_state(model, ckpt["model"], str(g.checkpoints))
+    return model, offline[1] if offline else None
+
+
+def setup_run(cfg: SSLDConfig) -> TrainingRun:
+    """Validate the inputs, build model, optimizer and schedule, and restore a checkpoint when resuming."""
+    g = cfg.Global
+    device = resolve_device(g.device)
+    dist.init_from_env(device)
+    seed_everything(g.seed, g.deterministic)
+    train_loader, sampler, eval_loader = _loaders(cfg)
+    _warn_unlabeled(cfg, train_loader.dataset.dataset.samples)
+    loss_fn = build_train_loss(cfg)
+    ckpt = load_checkpoint(g.checkpoints) if g.checkpoints else None
+    model, offline = _build_model(cfg, ckpt)
+    optimizer = build_optimizer(model, cfg.Optimizer, cfg.Arch.lr_mult_list)
+    tm = prepare(model, cfg, device)
+    loss_fn.to(device)
+    precision = resolve_precision(cfg.AMP, device)
+    bs = cfg.DataLoader.Train.sampler.batch_size
+    iters = _iters_per_epoch(sampler, bs, train_loader.drop_last, g.max_steps_per_epoch)
+    scheduler = build_scheduler(optimizer, cfg.Optimizer, -(-iters // g.accum_steps), g.epochs)
+    ema = None
+    if g.ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(tm.student, decay=g.ema_decay)
+    state = Trainables(optimizer, scheduler, precision.grad_scaler(cfg.AMP), ema)
+    pos, best, cfg_hash = Position(), -1.0, config_hash(cfg)
+    if ckpt is not None:
+        if ckpt.get("config_hash") != cfg_hash and dist.is_main():
+            log.warning("warning: %s was written by a different config; resuming anyway", g.checkpoints)
+        pos = restore_position(ckpt, bs, iters, g.accum_steps)
+        restore_trainables(ckpt, state, pos)
+        best = float(ckpt.get("best_top1", -1.0))
+    out = Path(g.output_dir)
+    metrics = MetricsLog(out / "metrics.jsonl", dist.is_main())
+    metrics.truncate_after(pos.step if ckpt is not None else -1)
+    return TrainingRun(cfg, device, train_loader, sampler, eval_loader, loss_fn, tm, state, precision, bs, iters,
+                       pos, best, cfg_hash, ckpt, offline, out, metrics)
