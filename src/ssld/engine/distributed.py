@@ -15,6 +15,7 @@ import torch.distributed as dist
 from ssld.errors import UserError
 
 _RENDEZVOUS_KEYS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+_host_group: Any = None  # a gloo group for small host-side agreements (no CUDA synchronisation under nccl)
 
 
 def is_initialized() -> bool:
@@ -78,20 +79,27 @@ def init_from_env(device: torch.device) -> bool:
     if device.type == "cuda":
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=backend)
+    global _host_group
+    _host_group = dist.new_group(backend="gloo") if backend != "gloo" else None
     return True
 
 
 def shutdown() -> None:
     """Tear the process group down (end of a command)."""
+    global _host_group
     if is_initialized():
         dist.destroy_process_group()
+    _host_group = None
 
 
-def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over all processes (in place; returned for chaining)."""
-    if is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
+def host_any(flags: list[bool]) -> list[bool]:
+    """For each flag, whether any process has it set. Runs on the CPU (gloo), so under nccl it does not wait
+    for queued GPU work: the per-step agreements of the training loop cost no device synchronisation."""
+    if not is_initialized():
+        return flags
+    t = torch.tensor([float(f) for f in flags])
+    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=_host_group)
+    return [bool(v > 0) for v in t]
 
 
 def all_gather_tensor(t: torch.Tensor) -> torch.Tensor:

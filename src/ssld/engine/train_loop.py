@@ -1,9 +1,9 @@
 """One training epoch: forward, loss, backward with gradient accumulation, optimizer and schedule steps.
 
 The loop keeps loss sums on the device and reads them only every ``log_interval`` iterations, so it adds no
-per-step host synchronisation to what a hand-written loop does. With N processes, one small all-reduce per
-iteration makes every rank agree on skipping an empty batch (all its images unreadable) and on stopping after a
-SIGTERM/SIGINT, so the ranks never disagree about which collective comes next.
+per-step host synchronisation to what a hand-written loop does. With N processes, one small host-side (gloo)
+all-reduce per iteration makes every rank agree on skipping an empty batch (all its images unreadable) and on
+stopping after a SIGTERM/SIGINT, so the ranks never disagree about which collective comes next.
 """
 
 from __future__ import annotations
@@ -149,8 +149,7 @@ def train_epoch(ctx: StepContext, loader: Iterable[dict[str, Any]], pos: Positio
         n = int(batch["image"].shape[0])
         empty, stop = n == 0, ctx.stop.requested
         if world > 1:
-            flags = dist.all_reduce_sum(torch.tensor([float(empty), float(stop)], device=ctx.device))
-            empty, stop = bool(flags[0] > 0), bool(flags[1] > 0)
+            empty, stop = dist.host_any([empty, stop])
         boundary = (pos.batch + 1) % ctx.accum_steps == 0 or pos.batch + 1 == ctx.iters_per_epoch
         if not empty:
             parts = _forward_backward(ctx, batch, sync=boundary)
