@@ -83,3 +83,11 @@ def test_sigterm_saves_the_step_then_resume_finishes(data: Path, tmp_path: Path)
     assert report["steps"] == 39
     steps = [r["step"] for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "train"]
     assert steps == list(range(1, 40))
+
+
+def test_resuming_a_finished_run_trains_nothing_and_reports(data: Path, tmp_path: Path) -> None:
+    cfg = supervised_config(data, tmp_path / "o", epochs=1)
+    first = _train(cfg, tmp_path / "c.yaml")
+    cfg["Global"]["checkpoints"] = str(tmp_path / "o" / "checkpoints" / "latest.pt")
+    again = _train(cfg, tmp_path / "c.yaml")
+    assert again["steps"] == first["steps"] and again["top1"] == first["top1"] and again["train_seconds"] == 0

@@ -120,6 +120,9 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
             _report_bad(epoch, result.bad, samples, skipped)
             run.pos = Position(epoch + 1, 0, run.pos.step, run.pos.updates)
             last_eval = _end_of_epoch(run, epoch, result) or last_eval
+    if start_epoch >= g.epochs and run.eval_loader is not None:  # resumed a finished run: report its metrics
+        log.info("%s: training already complete (%d epochs)", g.checkpoints, g.epochs)
+        last_eval = evaluate(run.tm.student, run.eval_loader, run.device, run.precision)
     report = {
         "epochs": g.epochs, "steps": run.pos.step, "world_size": dist.world_size(), "device": str(run.device),
         "precision": run.precision.name, "wall_seconds": time.time() - t_start, "train_seconds": train_seconds,
