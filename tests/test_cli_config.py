@@ -157,11 +157,13 @@ def test_real_process_prints_one_line_and_exits_2(tmp_path: Path, data: Path) ->
     assert not (tmp_path / "out").exists()
 
 
-def test_partial_torchrun_environment_is_one_line(tmp_path: Path, data: Path) -> None:
+def test_partial_torchrun_environment_is_one_line(tmp_path: Path, data: Path, capsys: pytest.CaptureFixture,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = supervised_config(data, tmp_path / "out")
-    env = {"WORLD_SIZE": "2", "RANK": "0", "MASTER_PORT": "29500", "MASTER_ADDR": ""}
-    res = run_cli("train", "-c", str(_yaml(tmp_path, cfg)), env=env)
-    assert res.returncode == 2, res.stderr
-    assert res.stderr.strip().startswith("ssld: error: distributed launch:") and "MASTER_ADDR" in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    for key, value in {"WORLD_SIZE": "2", "RANK": "0", "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    assert main(["train", "-c", str(_yaml(tmp_path, cfg))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ssld: error: distributed launch:") and "MASTER_ADDR" in err[0]
     assert not (tmp_path / "out").exists()
