@@ -72,6 +72,12 @@ def test_wrong_lr_mult_length_is_a_user_error() -> None:
         build_optimizer(_resnet(), _opt(lr_mult_list=[0.1, 0.2, 0.3, 0.4, 0.5]))
 
 
+def test_nesterov_without_momentum_is_a_user_error() -> None:
+    with pytest.raises(UserError, match=r"Optimizer\.nesterov"):
+        build_optimizer(_resnet(), _opt(nesterov=True, momentum=0.0))
+    assert build_optimizer(_resnet(), _opt(nesterov=True)).param_groups[0]["nesterov"]
+
+
 def test_no_weight_decay_on_norm_and_bias() -> None:
     model = _resnet()
     opt = build_optimizer(model, _opt(regularizer={"name": "L2", "coeff": 1e-4}, one_dim_param_no_weight_decay=True))

@@ -88,6 +88,8 @@ def build_optimizer(
     lr = opt_cfg.lr.learning_rate
     name = opt_cfg.name
     if name in ("Momentum", "SGD"):
+        if opt_cfg.nesterov and opt_cfg.momentum <= 0:
+            raise UserError("Optimizer.nesterov: Nesterov momentum needs Optimizer.momentum > 0")
         return torch.optim.SGD(groups, lr=lr, momentum=opt_cfg.momentum, nesterov=opt_cfg.nesterov)
     betas = (opt_cfg.beta1, opt_cfg.beta2)
     if name == "AdamW":
