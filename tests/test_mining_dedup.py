@@ -93,3 +93,13 @@ def test_dedup_bad_input(tmp_path: Path, capsys) -> None:
     assert "--knn" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["dedup", "--pool", "x"])
+
+
+def test_knn_rows_collapse_to_distinct_references() -> None:
+    from ssld.mining.hashing import best_per_ref
+
+    score = np.array([[1, 2, 3, 4, 5, 6], [0, 0, 1, 1, 2, 9]], np.float32)
+    ref = np.array([[3, 3, 1, 3, 2, -1], [5, 5, 5, 5, 5, 5]])
+    s, r = best_per_ref(score, ref, 3, larger_is_better=False)
+    assert r.tolist() == [[3, 1, 2], [5, -1, -1]]
+    assert s[0].tolist() == [1, 3, 5] and s[1, 0] == 0 and np.isinf(s[1, 1:]).all()

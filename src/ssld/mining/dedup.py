@@ -103,8 +103,8 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     emb_hit &= ~(large_pool & large_ref[np.maximum(nb.emb_ref[:, 0], 0)])
     for i in np.flatnonzero((hash_hit | emb_hit) & ~sift_tried):
         if hash_hit[i]:
-            matches.append(Match(int(i), int(nb.hash_ref[i, 0]), "phash", float(1 - d1[i] / HASH_BITS),
-                                 float((d2[i] - d1[i]) / HASH_BITS)))
+            margin = float((d2[i] - d1[i]) / HASH_BITS) if np.isfinite(d2[i]) else 1.0
+            matches.append(Match(int(i), int(nb.hash_ref[i, 0]), "phash", float(1 - d1[i] / HASH_BITS), margin))
         else:
             margin = float(s1[i] - s2[i]) if np.isfinite(s2[i]) else 1.0
             matches.append(Match(int(i), int(nb.emb_ref[i, 0]), "embedding", float(s1[i]), margin))

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -97,17 +96,15 @@ def hamming_knn(ref_codes: np.ndarray, query: np.ndarray, k: int) -> tuple[np.nd
 
 
 def best_per_ref(score: np.ndarray, ref: np.ndarray, k: int, larger_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Collapse repeated references in sorted kNN lists to their first (best) hit; pad with -1 / inf."""
-    q = len(score)
+    """Collapse repeated references in sorted kNN rows to their first (best) hit; pad with -1 and +-inf."""
+    q, w = ref.shape
     out_s = np.full((q, k), -np.inf if larger_is_better else np.inf, np.float32)
     out_r = np.full((q, k), -1, np.int64)
-    torch_ref = torch.from_numpy(ref)
-    # a hit is a repeat when the same reference appeared earlier in the row
-    earlier = (torch_ref[:, :, None] == torch_ref[:, None, :]).tril(-1).any(dim=2).numpy()
-    for j in range(ref.shape[1]):
-        pass_ = (~earlier[:, j]) & (ref[:, j] >= 0)
-        slot = (~earlier[:, :j] & (ref[:, :j] >= 0)).sum(axis=1)
-        put = pass_ & (slot < k)
-        out_s[put, slot[put]] = score[put, j]
-        out_r[put, slot[put]] = ref[put, j]
+    # repeat[i, j, l]: hit j of row i names the same reference as the earlier hit l < j
+    repeat = (ref[:, :, None] == ref[:, None, :]) & np.tri(w, k=-1, dtype=bool)
+    first = ~repeat.any(axis=2) & (ref >= 0)
+    slot = np.cumsum(first, axis=1) - 1
+    rows, cols = np.nonzero(first & (slot < k))
+    out_s[rows, slot[rows, cols]] = score[rows, cols]
+    out_r[rows, slot[rows, cols]] = ref[rows, cols]
     return out_s, out_r
