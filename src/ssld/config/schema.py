@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # PaddleClas keys that are accepted and ignored (one notice each), by section.
 IGNORED_KEYS: dict[str, set[str]] = {
@@ -99,7 +99,7 @@ class AMPConfig(Section):
     """Mixed precision. Present and ``enabled`` means autocast; PaddleClas loss-scaling keys map onto GradScaler."""
 
     ignored_group: ClassVar[str] = "AMP"
-    enabled: bool = True
+    enabled: bool = Field(True, validation_alias=AliasChoices("enabled", "use_amp"))
     dtype: Literal["bfloat16", "float16"] | None = Field(None, description="default: bfloat16 (fp16 on old GPUs)")
     scale_loss: float = 65536.0
     use_dynamic_loss_scaling: bool = True
@@ -329,3 +329,16 @@ class SSLDConfig(BaseModel):
     Mining: dict[str, Any] | None = None
     EMA: dict[str, Any] | None = None
     FixRes: FixResConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _global_class_num(cls, data: Any) -> Any:
+        """PaddleClas distillation files may put ``class_num`` in ``Global``: it means ``Arch.class_num``."""
+        if isinstance(data, dict) and isinstance(data.get("Global"), dict) and "class_num" in data["Global"]:
+            glob = dict(data["Global"])
+            class_num = glob.pop("class_num")
+            arch = data.get("Arch")
+            if isinstance(arch, dict) and "class_num" not in arch:
+                arch = {**arch, "class_num": class_num}
+            data = {**data, "Global": glob, "Arch": arch}
+        return data
