@@ -26,7 +26,7 @@ def check_training_configs(p: PipelineConfig) -> None:
     Checked before any stage runs, so a config for the wrong dataset fails in a second, not after the teacher.
     """
     pl = p.pipeline
-    stages = ["teacher", "distill"] + [s for s in ("baseline", "finetune") if getattr(pl, s) is not None
+    stages = ["teacher", "distill"] + [s for s in ("baseline", "finetune", "fixres") if getattr(pl, s) is not None
                                        and getattr(pl, s).enabled]
     archs = {s: _arch(p, s) for s in stages}
     for stage, (path, arch) in archs.items():
@@ -43,8 +43,11 @@ def check_training_configs(p: PipelineConfig) -> None:
     student = models.get(infer) if infer else list(models.values())[-1]
     if student is None:
         raise UserError(f"{path}: Arch.infer_model_name: '{infer}' is not one of the models")
-    for stage in ("baseline", "finetune"):
-        if stage in archs and archs[stage][1].get("name") != student.get("name"):
+    from ssld.models.names import resolve_model_name
+
+    want = resolve_model_name(str(student.get("name")))
+    for stage in ("baseline", "finetune", "fixres"):
+        if stage in archs and resolve_model_name(str(archs[stage][1].get("name"))) != want:
             raise UserError(f"{archs[stage][0]}: Arch.name is '{archs[stage][1].get('name')}' but the distilled "
                             f"student is '{student.get('name')}': the {stage} stage must train the same network")
 

@@ -112,6 +112,7 @@ class PipelineSection(_Strict):
     select: SelectStage = Field(default_factory=SelectStage)
     distill: TrainStage
     finetune: OptionalTrainStage | None = None
+    fixres: OptionalTrainStage | None = Field(None, description="FixRes classifier finetune at 1.15x resolution")
     eval: EvalStage = Field(default_factory=EvalStage)
     export: ExportStage = Field(default_factory=ExportStage)
     report: ReportStage = Field(default_factory=ReportStage)

@@ -7,12 +7,26 @@ the weights file and its sha256, the training list size and the step count.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from ssld.pipeline.config import PipelineConfig
 from ssld.pipeline.runner import Stage, StageContext, StageResult
-from ssld.pipeline.training import WEIGHTS, evaluate_weights
+from ssld.pipeline.training import WEIGHTS, evaluate_weights, percent
 from ssld.utils.io import sha256_file, write_json
 
 RESULTS = "results.json"
+
+
+def evaluate_fixres(cfg: Any, weights: Path) -> dict[str, Any]:
+    """A FixRes model on val at its test resolution (its config's ``FixRes.test_size``)."""
+    from ssld.engine.model_setup import resolve_device
+    from ssld.export import load_infer_model
+    from ssld.fixres import evaluate_at, resolved
+
+    model = load_infer_model(cfg, str(weights)).to(resolve_device(cfg.Global.device))
+    result = evaluate_at(model, cfg, resolved(cfg).test_size)
+    return {**result, "top1": percent(result["top1"]), "top5": percent(result["top5"])}
 
 
 def eval_stage(p: PipelineConfig, models: tuple[str, ...]) -> Stage:
@@ -28,7 +42,10 @@ def eval_stage(p: PipelineConfig, models: tuple[str, ...]) -> Stage:
             stage_dir = ctx.stage_dir(name)
             cfg = load_config(stage_dir / "config.yaml")
             weights = stage_dir / WEIGHTS
-            score = evaluate_weights(cfg, weights, str(data_dir / "val.txt"), image_root, batch_size)
+            if name == "fixres":
+                score = evaluate_fixres(cfg, weights)
+            else:
+                score = evaluate_weights(cfg, weights, str(data_dir / "val.txt"), image_root, batch_size)
             upstream = ctx.upstream[name].get("metrics", {})
             arch = cfg.Arch
             model = arch.model_specs()[arch.infer_model_name].name if arch.is_distillation else arch.name
@@ -42,7 +59,7 @@ def eval_stage(p: PipelineConfig, models: tuple[str, ...]) -> Stage:
             }
         write_json(ctx.dir / RESULTS, results)
         metrics = {f"{name}_top1": r["top1"] for name, r in results.items()}
-        best = "finetune" if "finetune" in results else "distill"
+        best = next(n for n in ("fixres", "finetune", "distill") if n in results)
         if "baseline" in results and best in results:
             metrics["gain_vs_baseline"] = round(results[best]["top1"] - results["baseline"]["top1"], 2)
         return StageResult(metrics, [RESULTS])

@@ -169,14 +169,39 @@ def finetune_stage(p: PipelineConfig) -> Stage:
                  input_files=(str(path),), key_metric="val_top1_last_epoch")
 
 
+def fixres_stage(p: PipelineConfig, source: str) -> Stage:
+    """The reference's "Fix strategy" on the final student: classifier-only finetune at 1.15x resolution."""
+    sec = p.pipeline.fixres
+    assert sec is not None
+    path = p.config_path(sec.config)
+
+    def run(ctx: StageContext) -> StageResult:
+        from ssld.fixres import run_fixres
+
+        raw = read_training_yaml(path, sec.overrides, "Pipeline.fixres")
+        raw.setdefault("Global", {})["pretrained_model"] = str(ctx.stage_dir(source) / WEIGHTS)
+        image_root, data_dir = data_lists(ctx)
+        lists = Lists(image_root, str(data_dir / "train_labeled.txt"), str(data_dir / "val.txt"))
+        cfg = write_stage_config(raw, ctx.dir, lists, p.pipeline.seed, False, sec.config)
+        report = run_fixres(cfg)
+        metrics = {"val_top1_last_epoch": percent(report.get("top1")), "test_size": report.get("test_size"),
+                   "train_images": count_lines(data_dir / "train_labeled.txt"), "epochs": report.get("epochs"),
+                   "source": "fixres/fixres_report.json"}
+        return StageResult(metrics, [WEIGHTS])
+
+    return Stage("fixres", run, deps=("data", source), settings={**_train_stage_settings(p, sec), "of": source},
+                 input_files=(str(path),), key_metric="val_top1_last_epoch")
+
+
 def export_stage(p: PipelineConfig, model_stage: str) -> Stage:
     sec = p.pipeline.export
 
     def run(ctx: StageContext) -> StageResult:
         cfg_path = ctx.stage_dir(model_stage) / "config.yaml"
         weights = ctx.stage_dir(model_stage) / WEIGHTS
+        size = ctx.upstream[model_stage].get("metrics", {}).get("test_size")  # a FixRes model runs at its size
         invoke(["export", "-c", str(cfg_path), "--weights", str(weights), "--out", str(ctx.dir),
-                "--format", ",".join(sec.formats)])
+                "--format", ",".join(sec.formats)] + (["--image-size", str(size)] if size else []))
         outputs = sorted(str(f.relative_to(ctx.dir)) for f in ctx.dir.rglob("*")
                          if f.is_file() and f.name not in ("started.json", "done.json"))
         return StageResult({"formats": sec.formats, "model_stage": model_stage}, outputs)
@@ -210,7 +235,9 @@ def build_stages(p: PipelineConfig) -> list[Stage]:
     stages.append(distill_stage(p))
     if pl.finetune is not None and pl.finetune.enabled:
         stages.append(finetune_stage(p))
-    models = [s.name for s in stages if s.name in ("teacher", "baseline", "distill", "finetune")]
+    if pl.fixres is not None and pl.fixres.enabled:
+        stages.append(fixres_stage(p, stages[-1].name))
+    models = [s.name for s in stages if s.name in ("teacher", "baseline", "distill", "finetune", "fixres")]
     stages.append(eval_stage(p, tuple(models)))
     if pl.export.enabled:
         stages.append(export_stage(p, models[-1]))
