@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from engine_support import run_cli, supervised_config, write_config
+from conftest_engine import run_cli, supervised_config, write_config
 
 from ssld.cli import main
 

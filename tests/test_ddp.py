@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_support import ROOT, distill_config, export_fashion_mnist, write_config
+from conftest_engine import ROOT, distill_config, export_fashion_mnist, write_config
 
 from ssld.config import load_config
 from ssld.engine import train

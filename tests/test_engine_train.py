@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_support import (
+from conftest_engine import (
     distill_config,
     export_fashion_mnist,
     supervised_config,

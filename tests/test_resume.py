@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_support import ROOT, export_fashion_mnist, supervised_config, write_config
+from conftest_engine import ROOT, export_fashion_mnist, supervised_config, write_config
 
 from ssld.config import load_config
 from ssld.engine import train
