@@ -40,9 +40,9 @@ class SsldStep:
         from ssld.engine.model_setup import build, prepare
         from ssld.engine.offline_teacher import build_offline
         from ssld.engine.optim import build_optimizer
+        from ssld.engine.run_setup import build_train_loss
         from ssld.engine.scheduler import build_scheduler
         from ssld.engine.train_loop import StepContext, StopRequest
-        from ssld.engine.trainer import build_train_loss
 
         device = device or torch.device("cpu")
         self.device = device
