@@ -17,6 +17,7 @@ from ssld.config import SSLDConfig
 from ssld.errors import UserError
 from ssld.pipeline.config import PipelineConfig
 from ssld.pipeline.runner import Stage, StageContext, StageResult
+from ssld.pipeline.shared import data_lists
 from ssld.pipeline.training import (
     WEIGHTS,
     Lists,
@@ -94,8 +95,6 @@ def baseline_stage(p: PipelineConfig) -> Stage:
         return cfg, train_config(cfg)
 
     def run(ctx: StageContext) -> StageResult:
-        from ssld.pipeline.stages import data_lists
-
         image_root, data_dir = data_lists(ctx)
         labeled = data_dir / "train_labeled.txt"
         n_labeled = count_lines(labeled)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ssld.pipeline.config import PipelineConfig
 from ssld.pipeline.runner import Stage, StageContext, StageResult
+from ssld.pipeline.shared import data_lists
 from ssld.pipeline.training import WEIGHTS, evaluate_weights, percent
 from ssld.utils.io import sha256_file, write_json
 
@@ -34,8 +35,6 @@ def eval_stage(p: PipelineConfig, models: tuple[str, ...]) -> Stage:
 
     def run(ctx: StageContext) -> StageResult:
         from ssld.config import load_config
-        from ssld.pipeline.stages import data_lists
-
         image_root, data_dir = data_lists(ctx)
         results: dict[str, dict] = {}
         for name in models:

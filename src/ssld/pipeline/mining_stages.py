@@ -10,22 +10,11 @@ from pathlib import Path
 
 from ssld.pipeline.config import PipelineConfig
 from ssld.pipeline.runner import Stage, StageContext, StageResult
+from ssld.pipeline.shared import data_lists, invoke
 from ssld.pipeline.training import WEIGHTS, count_lines
 
 CLEAN_POOL = "kept.txt"
 SELECTED = "selected.txt"
-
-
-def _invoke(argv: list[str]) -> None:
-    from ssld.pipeline.stages import invoke
-
-    invoke(argv)
-
-
-def _root(ctx: StageContext) -> str:
-    from ssld.pipeline.stages import data_lists
-
-    return data_lists(ctx)[0]
 
 
 def pool_list(ctx: StageContext, dedup: bool) -> Path:
@@ -39,12 +28,12 @@ def dedup_stage(p: PipelineConfig) -> Stage:
     def run(ctx: StageContext) -> StageResult:
         teacher = ctx.stage_dir("teacher")
         argv = ["dedup", "--pool", str(ctx.stage_dir("data") / "unlabeled.txt"),
-                "--ref", str(ctx.stage_dir("data") / "val.txt"), "--root", _root(ctx),
+                "--ref", str(ctx.stage_dir("data") / "val.txt"), "--root", data_lists(ctx)[0],
                 "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS), "--out", str(ctx.dir)]
         for key, value in sec.options.items():
             flag = "--" + key.replace("_", "-")
             argv += [flag] if value is True else ([] if value is False else [flag, str(value)])
-        _invoke(argv)
+        invoke(argv)
         pool = count_lines(ctx.stage_dir("data") / "unlabeled.txt")
         clean = count_lines(ctx.dir / CLEAN_POOL)
         return StageResult({"pool": pool, "clean_pool": clean, "removed": pool - clean, "pairs_image": "dedup/pairs.png",
@@ -63,7 +52,7 @@ def label_stage(p: PipelineConfig) -> Stage:
 
         teacher = ctx.stage_dir("teacher")
         store = ctx.dir / "store"
-        _invoke(["label", "--list", str(pool_list(ctx, dedup)), "--root", _root(ctx),
+        invoke(["label", "--list", str(pool_list(ctx, dedup)), "--root", data_lists(ctx)[0],
                  "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS), "--out", str(store),
                  "--topk", str(sec.topk), "--batch-size", str(sec.batch_size),
                  "--shard-size", str(sec.shard_size)])
@@ -100,9 +89,9 @@ def select_stage(p: PipelineConfig) -> Stage:
         store = str(ctx.stage_dir("label") / "store")
         argv = ["select", "--store", store, "--k", str(sec.k), "--min-score", str(sec.min_score),
                 "--out", str(ctx.dir / SELECTED)]
-        _invoke(argv + (["--multi-label"] if sec.multi_class else []))
+        invoke(argv + (["--multi-label"] if sec.multi_class else []))
         # the teacher's class of each selected image, for the analysis-only precision against hidden labels
-        _invoke(["select", "--store", store, "--k", str(sec.k), "--min-score", str(sec.min_score),
+        invoke(["select", "--store", store, "--k", str(sec.k), "--min-score", str(sec.min_score),
                  "--out", str(ctx.dir / "analysis" / "pseudo_labels.txt"), "--assign-label"]
                 + (["--multi-label"] if sec.multi_class else []))
         stats = json.loads((ctx.dir / "select_stats.json").read_text())

@@ -105,6 +105,7 @@ class Pipeline:
         self.out = out
         self._elapsed: dict[str, float] = {}
         self._file_hashes: dict[tuple[str, int, int], str] = {}
+        self._hashes: dict[str, str | None] = {}
         self._check_graph()
 
     def _check_graph(self) -> None:
@@ -118,7 +119,13 @@ class Pipeline:
     # ----------------------------------------------------------------------------------------- hashing & state
 
     def stage_hash(self, stage: Stage) -> str | None:
-        """The stage's input hash, or None while an upstream stage is unfinished or stale."""
+        """The stage's input hash, or None while an upstream stage is unfinished or stale (memoized until a
+        stage finishes: the recursion over upstream states would otherwise repeat for every path)."""
+        if stage.name not in self._hashes:
+            self._hashes[stage.name] = self._compute_hash(stage)
+        return self._hashes[stage.name]
+
+    def _compute_hash(self, stage: Stage) -> str | None:
         upstream = {}
         for dep in stage.deps:
             if self.state(self.by_name[dep]) != "done":
@@ -148,7 +155,8 @@ class Pipeline:
         return "partial" if (d / STARTED).is_file() else "pending"
 
     def rows(self) -> list[StageRow]:
-        """One status row per stage."""
+        """One status row per stage (from the files on disk now)."""
+        self._hashes.clear()
         rows = []
         for s in self.stages:
             record = read_done(self.run_dir / s.name) or {}
@@ -197,6 +205,7 @@ class Pipeline:
     def run(self, only: str | None = None, start: str | None = None) -> list[StageRow]:
         """Run the pipeline (all stages, ``--only`` one, or ``--from`` one on). Returns the final status rows."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._hashes.clear()
         self._check_identity()
         visit, forced = self._selected(only, start)
         self.print_status("pipeline status")
@@ -260,6 +269,7 @@ class Pipeline:
         }
         write_json(d / DONE, done)
         started.unlink(missing_ok=True)
+        self._hashes.clear()
         self._elapsed[stage.name] = wall
 
     def _try_reuse(self, stage: Stage, digest: str) -> bool:
@@ -273,6 +283,7 @@ class Pipeline:
                 dst = self.run_dir / stage.name
                 remove_stage_dir(dst)
                 dst.symlink_to(src.resolve(), target_is_directory=True)
+                self._hashes.clear()
                 log.info("%s: reused from %s", stage.name, src)
                 return True
         return False

@@ -14,6 +14,7 @@ from ssld.errors import UserError
 from ssld.pipeline.config import PipelineConfig, TrainStage
 from ssld.pipeline.mining_stages import dedup_stage, label_stage, select_stage
 from ssld.pipeline.runner import Stage, StageContext, StageResult
+from ssld.pipeline.shared import data_lists, invoke
 from ssld.pipeline.training import (
     WEIGHTS,
     Lists,
@@ -25,23 +26,6 @@ from ssld.pipeline.training import (
     train_config,
     write_stage_config,
 )
-
-
-def invoke(argv: list[str]) -> None:
-    """Run an ``ssld`` subcommand in this process (UserErrors propagate with their one-line message)."""
-    from ssld.cli import build_parser
-
-    args = build_parser().parse_args(argv)
-    code = int(args._run(args) or 0)
-    if code:
-        raise RuntimeError(f"ssld {' '.join(argv)} exited with {code}")
-
-
-def data_lists(ctx: StageContext) -> tuple[str, Path]:
-    """``(image_root, data stage dir)`` of this run (the data stage must be a dependency)."""
-    data_dir = ctx.stage_dir("data")
-    root = ctx.upstream.get("data", {}).get("metrics", {}).get("image_root")
-    return str(data_dir if root in (None, ".") else root), data_dir
 
 
 def check_labels(list_path: Path, num_classes: int, what: str) -> dict[int, int]:
