@@ -27,8 +27,8 @@ from PIL import Image, ImageEnhance, ImageOps
 from ssld.config.schema import ModelSpec
 from ssld.data import build_transform
 from ssld.mining.dedup import Neighbours, decide, search
-from ssld.mining.rules import Thresholds, rule_hits
 from ssld.mining.plots import tradeoff_curve
+from ssld.mining.rules import Thresholds, rule_hits
 from ssld.models import create_model, load_weights, save_safetensors
 
 IDX = Path("/usr/share/datasets/fashion-mnist")

@@ -13,11 +13,11 @@ from conftest_mining import TinyNet, fmnist, write_photo_fixture
 from PIL import Image, ImageOps
 
 from ssld.cli import main
+from ssld.config.schema import ModelSpec
 from ssld.data import build_transform
 from ssld.mining.dedup import decide, search
 from ssld.mining.rules import Thresholds
 from ssld.models import create_model, save_safetensors
-from ssld.config.schema import ModelSpec
 
 
 def _teacher(tmp_path: Path, size: int) -> tuple[Path, Path]:

@@ -35,8 +35,8 @@ def _setup(tmp_path: Path, n: int = 30, bad: bool = False) -> tuple[ImageListDat
 
 
 def _label(ds, paths, files, out, **kw):
-    args = dict(paths=paths, files=files, meta=META, num_classes=10, topk=3, full=True, batch_size=5,
-                workers=0, shard_size=8)
+    args = {"paths": paths, "files": files, "meta": META, "num_classes": 10, "topk": 3, "full": True,
+            "batch_size": 5, "workers": 0, "shard_size": 8}
     args.update(kw)
     return label(ds, TinyNet(), out, **args)
 

@@ -33,7 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from ssld.data import write_list
     from ssld.errors import UserError
     from ssld.mining.plots import class_count_chart
-    from ssld.mining.select import merge_with_labeled, select_topk, selected_entries, selection_stats
+    from ssld.mining.select import (
+        merge_with_labeled,
+        select_topk,
+        selected_entries,
+        selection_stats,
+    )
     from ssld.mining.store import SoftLabelStore
     from ssld.utils.io import write_json
 

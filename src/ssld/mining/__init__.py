@@ -19,7 +19,7 @@ _EXPORTS = {
     "load_teacher": "ssld.mining.teacher",
     "Thresholds": "ssld.mining.rules",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["Selection", "SoftLabelStore", "Thresholds", "label", "load_teacher", "select_topk"]
 
 
 def __getattr__(name: str) -> Any:

@@ -63,7 +63,7 @@ def _subset_knn(knn: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, n
     return score, np.where(idx >= 0, rows[np.maximum(idx, 0)], -1)
 
 
-def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module, transform, *,  # noqa: ANN001
+def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module, transform, *,
            k: int = 5, batch_size: int = 128, workers: int = 2, device: str | torch.device = "cpu",
            amp_dtype: torch.dtype | None = None, progress: bool = True) -> Neighbours:
     """Hash and embed both lists (references also mirrored), then kNN each pool image among the references."""
@@ -73,7 +73,8 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
     ref_h = compute_hashes(ref_files, mirrored=True, workers=workers, desc="hash ref", progress=progress)
     pool_h = compute_hashes(pool_files, workers=workers, desc="hash pool", progress=progress)
     t1 = time.perf_counter()
-    common = dict(batch_size=batch_size, workers=workers, device=device, amp_dtype=amp_dtype, progress=progress)
+    common = {"batch_size": batch_size, "workers": workers, "device": device, "amp_dtype": amp_dtype,
+              "progress": progress}
     ref_e, ref_eok = embed_files(model, ref_files, transform, mirrored=True, desc="embed ref", **common)
     pool_e, pool_eok = embed_files(model, pool_files, transform, desc="embed pool", **common)
     t2 = time.perf_counter()
@@ -133,7 +134,7 @@ def _sift_pass(nb: Neighbours, th: Thresholds, rows: np.ndarray, pool_files: Seq
     return out, tried
 
 
-def dedup_transform(cfg, split) -> Callable:  # noqa: ANN001 - SSLDConfig, DataSplitConfig
+def dedup_transform(cfg, split) -> Callable:
     """The teacher's eval preprocessing; without a resize/crop op, a resize to ``Global.image_shape`` is added
     (pool and reference images may come in any size, and one batch needs one size)."""
     from ssld.data import build_transform

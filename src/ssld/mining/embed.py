@@ -26,7 +26,7 @@ def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.forward_head(model.forward_features(x), pre_logits=True)
 
 
-def embed_files(model: nn.Module, files: Sequence[str], transform, mirrored: bool = False,  # noqa: ANN001
+def embed_files(model: nn.Module, files: Sequence[str], transform, mirrored: bool = False,
                 batch_size: int = 128, workers: int = 2, device: str | torch.device = "cpu",
                 amp_dtype: torch.dtype | None = None, desc: str = "embed",
                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:

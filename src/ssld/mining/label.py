@@ -27,7 +27,13 @@ from ssld import __version__
 from ssld.data import collate
 from ssld.engine import distributed as dist
 from ssld.errors import UserError
-from ssld.mining.store import completed_shards, merge_shards, read_manifest, write_manifest_pending, write_shard
+from ssld.mining.store import (
+    completed_shards,
+    merge_shards,
+    read_manifest,
+    write_manifest_pending,
+    write_shard,
+)
 
 log = logging.getLogger("ssld.mining")
 

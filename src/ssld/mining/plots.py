@@ -10,7 +10,7 @@ import numpy as np
 from ssld.utils.io import atomic_path
 
 
-def _plt():  # noqa: ANN202 - pyplot module
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +19,7 @@ def _plt():  # noqa: ANN202 - pyplot module
     return plt
 
 
-def _save(fig, path: str | os.PathLike[str]) -> None:  # noqa: ANN001 - matplotlib Figure
+def _save(fig, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     _plt().close(fig)

@@ -69,7 +69,7 @@ def selection_stats(sel: Selection, min_score: float, multi_label: bool) -> dict
                           "median_score": float(np.median(s)) if len(s) else None})
     return {
         "k": sel.k, "min_score": min_score, "multi_label": multi_label,
-        "total": int(len(sel.rows)), "unique_images": int(len(np.unique(sel.rows))),
+        "total": len(sel.rows), "unique_images": len(np.unique(sel.rows)),
         "score_quantiles": {str(p): float(np.quantile(sel.scores, p)) for p in q} if len(sel.scores) else {},
         "classes_short_of_k": [c for c in range(len(sel.selected)) if sel.selected[c] < sel.k],
         "per_class": per_class,
