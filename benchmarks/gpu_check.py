@@ -31,6 +31,8 @@ from bench_distill_step import BareStep, SsldStep, make_runner
 
 FULL = {"teacher": "ResNet50_vd", "student": "MobileNetV3_large_x1_0", "size": 224, "batches": [128, 256],
         "steps": 20, "rounds": 5, "label_images": 10240, "label_batch": 256, "workers": 8, "classes": 1000}
+# what fits a nearly spent device budget (about 90 s of work on an H100/H200)
+FAST = {**FULL, "batches": [128], "steps": 10, "rounds": 3, "label_images": 5120}
 SMOKE = {"teacher": "resnet18d", "student": "mobilenetv3_small_050", "size": 32, "batches": [8], "steps": 2,
          "rounds": 1, "label_images": 64, "label_batch": 16, "workers": 0, "classes": 10}
 
@@ -188,8 +190,9 @@ def table(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny models on the CPU, 32 px, 2 steps (checks the script)")
+    ap.add_argument("--fast", action="store_true", help="batch 128 only, fewer steps and rounds (about 90 s)")
     args = ap.parse_args(argv)
-    p = SMOKE if args.smoke else FULL
+    p = SMOKE if args.smoke else FAST if args.fast else FULL
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     torch.backends.cudnn.benchmark = True
     t0 = time.perf_counter()
