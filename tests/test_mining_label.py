@@ -112,3 +112,25 @@ def test_bad_inputs(tmp_path: Path) -> None:
         SoftLabelStore.open(out)
     with pytest.raises(UserError, match="not a soft-label store"):
         SoftLabelStore.open(tmp_path)
+
+
+def test_ranks_split_shards_round_robin_and_rank0_merges(tmp_path: Path, monkeypatch) -> None:
+    import ssld.mining.label as label_mod
+
+    ds, paths, files = _setup(tmp_path, 45)  # 6 shards of 8
+    written: dict[int, list[int]] = {0: [], 1: []}
+    out = tmp_path / "store"
+    for rank in (1, 0):  # rank 1 finishes first; rank 0 then does its shards and merges (barrier: no-op here)
+        monkeypatch.setattr(label_mod.dist, "rank", lambda r=rank: r)
+        monkeypatch.setattr(label_mod.dist, "world_size", lambda: 2)
+        _label(ds, paths, files, out, on_shard=written[rank].append)
+        if rank == 1:
+            assert completed_shards(out) == {1, 3, 5}
+            with pytest.raises(UserError, match="not a soft-label store|incomplete"):
+                SoftLabelStore.open(out)
+    assert written == {0: [0, 2, 4], 1: [1, 3, 5]}
+    monkeypatch.undo()
+    _label(ds, paths, files, tmp_path / "single")
+    split, single = SoftLabelStore.open(out), SoftLabelStore.open(tmp_path / "single")
+    np.testing.assert_array_equal(split.topk_prob, single.topk_prob)
+    assert split.paths == single.paths
