@@ -4,7 +4,8 @@ Edits (each applied with probability 1/2, parameters uniform in their range): re
 10 %, horizontal flip, brightness x0.8-1.2, rotation up to 10 deg, saved as JPEG quality 50-90 (else PNG).
 Measures, with the teacher trained here (a CIFAR-style ResNet, cached under bench_out/), the recall of the
 planted copies matched to their true source, the share of the other 60k pool images removed, the wall time of
-the 60.5k x 10k search, and a recall/removed curve over the embedding margin. Also counts the dataset's own
+the 60.5k x 10k search, a recall/removed curve over the hash margin, and a grid of the "other" pool images
+removed (bench_out/mining/others_removed.png: most are the same product as their test image). Also counts the dataset's own
 pixel-identical train/test pairs (they are true duplicates, reported apart from the false removals).
 
 Run: ``OMP_NUM_THREADS=2 python benchmarks/dedup_bench.py [--out bench_out/mining]``
@@ -27,7 +28,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from ssld.config.schema import ModelSpec
 from ssld.data import build_transform
 from ssld.mining.dedup import Neighbours, decide, search
-from ssld.mining.plots import tradeoff_curve
+from ssld.mining.plots import pairs_grid, tradeoff_curve
 from ssld.mining.rules import Thresholds, rule_hits
 from ssld.models import create_model, load_weights, save_safetensors
 
@@ -207,6 +208,10 @@ def main() -> None:
               f"others removed {100 * r['others_removed']:.2f}%")
     tradeoff_curve(rows, base.hash_margin, out / "dedup_curve.png", "hash margin (bits, hash_max 10)")
     final = evaluate(nb, base, planted, len(xtr), exact_train)
+    others = [m for m in decide(nb, base) if m.pool < len(xtr)]
+    shown = np.random.default_rng(0).permutation(len(others))[:24]
+    pairs_grid([(pool[others[i].pool], ref[others[i].ref], f"{others[i].method} {others[i].score:.3f}")
+                for i in sorted(shown)], out / "others_removed.png", cols=6, thumb=56)
     hash_hit, emb_hit = rule_hits(nb, base)
     result = {"thresholds": asdict(base), "teacher": f"{args.arch}, {args.epochs} epochs on {args.train_images}",
               "teacher_test_acc": acc, "wall_s": wall,

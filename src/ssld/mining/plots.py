@@ -50,24 +50,26 @@ def pairs_grid(pairs: Sequence[tuple[str, str, str]], path: str | os.PathLike[st
     from PIL import Image, ImageDraw
 
     rows = max(1, (len(pairs) + cols - 1) // cols)
-    cell_w, cell_h, pad = 2 * thumb + 8, thumb + 18, 6
-    canvas = Image.new("RGB", (cols * (cell_w + pad) + pad, rows * (cell_h + pad) + pad), "white")
+    cell_w, cell_h, pad, head = 2 * thumb + 4, thumb + 16, 8, 18
+    canvas = Image.new("RGB", (cols * (cell_w + pad) + pad, head + rows * (cell_h + pad) + pad), "white")
     draw = ImageDraw.Draw(canvas)
+    draw.text((pad, 3), "each pair: pool image | matched reference", fill="black")
     for i, (pool, ref, caption) in enumerate(pairs):
         r, c = divmod(i, cols)
-        x, y = pad + c * (cell_w + pad), pad + r * (cell_h + pad)
+        x, y = pad + c * (cell_w + pad), head + r * (cell_h + pad)
         for j, p in enumerate((pool, ref)):
             try:
                 with Image.open(p) as img:
                     small = img.convert("RGB")
-                    small.thumbnail((thumb, thumb))
-                    small = small.resize((thumb, thumb)) if max(small.size) < thumb // 2 else small
-                canvas.paste(small, (x + j * (thumb + 8), y))
+                scale = thumb / max(small.size)
+                small = small.resize((max(1, round(small.width * scale)), max(1, round(small.height * scale))),
+                                     Image.NEAREST if scale > 1 else Image.BILINEAR)
+                canvas.paste(small, (x + j * (thumb + 4), y))
             except OSError:
-                draw.text((x + j * (thumb + 8), y + thumb // 2), "unreadable", fill="red")
-        draw.text((x, y + thumb + 4), f"{caption}  (pool | reference)", fill="black")
+                draw.text((x + j * (thumb + 4), y + thumb // 2), "unreadable", fill="red")
+        draw.text((x, y + thumb + 2), caption, fill="black")
     if not pairs:
-        draw.text((pad, pad), "no duplicates found", fill="black")
+        draw.text((pad, head), "no duplicates found", fill="black")
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
 
