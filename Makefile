@@ -42,7 +42,7 @@ demo: setup
 	$(BIN)/ssld pipeline -c configs/fashion_mnist/ssld.yaml --profile quick --run-dir $(RUN_DIR)
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
