@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _data_warnings(cfg: SSLDConfig) -> list[str]:
-    """Missing image roots and list files, one line each; present lists are parsed (malformed ones fail)."""
+    """Missing image roots, list files and start weights, one line each; present lists are parsed (malformed
+    ones fail)."""
     from ssld.data import build_dataset
 
     out = []
@@ -43,6 +44,10 @@ def _data_warnings(cfg: SSLDConfig) -> list[str]:
         out += [f"warning: {key}: not found: {path} (train and eval refuse it)" for key, path in missing]
         if not missing:
             build_dataset(section, train=split == "Train", seed=cfg.Global.seed)
+    for key in ("pretrained_model", "checkpoints"):
+        path = getattr(cfg.Global, key)
+        if path and not Path(path).is_file():
+            out.append(f"warning: Global.{key}: not found: {path} (train refuses it)")
     return out
 
 
