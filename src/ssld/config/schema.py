@@ -252,6 +252,7 @@ class DatasetConfig(Section):
     cls_label_path: str | None = None
     transform_ops: list[dict[str, Any] | str] = Field(default_factory=list)
     soft_labels: str | None = Field(None, description="soft-label store: offline teacher targets")
+    batch_transform_ops: list[dict[str, Any] | str] | None = Field(None, description="Mixup/CutMix operators")
 
 
 class SamplerConfig(Section):

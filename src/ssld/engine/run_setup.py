@@ -29,6 +29,7 @@ from ssld.engine.model_setup import (
     resolve_device,
     warn_random_teacher,
 )
+from ssld.engine.batch_ops import BatchTransform, build_batch_transform
 from ssld.engine.offline_teacher import OfflineTeacher, build_offline
 from ssld.engine.optim import build_optimizer
 from ssld.engine.resume import Trainables, restore_position, restore_trainables
@@ -59,6 +60,7 @@ class TrainingRun:
     cfg_hash: str
     ckpt: dict[str, Any] | None
     offline: OfflineTeacher | None
+    batch_transform: BatchTransform | None
     out: Path
     metrics: MetricsLog
 
@@ -146,6 +148,10 @@ def setup_run(cfg: SSLDConfig) -> TrainingRun:
     train_loader, sampler, eval_loader = _loaders(cfg)
     _warn_unlabeled(cfg, train_loader.dataset.dataset.samples)
     loss_fn = build_train_loss(cfg)
+    train_ds = cfg.DataLoader.Train.dataset
+    batch_transform = build_batch_transform(
+        train_ds.batch_transform_ops, cfg.Arch.class_num,
+        sum(1 for s in train_loader.dataset.dataset.samples if s.label < 0), train_ds.soft_labels is not None)
     ckpt = load_checkpoint(g.checkpoints) if g.checkpoints else None
     model, offline = _build_model(cfg, ckpt)
     optimizer = build_optimizer(model, cfg.Optimizer, cfg.Arch.lr_mult_list)
@@ -172,4 +178,4 @@ def setup_run(cfg: SSLDConfig) -> TrainingRun:
     metrics = MetricsLog(out / "metrics.jsonl", dist.is_main())
     metrics.truncate_after(pos.step if ckpt is not None else -1)
     return TrainingRun(cfg, device, train_loader, sampler, eval_loader, loss_fn, tm, state, precision, bs, iters,
-                       pos, best, cfg_hash, ckpt, offline, out, metrics)
+                       pos, best, cfg_hash, ckpt, offline, batch_transform, out, metrics)

@@ -96,6 +96,7 @@ class StepContext:
     ema: nn.Module | None = None
     ddp_modules: list[nn.Module] = field(default_factory=list)
     offline: Any = None  # ssld.engine.offline_teacher.OfflineTeacher: teacher logits from the batch's soft_target
+    batch_transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 @dataclass
@@ -194,6 +195,8 @@ def _forward_backward(ctx: StepContext, batch: dict[str, Any], sync: bool) -> di
     if ctx.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     labels = batch["label"].to(ctx.device, non_blocking=True)
+    if ctx.batch_transform is not None:
+        images, labels = ctx.batch_transform(images, labels)
     with contextlib.ExitStack() as stack:
         if not sync:
             for m in ctx.ddp_modules:

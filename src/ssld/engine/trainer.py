@@ -56,6 +56,7 @@ def _step_context(run: TrainingRun, stop: StopRequest) -> StepContext:
         clip_grad_norm=run.cfg.Optimizer.clip_grad_norm, channels_last=g.channels_last,
         log_interval=g.log_interval, save_steps=g.save_steps, metrics=run.metrics,
         save=lambda p: _save(run, p), stop=stop, ema=run.state.ema, ddp_modules=ddp, offline=run.offline,
+        batch_transform=run.batch_transform,
     )
 
 
