@@ -65,8 +65,8 @@ class SsldStep:
         from ssld.engine.train_loop import Position, train_epoch
 
         self.ctx.iters_per_epoch = steps
-        with common.DeviceTimer(self.device) as t:
-            self.last = train_epoch(self.ctx, batches, Position())
+        with common.DeviceTimer(self.device) as t:  # islice: train_epoch would fetch one more batch to stop
+            self.last = train_epoch(self.ctx, itertools.islice(batches, steps), Position())
         return t.seconds
 
 
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.memory:
         print(json.dumps(memory(args.memory, args.steps or 10, args.quick, args.per_class)))
         return
-    result = compare(args.quick, args.rounds or (3 if args.quick else 5), args.steps or (10 if args.quick else 20),
+    result = compare(args.quick, args.rounds or (3 if args.quick else 5), args.steps or 10,
                      args.per_class)
     result["machine"] = common.machine()
     common.write_result("distill_step", result)

@@ -37,7 +37,7 @@ def run(script: str, *args: str) -> dict[str, Any]:
 
 def label_bench(quick: bool, smoke: bool) -> dict[str, Any]:
     """(c) through the mining helper's label_bench.py; per-repeat ratios (runs alternate bare, label)."""
-    images, repeats = ("300", "1") if smoke else ("3000", "3") if quick else ("10000", "5")
+    images, repeats = ("300", "1") if smoke else ("2000", "3") if quick else ("5000", "3")
     common.in_subprocess("label_bench.py", "--images", images, "--repeats", repeats, "--out", str(common.OUT / "mining"))
     raw = json.loads((common.OUT / "mining" / "label_bench.json").read_text())
     runs = raw["runs_img_s"]
