@@ -33,6 +33,9 @@ SMALL_IMAGE_ARCHS: dict[str, dict[str, Any]] = {
         f"resnet{d}": {"blocks": (d - 2) // 6, "widths": (16, 32, 64), "stem_width": 16, "preact": False}
         for d in (8, 14, 20, 32, 44, 56, 110)
     },
+    # half width: about 20k parameters, a student well below a ResNet-20 teacher on small datasets
+    "resnet8x0_5": {"blocks": 1, "widths": (8, 16, 32), "stem_width": 8, "preact": False},
+    "resnet14x0_5": {"blocks": 2, "widths": (8, 16, 32), "stem_width": 8, "preact": False},
     "resnet8x4": {"blocks": 1, "widths": (64, 128, 256), "stem_width": 32, "preact": False},
     "resnet32x4": {"blocks": 5, "widths": (64, 128, 256), "stem_width": 32, "preact": False},
     "wrn_16_2": {"blocks": 2, "widths": (32, 64, 128), "stem_width": 16, "preact": True},
