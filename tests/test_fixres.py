@@ -90,3 +90,11 @@ def test_recalibration_is_the_exact_batch_average() -> None:
         means = [model.conv1(b["image"]).mean(dim=(0, 2, 3)) for b in batches]
     torch.testing.assert_close(model.bn1.running_mean, (means[0] + means[1]) / 2, rtol=1e-4, atol=1e-5)
     assert model.bn1.momentum == 0.1 and model.training
+
+
+def test_ssld_train_runs_the_fixres_finetune_when_enabled(data: dict, tmp_path: Path) -> None:
+    from ssld.engine import train
+
+    report = train(fixres_config(data, tmp_path, bn_recalibrate=False))
+    assert report["trainable"] == ["fc.bias", "fc.weight"]
+    assert (tmp_path / "fixres_report.json").is_file()

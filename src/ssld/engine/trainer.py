@@ -98,7 +98,14 @@ def _report_bad(epoch: int, bad: list[int], samples: list[Any], skipped: dict[in
 
 
 def train(cfg: SSLDConfig) -> dict[str, Any]:
-    """Train as the config says and return the final metrics (see module docstring for the files written)."""
+    """Train as the config says and return the final metrics (see module docstring for the files written).
+
+    A config with ``FixRes.enabled`` runs the FixRes finetune instead (:func:`ssld.fixres.run_fixres`).
+    """
+    if cfg.FixRes is not None and cfg.FixRes.enabled:
+        from ssld.fixres import run_fixres
+
+        return run_fixres(cfg)
     t_start = time.time()
     run = setup_run(cfg)
     g = cfg.Global
