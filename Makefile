@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ssld-installed
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
+# pass the IDX folder to the pipeline only when it is not the Debian package's
+IDX_OVERRIDE := $(if $(filter-out /usr/share/datasets/fashion-mnist,$(FMNIST_DIR)),-o data.idx_dir=$(FMNIST_DIR))
 RUN_DIR ?= runs/demo
 PYTEST_ARGS ?=
 
@@ -39,7 +41,7 @@ dataset:
 	fi
 
 demo: setup
-	$(BIN)/ssld pipeline -c configs/fashion_mnist/ssld.yaml --profile quick --run-dir $(RUN_DIR)
+	$(BIN)/ssld pipeline -c configs/fashion_mnist/ssld.yaml --profile quick --run-dir $(RUN_DIR) $(IDX_OVERRIDE)
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
