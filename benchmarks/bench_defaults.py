@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     data, cfg = setup(args.quick, args.per_class)
     teacher = str(cfg.Arch.model_specs()["Teacher"].pretrained)
-    rounds, steps = args.rounds or (3 if args.quick else 5), args.steps or 10
+    rounds, steps = args.rounds or (3 if args.quick else 5), args.steps or (4 if args.quick else 5)
     result = {"rounds": rounds, "steps_per_round": steps,
               "compute": compute_options(data, teacher, rounds, steps, args.compile),
               "loader": loader_options(data, teacher, rounds, steps), "machine": common.machine()}

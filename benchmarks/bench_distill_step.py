@@ -232,9 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     if args.memory:
-        print(json.dumps(memory(args.memory, args.steps or 10, args.quick, args.per_class)))
+        print(json.dumps(memory(args.memory, args.steps or (4 if args.quick else 5), args.quick, args.per_class)))
         return
-    result = compare(args.quick, args.rounds or (3 if args.quick else 5), args.steps or 10,
+    result = compare(args.quick, args.rounds or (3 if args.quick else 5), args.steps or (4 if args.quick else 5),
                      args.per_class)
     result["machine"] = common.machine()
     common.write_result("distill_step", result)

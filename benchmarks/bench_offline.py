@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     data = common.fashion_mnist(args.per_class or (500 if args.quick else 1000))
     teacher = str(common.teacher(data, epochs=2 if args.quick else 4))
     result: dict[str, Any] = {"step": step_time(data, teacher, args.rounds or (3 if args.quick else 5),
-                                                args.steps or 10)}
+                                                args.steps or (4 if args.quick else 5))}
     if not args.no_accuracy:
-        result["accuracy"] = accuracy(data, teacher, args.epochs or (1 if args.quick else 3))
+        result["accuracy"] = accuracy(data, teacher, args.epochs or (1 if args.quick else 2))
     result["machine"] = common.machine()
     common.write_result("offline", result)
     print(json.dumps(result, default=str))  # one line: run_all reads the last line

@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-class", type=int, help="training images per class (default 500 quick, 1000 full)")
     ap.add_argument("--memory", type=int, metavar="STEPS", help="peak RSS of torchdistill alone after STEPS steps")
     args = ap.parse_args(argv)
-    epochs = args.epochs or (1 if args.quick else 3)
-    repeats = args.repeats or (1 if args.quick else 2)
+    epochs = args.epochs or (1 if args.quick else 2)
+    repeats = args.repeats or 1
     data = common.fashion_mnist(args.per_class or (500 if args.quick else 1000))
     teacher = str(common.teacher(data, epochs=2 if args.quick else 4))
     init = str(common.student_init())
