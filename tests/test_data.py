@@ -236,3 +236,15 @@ def test_image_folder_loader(tmp_path: Path) -> None:
                                             "sampler": {"batch_size": 8}, "loader": {"num_workers": 0}})
     batch = next(iter(build_loader(split, train=False, seed=0)[0]))
     assert batch["label"].tolist() == [0, 0, 1, 1] and batch["image"].shape == (4, 3, 16, 20)
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from ssld.utils.io import write_json
+
+    write_json(tmp_path / "r.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "r.json").st_mode) == 0o666 & ~mask
