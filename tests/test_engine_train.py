@@ -134,9 +134,13 @@ def test_check_command_builds_and_steps(data: Path, teacher: Path, tmp_path: Pat
     cfg = distill_config(data, tmp_path / "never", str(teacher / "student.safetensors"))
     cfg["DataLoader"]["Eval"]["dataset"]["cls_label_path"] = str(tmp_path / "missing_val.txt")
     cfg["Arch"]["models"][1]["Student"]["pretrained"] = True  # timm weights: unavailable offline -> warning
+    cfg["DataLoader"]["Train"]["dataset"]["soft_labels"] = str(tmp_path / "no_store")
+    cfg["Global"]["pretrained_model"] = str(tmp_path / "no_weights.safetensors")
     assert main(["check", "-c", str(write_config(tmp_path / "c.yaml", cfg))]) == 0
     stdout = capsys.readouterr().out
     assert "DistillationModel" in stdout and stdout.strip().splitlines()[-1].startswith("ok:")
     assert "DataLoader.Eval.dataset.cls_label_path: not found" in caplog.text
     assert "random weights" in caplog.text
+    assert "soft_labels: soft-label store not found" in caplog.text
+    assert "Global.pretrained_model: not found" in caplog.text
     assert not (tmp_path / "never").exists()

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _data_warnings(cfg: SSLDConfig) -> list[str]:
-    """Missing image roots, list files and start weights, one line each; present lists are parsed (malformed
+    """Missing image roots, list files, start weights and soft-label stores, one line each; present lists are parsed (malformed
     ones fail)."""
     from ssld.data import build_dataset
 
@@ -44,6 +44,14 @@ def _data_warnings(cfg: SSLDConfig) -> list[str]:
         out += [f"warning: {key}: not found: {path} (train and eval refuse it)" for key, path in missing]
         if not missing:
             build_dataset(section, train=split == "Train", seed=cfg.Global.seed)
+    if cfg.DataLoader.Train is not None and cfg.DataLoader.Train.dataset.soft_labels:
+        from ssld.engine.offline_teacher import build_offline
+        from ssld.errors import UserError
+
+        try:
+            build_offline(cfg)  # the store exists, is complete, and matches the config's teacher
+        except UserError as e:
+            out.append(f"warning: {e} (train refuses it)")
     for key in ("pretrained_model", "checkpoints"):
         path = getattr(cfg.Global, key)
         if path and not Path(path).is_file():
