@@ -151,18 +151,23 @@ def _run_shards(dataset: Dataset, model: nn.Module, out: Path, shards: list[int]
                 top_p, top_i = probs.topk(k, dim=-1)
                 got = batch["index"].numpy().astype(np.int64)
                 parts.setdefault("index", []).append(got)
-                parts.setdefault("topk_idx", []).append(top_i.to(torch.int32).cpu().numpy())
-                parts.setdefault("topk_prob", []).append(top_p.half().cpu().numpy())
+                parts.setdefault("topk_idx", []).append(top_i.to(torch.int32))
+                parts.setdefault("topk_prob", []).append(top_p.half())
                 if full_classes:
-                    parts.setdefault("probs", []).append(probs.half().cpu().numpy())
+                    parts.setdefault("probs", []).append(probs.half())
             bad = np.setdiff1d(np.asarray(rows, dtype=np.int64), got)
             parts.setdefault("bad", []).append(bad)
             bar.update(len(rows))
             if step + 1 == len(plan) or plan[step + 1][0] != j:
-                _flush_shard(out, j, parts, k, full_classes, files)
+                _flush_shard(out, j, _to_host(parts), k, full_classes, files)
                 parts = {}
                 if on_shard is not None:
                     on_shard(j)
+
+
+def _to_host(parts: dict[str, list[Any]]) -> dict[str, list[np.ndarray]]:
+    """One device-to-host copy per shard: copying every batch would make the GPU wait for the host each batch."""
+    return {name: [torch.cat(v).cpu().numpy()] if v and torch.is_tensor(v[0]) else v for name, v in parts.items()}
 
 
 def _flush_shard(out: Path, j: int, parts: dict[str, list[np.ndarray]], k: int, full_classes: int | None,
