@@ -65,7 +65,7 @@ class SsldStep:
         from ssld.engine.train_loop import Position, train_epoch
 
         self.ctx.iters_per_epoch = steps
-        with common.DeviceTimer(self.device) as t:  # islice: train_epoch would fetch one more batch to stop
+        with common.DeviceTimer(self.device) as t:
             self.last = train_epoch(self.ctx, itertools.islice(batches, steps), Position())
         return t.seconds
 

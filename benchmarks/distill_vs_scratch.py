@@ -55,15 +55,16 @@ def main() -> None:
               f"DataLoader.Eval.dataset.cls_label_path={data / 'val.txt'}", f"Global.seed={args.seed}"]
     labeled = [f"DataLoader.Train.dataset.cls_label_path={data / 'train_labeled.txt'}"]
     t0 = time.time()
-    teacher = run("teacher.yaml", args.out / "teacher", [*common, *labeled, f"Global.epochs={args.teacher_epochs}"])
-    weights = args.out / "teacher" / "student.safetensors"
+    teacher_dir = args.out / f"teacher_e{args.teacher_epochs}_s{args.seed}"
+    teacher = run("teacher.yaml", teacher_dir, [*common, *labeled, f"Global.epochs={args.teacher_epochs}"])
+    weights = teacher_dir / "student.safetensors"
     student = [f"Global.epochs={args.epochs}", f"Global.eval_interval={args.epochs}"]
-    runs = args.out / args.student
+    runs = args.out / f"{args.student}_e{args.epochs}_t{args.teacher_epochs}_s{args.seed}"
     scratch = run("baseline.yaml", runs / "scratch", [*common, *labeled, *student, f"Arch.name={args.student}"])
     distill_common = [*common, f"Arch.models.0.Teacher.pretrained={weights}",
                       f"Arch.models.1.Student.name={args.student}"]
     distilled = run("distill.yaml", runs / "distill", [*distill_common, *labeled, *student])
-    rows = [("teacher (cifar_resnet20)", teacher), (f"(a) {args.student} from labels", scratch),
+    rows = [(f"teacher (cifar_resnet20, {args.teacher_epochs} ep)", teacher), (f"(a) {args.student} from labels", scratch),
             ("(b) distilled, same images", distilled)]
     if args.pool:
         pool_list = runs / "labeled_plus_pool.txt"

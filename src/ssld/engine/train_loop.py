@@ -143,9 +143,7 @@ def train_epoch(ctx: StepContext, loader: Iterable[dict[str, Any]], pos: Positio
     meter = Throughput()
     start = time.perf_counter()
     bar = _progress(ctx.iters_per_epoch, pos.batch, pos.epoch)
-    for batch in loader:
-        if pos.batch >= ctx.iters_per_epoch:
-            break
+    for batch in loader if pos.batch < ctx.iters_per_epoch else ():
         bad.extend(i for i in batch["bad"] if i >= 0)
         n = int(batch["image"].shape[0])
         empty, stop = n == 0, ctx.stop.requested
@@ -184,6 +182,8 @@ def train_epoch(ctx: StepContext, loader: Iterable[dict[str, Any]], pos: Positio
         if stop:
             bar.close()
             raise KeyboardInterrupt
+        if pos.batch >= ctx.iters_per_epoch:
+            break  # a capped epoch (max_steps_per_epoch) stops here, before fetching a batch it would not use
     bar.close()
     losses = {k: float(v) / max(count, 1) for k, v in sums.items()}
     return EpochResult(losses=losses, images=images_done, seconds=time.perf_counter() - start, bad=bad)
