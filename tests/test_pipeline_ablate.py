@@ -73,3 +73,27 @@ def test_rows_are_cached_and_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_unknown_row_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"--rows: unknown row\(s\) \['nope'\]"):
         run_ablation(write_file(tmp_path), rows=["nope"], out=lambda s: None)
+
+
+def test_seed_list_runs_only_those_seeds_and_the_table_keeps_the_others(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def fake(ab: Any, base: Path, row: Any, seed: int, out: Path) -> dict[str, Any]:
+        calls.append((row.name, seed))
+        return {"teacher": 86.0, "distill": 83.0 + seed, "finetune": 85.0 + seed, "baseline": 82.0}
+
+    monkeypatch.setattr(ablate, "run_row_seed", fake)
+    path = write_file(tmp_path)
+    run_ablation(path, seeds=[1], rows=["reference"], out=lambda s: None)  # as a second process would
+    assert calls == [("reference", 1)]
+    assert (tmp_path / "runs" / "results" / "reference" / "s1.json").is_file()
+    run_ablation(path, seeds=[0], rows=["reference"], out=lambda s: None)
+    text = (tmp_path / "results.md").read_text()
+    assert "| reference | the recipe | 86.00 ± 0.00 | 82.00 ± 0.00 | 83.50 ± 0.71 | 85.50 ± 0.71 |  |  | 2 |" in text
+
+
+def test_seeds_and_seed_are_exclusive_on_the_command_line(tmp_path: Path) -> None:
+    from ssld.cli import main
+
+    assert main(["ablate", "-c", str(write_file(tmp_path)), "--seeds", "2", "--seed", "1"]) == 2

@@ -89,12 +89,21 @@ def run_row_seed(ab: AblationFile, base: Path, row: AblationRow, seed: int, out:
     return {**summarize(results), "run_dir": str(run_dir), "stage_seconds": round(wall, 1)}
 
 
+def cell_path(out_dir: Path, row: AblationRow, seed: int) -> Path:
+    """The cached result of one row × seed: one file per cell, so runs on different seeds never overwrite
+    each other's results (two ``ssld ablate --seed`` processes may share the out_dir)."""
+    return out_dir / "results" / slug(row.name) / f"s{seed}.json"
+
+
 def run_ablation(
-    path: str | Path, seeds: int | None = None, rows: list[str] | None = None, write: str | Path | None = None,
-    out: Callable[[str], None] = print, table_only: bool = False,
+    path: str | Path, seeds: int | list[int] | None = None, rows: list[str] | None = None,
+    write: str | Path | None = None, out: Callable[[str], None] = print, table_only: bool = False,
 ) -> str:
     """Run the missing row × seed cells (all rows, or ``rows`` by name; none with ``table_only``), then write
-    the table into ``write`` (default: the file's ``results``) and return it."""
+    the table into ``write`` (default: the file's ``results``) and return it.
+
+    ``seeds``: None runs the file's seeds, an int N seeds 0..N-1, a list exactly those seeds; the table shows
+    every cached cell of the file's seeds plus the ones run here."""
     ab, base = load_ablation(path)
     out_dir = Path(ab.out_dir)
     chosen = ab.rows
@@ -104,17 +113,16 @@ def run_ablation(
         if missing:
             raise UserError(f"--rows: unknown row(s) {missing}; rows: {', '.join(known)}")
         chosen = [known[slug(r)] for r in rows]
-    seed_list = ab.seeds if seeds is None else list(range(seeds))
+    seed_list = ab.seeds if seeds is None else list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     for row in [] if table_only else chosen:
-        cache_path = out_dir / "results" / f"{slug(row.name)}.json"
-        cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {"row": row.name, "seeds": {}}
         for seed in seed_list:
-            if str(seed) in cache["seeds"]:
+            cell = cell_path(out_dir, row, seed)
+            if cell.is_file():
                 continue
             out(f"ablate: row '{row.name}', seed {seed}")
-            cache["seeds"][str(seed)] = run_row_seed(ab, base, row, seed, out_dir)
-            write_json(cache_path, cache)
-    table = ablation_table(ab, out_dir, seed_list)
+            write_json(cell, run_row_seed(ab, base, row, seed, out_dir))
+    shown = seed_list if isinstance(seeds, int) else sorted(set(ab.seeds) | set(seed_list))
+    table = ablation_table(ab, out_dir, shown)
     insert_section(Path(write or ab.results), table, f"ssld ablate -c {path}")
     out(table)
     return table
@@ -151,9 +159,8 @@ def ablation_table(ab: AblationFile, out_dir: Path, seeds: list[int]) -> str:
     lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     first: list[dict[str, Any]] = []
     for i, row in enumerate(ab.rows):
-        cache_path = out_dir / "results" / f"{slug(row.name)}.json"
-        cached = json.loads(cache_path.read_text())["seeds"] if cache_path.is_file() else {}
-        cells = [cached[str(s)] for s in seeds if str(s) in cached]
+        cells = [json.loads(cell_path(out_dir, row, s).read_text()) for s in seeds
+                 if cell_path(out_dir, row, s).is_file()]
         if i == 0:
             first = cells
         deltas = ["", ""] if i == 0 else [_delta(_values(cells, k), _values(first, k)) for k in ("distill", "final")]
