@@ -5,7 +5,7 @@ initialisation on the same Fashion-MNIST PNGs with the same augmentation (ssld's
 both), batch 128, 2 loader workers, T^2 KL at T=4 with no hard-label term, SGD momentum 0.9, lr 0.1, weight
 decay 5e-4, cosine to 0 per iteration. torchdistill: ``DistillationBox`` with ``KDLoss`` (T=4, alpha 0) inside
 ``WeightedSumLoss`` (weight T^2, since KDLoss with alpha 0 returns the bare KL), its own data loader
-(``RandomSampler``) and its step (``post_forward_process``). Both students are scored by the same
+over ssld's sampler (same order and per-sample augmentation as ssld's run) and its step (``post_forward_process``). Both students are scored by the same
 ``ssld.engine.evaluate`` on the val split. Runs alternate (ssld, torchdistill, ...) ``--repeats`` times.
 
 Run: ``PYTHONPATH=src python benchmarks/bench_torchdistill.py [--quick]``
@@ -47,11 +47,11 @@ def run_ssld(cfg: Any) -> dict[str, float]:
 def run_torchdistill(cfg: Any, teacher_path: str, init: str, epochs: int,
                      max_steps: int | None = None) -> dict[str, float]:
     """Distil with torchdistill's DistillationBox; ``max_steps`` stops early and skips the evaluation."""
-    from torch.utils.data import RandomSampler
     from torchdistill.core.distillation import DistillationBox
 
     from ssld.config.schema import ModelSpec
     from ssld.data import build_dataset, build_loader
+    from ssld.data.sampler import ResumableSampler
     from ssld.engine.evaluate import evaluate
     from ssld.models import create_model, load_weights
 
@@ -61,13 +61,17 @@ def run_torchdistill(cfg: Any, teacher_path: str, init: str, epochs: int,
     load_weights(student, init)
     teacher.eval()
     train_split = cfg.DataLoader.Train
-    dataset = PairDataset(build_dataset(train_split, train=True, seed=0))
+    seed = cfg.Global.seed
+    dataset = PairDataset(build_dataset(train_split, train=True, seed=seed))
     bs, workers = train_split.sampler.batch_size, train_split.loader.num_workers
+    # ssld's sampler: the same images in the same order with the same per-sample augmentation as ssld's run,
+    # so the top-1 difference measures the frameworks, not a reshuffle
+    sampler = ResumableSampler(len(dataset), shuffle=True, seed=seed, drop_last=True)
     steps = len(dataset) // bs * epochs
     opt = cfg.Optimizer
     train_config = {
         "num_epochs": epochs,
-        "train_data_loader": {"dataset_id": "train", "sampler": {"class_or_func": RandomSampler, "kwargs": {}},
+        "train_data_loader": {"dataset_id": "train", "sampler": {"class_or_func": lambda _: sampler, "kwargs": {}},
                               "kwargs": {"batch_size": bs, "num_workers": workers, "drop_last": True,
                                          "persistent_workers": workers > 0}},
         "teacher": {"requires_grad": False, "forward_proc": "forward_batch_only"},
@@ -86,6 +90,7 @@ def run_torchdistill(cfg: Any, teacher_path: str, init: str, epochs: int,
     with common.Timer() as t:
         for epoch in range(epochs):
             box.pre_epoch_process(epoch=epoch)
+            sampler.set_epoch(epoch)  # what a torchdistill user does for a DistributedSampler
             for sample_batch, targets, supp_dict in box.train_data_loader:
                 box.pre_forward_process()
                 loss = box.forward_process(sample_batch, targets, supp_dict)
