@@ -55,7 +55,8 @@ def test_small_image_net_forward_28_and_32(short: str) -> None:
 @pytest.mark.parametrize(
     ("short", "low", "high"),
     [("resnet20", 0.26e6, 0.28e6), ("resnet56", 0.84e6, 0.87e6), ("resnet8x4", 1.2e6, 1.25e6),
-     ("wrn_40_2", 2.2e6, 2.3e6), ("resnet_tiny", 1e3, 1e4)],
+     ("wrn_40_2", 2.2e6, 2.3e6), ("resnet_tiny", 1e3, 1e4), ("resnet8x0_5", 1.9e4, 2.1e4),
+     ("resnet8x0_25", 5.0e3, 5.5e3)],
 )
 def test_param_counts_match_the_literature(short: str, low: float, high: float) -> None:
     n = sum(p.numel() for p in timm.create_model(f"cifar_{short}", num_classes=10).parameters())

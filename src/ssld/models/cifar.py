@@ -1,7 +1,8 @@
 """Small-image (28-32 px) classifiers registered into timm: CIFAR-style ResNets and wide ResNets.
 
 Importing this module registers ``cifar_resnet8`` ... ``cifar_resnet110``, ``cifar_resnet8x4``, ``cifar_resnet32x4``,
-``cifar_wrn_16_2``, ``cifar_wrn_40_2``, ``cifar_wrn_16_4`` and ``cifar_resnet_tiny`` with ``timm.create_model``.
+``cifar_resnet8x0_5``, ``cifar_resnet8x0_25``, ``cifar_wrn_16_2``, ``cifar_wrn_40_2``, ``cifar_wrn_16_4`` and
+``cifar_resnet_tiny`` with ``timm.create_model``.
 The ``cifar_`` prefix keeps them clear of timm's own names; ``ssld.models.names`` maps the short names users write
 (``resnet20``, ``resnet8x4``, ``wrn_40_2``) onto them while timm has no model of that name.
 
@@ -36,6 +37,9 @@ SMALL_IMAGE_ARCHS: dict[str, dict[str, Any]] = {
     # half width: about 20k parameters, a student well below a ResNet-20 teacher on small datasets
     "resnet8x0_5": {"blocks": 1, "widths": (8, 16, 32), "stem_width": 8, "preact": False},
     "resnet14x0_5": {"blocks": 2, "widths": (8, 16, 32), "stem_width": 8, "preact": False},
+    # quarter width: about 5k parameters, 52x smaller than ResNet-20; too small to reach its teacher from
+    # 2,000 labels alone, which is the regime SSLD is for (resnet_tiny is the same network)
+    "resnet8x0_25": {"blocks": 1, "widths": (4, 8, 16), "stem_width": 4, "preact": False},
     "resnet8x4": {"blocks": 1, "widths": (64, 128, 256), "stem_width": 32, "preact": False},
     "resnet32x4": {"blocks": 5, "widths": (64, 128, 256), "stem_width": 32, "preact": False},
     "wrn_16_2": {"blocks": 2, "widths": (32, 64, 128), "stem_width": 16, "preact": True},
