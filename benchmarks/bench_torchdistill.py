@@ -4,9 +4,9 @@ Both distil the trained ResNet-20 teacher (BN eval mode, frozen) into the ResNet
 initialisation on the same Fashion-MNIST PNGs with the same augmentation (ssld's dataset and transforms feed
 both), batch 128, 2 loader workers, T^2 KL at T=4 with no hard-label term, SGD momentum 0.9, lr 0.1, weight
 decay 5e-4, cosine to 0 per iteration. torchdistill: ``DistillationBox`` with ``KDLoss`` (T=4, alpha 0) inside
-``WeightedSumLoss`` (weight T^2, since KDLoss with alpha 0 returns the bare KL), its own data loader
-over ssld's sampler (same order and per-sample augmentation as ssld's run) and its step (``post_forward_process``). Both students are scored by the same
-``ssld.engine.evaluate`` on the val split. Runs alternate (ssld, torchdistill, ...) ``--repeats`` times.
+``WeightedSumLoss`` (weight T^2, since KDLoss with alpha 0 returns the bare KL), its own data loader over
+ssld's sampler (same order and per-sample augmentation as ssld's run) and its step (``post_forward_process``).
+Both students are scored by the same ``ssld.engine.evaluate`` on the val split. Runs alternate (ssld, torchdistill, ...) ``--repeats`` times.
 
 Run: ``PYTHONPATH=src python benchmarks/bench_torchdistill.py [--quick]``
 """

@@ -45,13 +45,14 @@ def teacher_confidence(teacher_config: str, weights: Path, data: Path, lists: di
     from ssld.data import build_loader
     from ssld.models import create_model, load_weights
 
+    cfg = load_config(CONFIGS / teacher_config)
+    model = create_model(ModelSpec(name=cfg.Arch.name), cfg.Arch.class_num)
+    load_weights(model, str(weights))
+    model.eval()
     out = {}
     for name, path in lists.items():
         cfg = load_config(CONFIGS / teacher_config, [f"DataLoader.Eval.dataset.image_root={data}",
                                                       f"DataLoader.Eval.dataset.cls_label_path={path}"])
-        model = create_model(ModelSpec(name=cfg.Arch.name), cfg.Arch.class_num)
-        load_weights(model, str(weights))
-        model.eval()
         loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=0)
         probs = []
         with torch.inference_mode():
