@@ -26,7 +26,7 @@ def test_mixup_mixes_images_and_makes_soft_targets() -> None:
     assert targets.shape == (4, 10)
     assert torch.allclose(targets.sum(1), torch.ones(4))
     assert not torch.equal(mixed, images)
-    odd_images, odd_labels = mix(images[:3], labels[:3])  # timm mixes pairs: an odd batch passes through
+    _odd_images, odd_labels = mix(images[:3], labels[:3])  # timm mixes pairs: an odd batch passes through
     assert torch.equal(odd_labels, labels[:3])
 
 

@@ -208,7 +208,7 @@ def test_augmentation_independent_of_workers_and_resume(tmp_path: Path) -> None:
 
 
 def test_eval_loader_never_shuffles_or_drops(tmp_path: Path) -> None:
-    loader, sampler = build_loader(_split(tmp_path, 10, sampler__drop_last=True), train=False, seed=0)
+    loader, _sampler = build_loader(_split(tmp_path, 10, sampler__drop_last=True), train=False, seed=0)
     batches = list(loader)
     assert [b["index"].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert batches[0]["label"].tolist() == [0, 1, 2, 0]

@@ -14,7 +14,13 @@ from PIL import Image
 
 from ssld.cli import main
 from ssld.data import read_list
-from ssld.data.fashion_mnist import CLASSES, DEFAULT_IDX_DIR, export, find_idx_files, read_idx
+from ssld.data.fashion_mnist import (
+    CLASSES,
+    DEFAULT_IDX_DIR,
+    export,
+    find_idx_files,
+    read_idx,
+)
 from ssld.errors import UserError
 
 LISTS = ("train_labeled.txt", "unlabeled.txt", "unlabeled_truth.txt", "val.txt", "train_full.txt")

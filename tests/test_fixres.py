@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_deploy import EVAL_OPS, make_config, split_config, write_fashion_pngs, write_list
+from conftest_deploy import (
+    EVAL_OPS,
+    make_config,
+    split_config,
+    write_fashion_pngs,
+    write_list,
+)
 from safetensors.torch import load_file
 
 from ssld.config.schema import ModelSpec

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_deploy import EVAL_OPS, make_config, split_config, write_config, write_fashion_pngs, write_list
+from conftest_deploy import (
+    EVAL_OPS,
+    make_config,
+    split_config,
+    write_config,
+    write_fashion_pngs,
+    write_list,
+)
 from safetensors.torch import load_file
 
 from ssld.cli import main

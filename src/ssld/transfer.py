@@ -16,7 +16,14 @@ from typing import Any
 
 from ssld.config.schema import DataSplitConfig, SSLDConfig
 from ssld.errors import UserError
-from ssld.transfer_grid import Setting, carve_val, default_grid, init_weights, parse_grid, settings
+from ssld.transfer_grid import (
+    Setting,
+    carve_val,
+    default_grid,
+    init_weights,
+    parse_grid,
+    settings,
+)
 from ssld.utils.io import atomic_write_text, sha256_file, write_json
 
 log = logging.getLogger("ssld.transfer")

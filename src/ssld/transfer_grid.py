@@ -108,7 +108,12 @@ def init_weights(cfg: SSLDConfig, backbone: str | Path, out: Path) -> tuple[Path
     import torch
 
     from ssld.export import model_spec
-    from ssld.models import classifier_param_names, create_model, load_weights, save_safetensors
+    from ssld.models import (
+        classifier_param_names,
+        create_model,
+        load_weights,
+        save_safetensors,
+    )
 
     if not Path(backbone).is_file():
         raise UserError(f"--backbone: {backbone}: file not found")

@@ -31,9 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ssld.config import load_config
-    from ssld.export import PARITY_ATOL, export_model
-
     from ssld.errors import UserError
+    from ssld.export import PARITY_ATOL, export_model
 
     if args.image_size is not None and args.image_size < 1:
         raise UserError("--image-size: must be a positive number of pixels")

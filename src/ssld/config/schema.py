@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 # PaddleClas keys that are accepted and ignored (one notice each), by section.
 IGNORED_KEYS: dict[str, set[str]] = {
@@ -54,8 +61,8 @@ def _coerce_number(v: Any) -> Any:
         s = v.strip()
         if s and all(c in "0123456789.eE+-*/() " for c in s):
             try:
-                return float(eval(s, {"__builtins__": {}}, {}))  # noqa: S307 - digits and operators only
-            except Exception:
+                return float(eval(s, {"__builtins__": {}}, {}))
+            except (SyntaxError, ArithmeticError, TypeError, ValueError):  # not arithmetic after all
                 return v
     return v
 

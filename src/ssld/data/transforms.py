@@ -166,7 +166,11 @@ def _timm_auto_augment(config_str: str = "rand-m9-mstd0.5-inc1", interpolation: 
                        img_size: int | Sequence[int] = 224, mean: Sequence[float] = IMAGENET_MEAN,
                        prob: float = 1.0) -> Built:
     """timm RandAugment / AutoAugment / AugMix from a config string (PIL images only)."""
-    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+    from timm.data.auto_augment import (
+        augment_and_mix_transform,
+        auto_augment_transform,
+        rand_augment_transform,
+    )
     from timm.data.transforms import str_to_pil_interp
 
     side = img_size if isinstance(img_size, int) else min(img_size)
@@ -181,7 +185,7 @@ def _timm_auto_augment(config_str: str = "rand-m9-mstd0.5-inc1", interpolation: 
     return "image", [t if prob >= 1.0 else v2.RandomApply([t], p=prob)]
 
 
-def _random_erasing(EPSILON: float = 0.5, sl: float = 0.02, sh: float = 0.4, r1: float = 0.3,  # noqa: N803
+def _random_erasing(EPSILON: float = 0.5, sl: float = 0.02, sh: float = 0.4, r1: float = 0.3,
                     mean: Sequence[float] = (0.0, 0.0, 0.0), attempt: int = 100, use_log_aspect: bool = False,
                     mode: str = "const") -> Built:
     """``const`` fills with ``mean`` (torchvision); ``rand``/``pixel`` fill with normal noise (timm)."""

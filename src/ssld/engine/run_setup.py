@@ -19,6 +19,7 @@ import torch
 from ssld.config.schema import SSLDConfig
 from ssld.engine import distributed as dist
 from ssld.engine.amp import Precision, resolve_precision
+from ssld.engine.batch_ops import BatchTransform, build_batch_transform
 from ssld.engine.checkpoint import config_hash, load_checkpoint
 from ssld.engine.metrics import MetricsLog
 from ssld.engine.model_setup import (
@@ -29,7 +30,6 @@ from ssld.engine.model_setup import (
     resolve_device,
     warn_random_teacher,
 )
-from ssld.engine.batch_ops import BatchTransform, build_batch_transform
 from ssld.engine.offline_teacher import OfflineTeacher, build_offline
 from ssld.engine.optim import build_optimizer
 from ssld.engine.resume import Trainables, restore_position, restore_trainables
