@@ -162,14 +162,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-class", type=int, help="training images per class (default 500 quick, 1000 full)")
     ap.add_argument("--stock", action="store_true",
                     help="torchdistill's KDLoss and CosineAnnealingLR (same maths, other rounding; see the doc)")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="seeds 0..N-1 (student initialisation, batch order and augmentation); each seed runs "
+                         "--repeats times")
+    ap.add_argument("--ssld-defaults", action="store_true",
+                    help="ssld with its own defaults (channels_last) instead of pinned to torchdistill's "
+                         "contiguous float32: what each framework gives a user who changes nothing")
     ap.add_argument("--memory", type=int, metavar="STEPS", help="peak RSS of torchdistill alone after STEPS steps")
     args = ap.parse_args(argv)
     epochs = args.epochs or (1 if args.quick else 2)
     repeats = args.repeats or 1
     data = common.fashion_mnist(args.per_class or (500 if args.quick else 1000))
     teacher = str(common.teacher(data, epochs=2 if args.quick else 4))
-    init = str(common.student_init())
     if args.memory:
+        init = str(common.student_init())
         before = common.max_rss_mb()
         cfg = common.load(common.distill_config(data, common.OUT / "kd_mem", teacher, student_init=init))
         run_torchdistill(cfg, teacher, init, 1, max_steps=args.memory, stock=args.stock)
@@ -177,15 +183,26 @@ def main(argv: list[str] | None = None) -> None:
                           "peak_rss_mb": common.max_rss_mb()}))
         return
     runs: dict[str, list[dict[str, float]]] = {"ssld": [], "torchdistill": []}
-    for r in range(repeats):
-        cfg = common.load(common.distill_config(data, common.OUT / f"kd_ssld_{r}", teacher, epochs=epochs,
-                                                student_init=init))
-        runs["ssld"].append(run_ssld(cfg))
-        runs["torchdistill"].append(run_torchdistill(cfg, teacher, init, epochs, stock=args.stock))
-        print({k: v[-1] for k, v in runs.items()}, file=sys.stderr)
+    for seed in range(args.seeds):
+        init = str(common.student_init(seed))
+        for r in range(repeats):
+            kd = common.distill_config(data, common.OUT / f"kd_ssld_{r}", teacher, epochs=epochs, student_init=init,
+                                       seed=seed)
+            pinned = common.load(kd)
+            ssld_cfg = common.load({**kd, "Global": {**kd["Global"], "channels_last": True}}) \
+                if args.ssld_defaults else pinned
+            runs["ssld"].append({**run_ssld(ssld_cfg), "seed": seed})
+            runs["torchdistill"].append({**run_torchdistill(pinned, teacher, init, epochs, stock=args.stock),
+                                         "seed": seed})
+            print({k: v[-1] for k, v in runs.items()}, file=sys.stderr)
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("top1", "img_s")} for k, v in runs.items()}
     speed = [a["img_s"] / b["img_s"] for a, b in zip(runs["ssld"], runs["torchdistill"], strict=True)]
-    result = {"epochs": epochs, "repeats": repeats, "torchdistill_loss_schedule": "stock" if args.stock else "same",
+    top1 = {k: [r["top1"] for r in v] for k, v in runs.items()}
+    result = {"epochs": epochs, "repeats": repeats, "seeds": args.seeds,
+              "torchdistill_loss_schedule": "stock" if args.stock else "same",
+              "ssld_memory_format": "channels_last (ssld default)" if args.ssld_defaults else "contiguous (pinned)",
+              "top1_mean_std": {k: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0)
+                                for k, v in top1.items()},
               "train_images": len((data / "train_labeled.txt").read_text().splitlines()),
               "runs": runs, "median": med,
               "ssld_speed_over_torchdistill": {"median": statistics.median(speed), "min": min(speed),

@@ -80,10 +80,11 @@ def split(data: Path, list_name: str, batch_size: int, train: bool, workers: int
 def distill_config(data: Path, out: Path, teacher_weights: str | None, *, epochs: int = 1, batch_size: int = 128,
                    workers: int = 2, bn_mode: str = "eval", lr: float = 0.1, store: str | None = None,
                    amp: str | None = None, channels_last: bool = False, compile: bool = False,
-                   student_init: str | None = None, loader: dict[str, Any] | None = None) -> dict[str, Any]:
+                   student_init: str | None = None, loader: dict[str, Any] | None = None,
+                   seed: int = 0) -> dict[str, Any]:
     """KD (KL, T=4) from the ResNet-20 teacher to the ResNet-8 student; SGD momentum, cosine per iteration."""
     cfg: dict[str, Any] = {
-        "Global": {"output_dir": str(out), "epochs": epochs, "image_shape": [3, 28, 28], "seed": 0, "device": "cpu",
+        "Global": {"output_dir": str(out), "epochs": epochs, "image_shape": [3, 28, 28], "seed": seed, "device": "cpu",
                    "log_interval": 20, "eval_interval": max(epochs, 1), "channels_last": channels_last,
                    "compile": compile, "pretrained_model": student_init},
         "Arch": {"name": "DistillationModel", "class_num": 10, "teacher_bn_mode": bn_mode,
@@ -123,16 +124,16 @@ def load(cfg: dict[str, Any]) -> Any:
     return load_config(config_file(cfg))
 
 
-def student_init() -> Path:
-    """One random initialisation of the student, shared by every run that compares accuracy."""
+def student_init(seed: int = 0) -> Path:
+    """One random initialisation of the student per seed, shared by every run that compares accuracy."""
     import torch
 
     from ssld.config.schema import ModelSpec
     from ssld.models import create_model, save_safetensors
 
-    path = OUT / "student_init.safetensors"
+    path = OUT / ("student_init.safetensors" if seed == 0 else f"student_init_s{seed}.safetensors")
     if not path.is_file():
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         save_safetensors(create_model(ModelSpec(name=STUDENT), 10).state_dict(), path)
     return path
 

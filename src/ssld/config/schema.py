@@ -261,6 +261,7 @@ class DatasetConfig(Section):
     cls_label_path: str | None = None
     transform_ops: list[dict[str, Any] | str] = Field(default_factory=list)
     soft_labels: str | None = Field(None, description="soft-label store: offline teacher targets")
+    cache_images: bool = Field(False, description="decode every image once into memory (small datasets only)")
     batch_transform_ops: list[dict[str, Any] | str] | None = Field(None, description="Mixup/CutMix operators")
 
 

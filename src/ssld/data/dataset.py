@@ -71,10 +71,28 @@ class Skipped(NamedTuple):
 class ImageListDataset(torch.utils.data.Dataset):
     """``ds[i]`` or ``ds[(i, epoch)]`` -> ``{"image", "label", "index"}``, or ``None`` for an unreadable file."""
 
-    def __init__(self, samples: Sequence[Sample], transform: Callable[[Image.Image], torch.Tensor], seed: int = 0):
+    def __init__(self, samples: Sequence[Sample], transform: Callable[[Any], torch.Tensor], seed: int = 0):
         self.samples = list(samples)
         self.transform = transform
         self.seed = seed
+        self.decoded: list[np.ndarray | None] | None = None  # see cache_decoded()
+
+    def cache_decoded(self, progress: bool = False) -> int:
+        """Decode every image once into memory (HWC uint8 arrays) and serve those from now on.
+
+        For small datasets read for many epochs (Fashion-MNIST, CIFAR): a 28 px PNG costs ~110 us to decode
+        per read. DataLoader workers forked afterwards share the arrays. Unreadable files stay ``None`` (the
+        sample is skipped as before). Returns the bytes held.
+        """
+        from tqdm import tqdm
+
+        decoded: list[np.ndarray | None] = []
+        for path, _ in tqdm(self.samples, desc="decoding images into memory", unit="img", disable=not progress,
+                            leave=False):
+            img = load_image(path)
+            decoded.append(None if img is None else np.asarray(img))
+        self.decoded = decoded
+        return sum(a.nbytes for a in decoded if a is not None)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -87,7 +105,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         """Like ``ds[key]`` but an unreadable file gives ``Skipped(index)``, so ``collate`` can name it."""
         index, epoch = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), 0)
         path, label = self.samples[index]
-        img = load_image(path)
+        img = load_image(path) if self.decoded is None else self.decoded[index]
         if img is None:
             return Skipped(index)
         with _SeededRNG(sample_seed(self.seed, epoch, index)):

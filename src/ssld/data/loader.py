@@ -5,6 +5,7 @@ All user mistakes (missing list or root, a batch larger than the shard) are rais
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from ssld.data.transforms import build_transform
 from ssld.errors import UserError
 
 LIST_DATASETS = ("ImageNetDataset", "ListDataset", "CommonDataset")
+log = logging.getLogger("ssld.data")
 
 
 def _where(train: bool) -> str:
@@ -44,7 +46,13 @@ def build_dataset(split: DataSplitConfig, train: bool, seed: int,
         samples = read_image_folder(ds.image_root)
     if not samples:
         raise UserError(f"{where}: no images in {ds.cls_label_path or ds.image_root}")
-    return ImageListDataset(samples, transform, seed=seed)
+    dataset = ImageListDataset(samples, transform, seed=seed)
+    if ds.cache_images:
+        import sys
+
+        held = dataset.cache_decoded(progress=sys.stderr.isatty())
+        log.info("%s.cache_images: %d images decoded into memory (%.1f MB)", where, len(samples), held / 2**20)
+    return dataset
 
 
 def _dist() -> tuple[int, int]:

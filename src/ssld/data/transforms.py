@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from ssld.data.array_ops import ArrayPad, ArrayRandomCrop, ArrayRandomFlip
 from ssld.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -123,8 +124,8 @@ class ToNormalizedTensor:
     def __call__(self, img: Image.Image | torch.Tensor) -> torch.Tensor:
         if isinstance(img, torch.Tensor):  # a tensor op ran earlier: CHW, uint8 0-255 or float 0-1
             x = img.float() if img.dtype == torch.uint8 else img.float() * 255.0
-        else:
-            arr = np.array(img)  # HWC (or HW for one channel), a writable copy
+        else:  # HWC (or HW for one channel) as a writable, contiguous copy
+            arr = np.ascontiguousarray(img) if isinstance(img, np.ndarray) else np.array(img)
             x = torch.from_numpy(arr[:, :, None] if arr.ndim == 2 else arr).permute(2, 0, 1)
             x = x.to(torch.float32, memory_format=torch.contiguous_format)
         return x.mul_(self.gain).sub_(self.offset)
@@ -214,6 +215,36 @@ def _grayscale(num_output_channels: int = 3) -> Built:
     return "image", [v2.Grayscale(num_output_channels)]
 
 
+def _to_pil(img: Image.Image | np.ndarray) -> Image.Image:
+    """Cached images arrive as HWC uint8 arrays; PIL-based ops need an image."""
+    if isinstance(img, np.ndarray):
+        return Image.fromarray(img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img)
+    return img
+
+
+def _array_pad(padding: int | Sequence[int], fill: int | Sequence[int] = 0, padding_mode: str = "constant") -> Built:
+    return "image", [ArrayPad(padding, fill, padding_mode)]
+
+
+def _array_random_crop(size: int | Sequence[int], padding: int | Sequence[int] | None = None,
+                       pad_if_needed: bool = False, fill: int | Sequence[int] = 0,
+                       padding_mode: str = "constant") -> Built:
+    return "image", [ArrayRandomCrop(_hw(size), padding, pad_if_needed, fill, padding_mode)]
+
+
+def _array_flip(flip_code: int = 1) -> Built:
+    axes = {1: "horizontal", 0: "vertical", -1: "both"}
+    if flip_code not in axes:
+        raise ValueError(f"flip_code must be 1, 0 or -1, got {flip_code}")
+    return "image", [ArrayRandomFlip(axes[flip_code])]
+
+
+# numpy versions of the CIFAR-style image ops (ssld.data.array_ops: torchvision's per-call overhead dominates
+# small images); used when every image op of a pipeline has one, with the same arguments as the PIL version
+ARRAY_OPS: dict[str, Callable[..., Built]] = {
+    "Pad": _array_pad, "RandomCrop": _array_random_crop, "RandFlipImage": _array_flip, "ToCHWImage": _noop,
+}
+
 OPS: dict[str, Callable[..., Built]] = {
     "DecodeImage": _decode, "RandCropImage": _rand_crop, "RandFlipImage": _rand_flip, "ResizeImage": _resize,
     "CropImage": _crop, "NormalizeImage": _normalize, "ToCHWImage": _noop, "AutoAugment": _auto_augment,
@@ -263,7 +294,17 @@ def _override_size(parsed: Parsed, image_size: int) -> None:
                 k["resize_short"] = round(k["resize_short"] * ratio)
 
 
-def _call(i: int, name: str, kwargs: dict[str, Any]) -> Built:
+def _array_only(parsed: Parsed) -> bool:
+    """Every image op has a numpy version (``DecodeImage`` only with its default RGB order)."""
+    for _, name, kwargs in parsed:
+        if name == "DecodeImage" and kwargs.get("to_rgb", True) is False:
+            return False
+        if name not in ARRAY_OPS and name not in ("DecodeImage", "NormalizeImage", "RandomErasing"):
+            return False
+    return True
+
+
+def _call(i: int, name: str, kwargs: dict[str, Any], ops: dict[str, Callable[..., Built]] = OPS) -> Built:
     params = inspect.signature(OPS[name]).parameters
     for key in kwargs:
         if key not in params:
@@ -274,24 +315,26 @@ def _call(i: int, name: str, kwargs: dict[str, Any]) -> Built:
     if missing:
         raise UserError(f"transform_ops[{i}].{name}: missing required argument '{missing[0]}'")
     try:
-        return OPS[name](**kwargs)
+        return ops.get(name, OPS[name])(**kwargs)
     except (TypeError, ValueError, AssertionError, KeyError) as e:
         raise UserError(f"transform_ops[{i}].{name}: {e}") from None
 
 
 def build_transform(ops: Sequence[dict[str, Any] | str],
                     image_size: int | None = None) -> Callable[[Any], torch.Tensor]:
-    """A Compose turning an RGB PIL image into a float CHW tensor, following the PaddleClas op list.
+    """A Compose turning an RGB PIL image (or HWC uint8 array) into a float CHW tensor, following the PaddleClas
+    op list. Pipelines whose image ops all have numpy versions (``ARRAY_OPS``) run on arrays, others on PIL.
 
     ``image_size`` replaces the final crop/resize size (evaluation at another resolution, e.g. FixRes).
     """
     parsed = _parse(ops)
     if image_size is not None:
         _override_size(parsed, int(image_size))
-    out: list[Callable[[Any], Any]] = []
+    arrays = _array_only(parsed)
+    out: list[Callable[[Any], Any]] = [] if arrays else [_to_pil]
     converted = False
     for i, name, kwargs in parsed:
-        stage, transforms = _call(i, name, kwargs)
+        stage, transforms = _call(i, name, kwargs, ARRAY_OPS if arrays else OPS)
         if stage == "image" and converted and transforms:
             raise UserError(f"transform_ops[{i}]: {name} works on images and must come before NormalizeImage "
                             "and RandomErasing")
