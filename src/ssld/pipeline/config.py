@@ -58,6 +58,15 @@ class OptionalTrainStage(TrainStage):
     enabled: bool = True
 
 
+class DistillStage(TrainStage):
+    """Student <- frozen teacher. ``offline_teacher``: label the distill list once with the teacher (eval mode,
+    un-augmented images, a soft-label store in ``distill/store``) and train on those targets instead of running
+    the teacher every step: several times the steps per minute, at the cost the docs describe (targets
+    do not follow the student's crop; teacher BN train mode does not apply)."""
+
+    offline_teacher: bool = False
+
+
 class BaselineStage(OptionalTrainStage):
     """The labels-only student: lr picked on a split of the labeled data, trained for at least distill+finetune
     optimizer steps."""
@@ -110,7 +119,7 @@ class PipelineSection(_Strict):
     dedup: DedupStage = Field(default_factory=DedupStage)
     label: LabelStage = Field(default_factory=LabelStage)
     select: SelectStage = Field(default_factory=SelectStage)
-    distill: TrainStage
+    distill: DistillStage
     finetune: OptionalTrainStage | None = None
     fixres: OptionalTrainStage | None = Field(None, description="FixRes classifier finetune at 1.15x resolution")
     eval: EvalStage = Field(default_factory=EvalStage)

@@ -108,6 +108,16 @@ def teacher_stage(p: PipelineConfig) -> Stage:
                  key_metric="val_top1_last_epoch")
 
 
+def _offline_store(ctx: StageContext, p: PipelineConfig, train_list: Path) -> Path:
+    """Soft-label the whole distill list (labeled + selected) with the teacher stage's network into
+    ``distill/store`` (resumes its shards after a kill), the label stage's settings."""
+    teacher, store, sec = ctx.stage_dir("teacher"), ctx.dir / "store", p.pipeline.label
+    invoke(["label", "--list", str(train_list), "--root", data_lists(ctx)[0], "-c", str(teacher / "config.yaml"),
+            "--weights", str(teacher / WEIGHTS), "--out", str(store), "--topk", str(sec.topk),
+            "--batch-size", str(sec.batch_size), "--shard-size", str(sec.shard_size)])
+    return store
+
+
 def distill_stage(p: PipelineConfig) -> Stage:
     """Student ← frozen teacher on labeled ∪ selected; the teacher network and weights come from the teacher
     stage, so changing the teacher in one place changes it everywhere."""
@@ -115,6 +125,7 @@ def distill_stage(p: PipelineConfig) -> Stage:
     path = p.config_path(sec.config)
     use_pool = p.pipeline.select.enabled
     deps = ("data", "teacher", "select") if use_pool else ("data", "teacher")
+    offline = p.pipeline.label.model_dump() if sec.offline_teacher else None  # the store's labeling settings
 
     def run(ctx: StageContext) -> StageResult:
         raw = read_training_yaml(path, sec.overrides, "Pipeline.distill")
@@ -133,9 +144,12 @@ def distill_stage(p: PipelineConfig) -> Stage:
         from ssld.utils.io import atomic_write_text
 
         atomic_write_text(train_list, text)
+        if sec.offline_teacher:
+            dataset = raw.setdefault("DataLoader", {}).setdefault("Train", {}).setdefault("dataset", {})
+            dataset["soft_labels"] = str(_offline_store(ctx, p, train_list))
         return _train(ctx, p, sec, train_list, raw)
 
-    return Stage("distill", run, deps=deps, settings=_train_stage_settings(p, sec, {"use_pool": use_pool}),
+    return Stage("distill", run, deps=deps, settings=_train_stage_settings(p, sec, {"use_pool": use_pool, "offline_labeling": offline}),
                  input_files=(str(path),), key_metric="val_top1_last_epoch")
 
 
