@@ -97,3 +97,23 @@ def test_seeds_and_seed_are_exclusive_on_the_command_line(tmp_path: Path) -> Non
     from ssld.cli import main
 
     assert main(["ablate", "-c", str(write_file(tmp_path)), "--seeds", "2", "--seed", "1"]) == 2
+
+
+def test_cached_cell_of_another_recipe_runs_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def fake(ab: Any, base: Path, row: Any, seed: int, out: Path) -> dict[str, Any]:
+        calls.append((row.name, seed))
+        return {"teacher": 86.0, "distill": 83.0, "finetune": 85.0, "baseline": 82.0}
+
+    monkeypatch.setattr(ablate, "run_row_seed", fake)
+    path = write_file(tmp_path)
+    run_ablation(path, seeds=[0], out=lambda s: None)
+    run_ablation(path, seeds=[0], out=lambda s: None)
+    assert calls == [("reference", 0), ("no finetune", 0)]  # cached: same recipe
+    path.write_text(path.read_text().replace("{finetune: {enabled: false}}",
+                                             "{finetune: {enabled: false}, select: {k: 7}}"))
+    said: list[str] = []
+    run_ablation(path, seeds=[0], out=said.append)
+    assert calls[2:] == [("no finetune", 0)]  # only the changed row
+    assert any("cached result is of another recipe" in s for s in said)

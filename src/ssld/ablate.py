@@ -74,6 +74,23 @@ def summarize(results: dict[str, Any]) -> dict[str, float | None]:
     return {k: results.get(k, {}).get("top1") for k in ("teacher", "baseline", "distill", "finetune")}
 
 
+def recipe_key(ab: AblationFile, base: Path, row: AblationRow, seed: int) -> str:
+    """A hash of what one row × seed trains: the resolved pipeline section and the bytes of every training
+    config it references. A cached cell with another key was measured on another recipe and is run again."""
+    import hashlib
+
+    from ssld.pipeline.config import load_pipeline_config
+
+    p = load_pipeline_config(base / ab.pipeline, profile=ab.profile, seed=seed,
+                             extra=deep_merge(ab.row_defaults, row.overrides))
+    h = hashlib.sha256(json.dumps(p.pipeline.model_dump(), sort_keys=True, default=str).encode())
+    for name in ("teacher", "baseline", "distill", "finetune", "fixres"):
+        stage = getattr(p.pipeline, name)
+        if stage is not None:
+            h.update(p.config_path(stage.config).read_bytes())
+    return h.hexdigest()
+
+
 def run_row_seed(ab: AblationFile, base: Path, row: AblationRow, seed: int, out: Path) -> dict[str, Any]:
     """Run (or finish) one row for one seed; returns its summary."""
     from ssld.pipeline.api import open_pipeline
@@ -116,11 +133,13 @@ def run_ablation(
     seed_list = ab.seeds if seeds is None else list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     for row in [] if table_only else chosen:
         for seed in seed_list:
-            cell = cell_path(out_dir, row, seed)
+            cell, key = cell_path(out_dir, row, seed), recipe_key(ab, base, row, seed)
             if cell.is_file():
-                continue
+                if json.loads(cell.read_text()).get("recipe") == key:
+                    continue
+                out(f"ablate: row '{row.name}', seed {seed}: cached result is of another recipe, running again")
             out(f"ablate: row '{row.name}', seed {seed}")
-            write_json(cell, run_row_seed(ab, base, row, seed, out_dir))
+            write_json(cell, {**run_row_seed(ab, base, row, seed, out_dir), "recipe": key})
     shown = seed_list if isinstance(seeds, int) else sorted(set(ab.seeds) | set(seed_list))
     table = ablation_table(ab, out_dir, shown)
     insert_section(Path(write or ab.results), table, f"ssld ablate -c {path}")
