@@ -145,3 +145,20 @@ def test_real_fashion_mnist_small_pool(tmp_path: Path) -> None:
             if s.label >= 0:
                 assert (train_y if "/train/" in s.path else test_y)[idx] == s.label
     assert len(read_list(out / "val.txt", out)) == 20
+
+
+def test_teacher_extra_images_are_outside_the_labeled_set_and_the_pool(tiny_idx: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fm"
+    plain = export(tmp_path / "plain", labeled_per_class=3, seed=1, idx_dir=tiny_idx, pool_size=20)
+    meta = export(out, labeled_per_class=3, seed=1, idx_dir=tiny_idx, pool_size=20, teacher_extra_per_class=2)
+    assert meta["counts"] == {**plain["counts"], "teacher_extra": 20}
+    for name in ("train_labeled.txt", "unlabeled.txt"):  # the student's data does not change
+        assert (out / name).read_text() == (tmp_path / "plain" / name).read_text()
+    teacher = _check_pngs_match_labels(out, "train_teacher.txt")
+    labeled = _check_pngs_match_labels(out, "train_labeled.txt")
+    pool = {p for p, _ in _check_pngs_match_labels(out, "unlabeled_truth.txt")}
+    extra = [t for t in teacher if t not in labeled]
+    assert set(labeled) <= set(teacher) and len(extra) == 20 and not {p for p, _ in extra} & pool
+    assert np.bincount([lab for _, lab in extra]).tolist() == [2] * 10
+    with pytest.raises(UserError, match="teacher_extra_per_class: 8 per class is more than"):
+        export(tmp_path / "x", labeled_per_class=3, seed=1, idx_dir=tiny_idx, pool_size=20, teacher_extra_per_class=8)

@@ -1,5 +1,6 @@
-"""A real (tiny) pipeline run with ``distill.offline_teacher``: the distill stage labels its own list and trains
-on the store, and the run finishes with every stage's record."""
+"""A real (tiny) pipeline run with ``distill.offline_teacher`` and a teacher list of its own: the teacher trains on
+more labeled images than the student, the distill stage labels its own list and trains on the store, and the run
+finishes with every stage's record."""
 
 from __future__ import annotations
 
@@ -34,13 +35,16 @@ def _images(root: Path, name: str, n_per_class: int, labeled: bool, rng: np.rand
 def test_offline_teacher_pipeline_runs_end_to_end(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     root = tmp_path / "imgs"
-    lists = {n: _images(root, n, k, n != "pool", rng) for n, k in (("labeled", 3), ("pool", 4), ("val", 2))}
+    lists = {n: _images(root, n, k, n != "pool", rng) for n, k in (("labeled", 3), ("pool", 4), ("val", 2),
+                                                                     ("more", 2))}
+    teacher_list = tmp_path / "teacher.txt"  # a teacher that sees more labeled data than the student
+    teacher_list.write_text(lists["labeled"].read_text() + lists["more"].read_text())
     text = f"""\
 Pipeline:
   name: offline
   num_classes: 10
   data: {{source: lists, image_root: {root}, labeled: {lists['labeled']}, unlabeled: {lists['pool']},
-          val: {lists['val']}}}
+          val: {lists['val']}, teacher_labeled: {teacher_list}}}
   teacher: {{config: {FM_CONFIGS}/teacher.yaml, overrides: {FAST}}}
   label: {{batch_size: 16, topk: 3}}
   select: {{k: 2}}
@@ -60,3 +64,5 @@ Pipeline:
     done = json.loads((run / "distill" / "done.json").read_text())
     assert done["settings"]["offline_teacher"] is True and done["metrics"]["steps"] >= 1
     assert json.loads((run / "eval" / "done.json").read_text())["metrics"]["distill_top1"] is not None
+    assert json.loads((run / "teacher" / "done.json").read_text())["metrics"]["train_images"] == 50
+    assert json.loads((run / "data" / "done.json").read_text())["metrics"]["teacher_labeled"] == 50

@@ -85,15 +85,20 @@ def _check(labeled_per_class: int, val_size: int | None, pool_size: int | None, 
 
 def export(out_dir: str | os.PathLike[str], labeled_per_class: int, seed: int = 0,
            idx_dir: str | os.PathLike[str] | None = None, val_size: int | None = None,
-           pool_size: int | None = None) -> dict[str, Any]:
+           pool_size: int | None = None, teacher_extra_per_class: int = 0) -> dict[str, Any]:
     """Write the PNGs and list files (see the module docstring); returns the contents of ``meta.json``.
 
     ``labeled_per_class`` train images per class become the labeled set (chosen by ``seed``); the others form
     the unlabeled pool (a random ``pool_size`` of them if given). ``val_size`` takes a class-balanced subset of
-    the 10k test images. Nothing is rewritten when ``meta.json`` already records the same parameters.
+    the 10k test images. ``teacher_extra_per_class`` more labeled images per class, from the train images left
+    outside both, go with the labeled set into ``train_teacher.txt`` (a teacher that has seen more data).
+    Nothing is rewritten when ``meta.json`` already records the same parameters.
     """
     out = Path(out_dir)
-    params = {"labeled_per_class": labeled_per_class, "seed": seed, "val_size": val_size, "pool_size": pool_size}
+    params: dict[str, Any] = {"labeled_per_class": labeled_per_class, "seed": seed, "val_size": val_size,
+                              "pool_size": pool_size}
+    if teacher_extra_per_class:
+        params["teacher_extra_per_class"] = teacher_extra_per_class
     meta_path = out / "meta.json"
     if meta_path.is_file() and all((out / f).is_file() for f in LIST_FILES):
         try:
@@ -113,6 +118,13 @@ def export(out_dir: str | os.PathLike[str], labeled_per_class: int, seed: int = 
         if pool_size > len(rest):
             raise UserError(f"--pool-size: {pool_size} is more than the {len(rest)} unlabeled train images")
         rest = np.sort(rng.choice(rest, size=pool_size, replace=False))
+    extra = np.array([], dtype=np.int64)
+    if teacher_extra_per_class:
+        left = np.setdiff1d(np.setdiff1d(np.arange(len(train_y)), labeled), rest)
+        extra = left[_balanced(train_y[left], [teacher_extra_per_class] * len(CLASSES), rng)]
+        if len(extra) < teacher_extra_per_class * len(CLASSES):
+            raise UserError(f"teacher_extra_per_class: {teacher_extra_per_class} per class is more than the train "
+                            "images left outside the labeled set and the pool (lower it or pool_size)")
     if val_size is None:
         val = np.arange(len(test_y))
     else:
@@ -121,13 +133,16 @@ def export(out_dir: str | os.PathLike[str], labeled_per_class: int, seed: int = 
 
     meta_path.unlink(missing_ok=True)  # from here on the directory is incomplete until meta.json is back
     train_all = np.union1d(labeled, rest)
-    _write_pngs(train_x, train_all, out / "images" / "train")
+    _write_pngs(train_x, np.union1d(train_all, extra), out / "images" / "train")
     _write_pngs(test_x, val, out / "images" / "test")
 
     def rel(split: str, i: int) -> str:
         return f"images/{split}/{i:05d}.png"
 
     write_list(out / "train_labeled.txt", [(rel("train", i), int(train_y[i])) for i in labeled])
+    if teacher_extra_per_class:
+        write_list(out / "train_teacher.txt", [(rel("train", i), int(train_y[i]))
+                                               for i in np.concatenate([labeled, extra])])
     write_list(out / "unlabeled.txt", [rel("train", i) for i in rest])
     write_list(out / "unlabeled_truth.txt", [(rel("train", i), int(train_y[i])) for i in rest])
     write_list(out / "val.txt", [(rel("test", i), int(test_y[i])) for i in val])
@@ -137,7 +152,7 @@ def export(out_dir: str | os.PathLike[str], labeled_per_class: int, seed: int = 
         "dataset": "fashion-mnist",
         "params": params,
         "counts": {"train_labeled": len(labeled), "unlabeled": len(rest), "val": len(val),
-                   "train_full": len(train_all)},
+                   "train_full": len(train_all), **({"teacher_extra": len(extra)} if len(extra) else {})},
         "classes": list(CLASSES),
         "image_root": ".",
         "source": {k: str(v) for k, v in files.items()},

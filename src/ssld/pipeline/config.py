@@ -35,6 +35,12 @@ class DataStage(_Strict):
     labeled: str | None = Field(None, description="source: lists — labeled train list")
     unlabeled: str | None = Field(None, description="source: lists — unlabeled pool list")
     val: str | None = Field(None, description="source: lists — validation list")
+    teacher_extra_per_class: int = Field(0, ge=0, description=(
+        "fashion_mnist: labeled train images per class that only the teacher trains on, besides the labeled set "
+        "(drawn from outside the labeled set and the pool): a teacher that has seen more data than the student, "
+        "as SSLD's teachers have"))
+    teacher_labeled: str | None = Field(None, description="source: lists — the teacher's labeled list (default: "
+                                                          "labeled)")
 
     @model_validator(mode="after")
     def _lists(self) -> DataStage:
@@ -42,7 +48,18 @@ class DataStage(_Strict):
             missing = [k for k in ("image_root", "labeled", "unlabeled", "val") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"source: lists needs {', '.join(missing)}")
+            if self.teacher_extra_per_class:
+                raise ValueError("teacher_extra_per_class is for source: fashion_mnist; with lists, give the "
+                                 "teacher's list as teacher_labeled")
+        elif self.teacher_extra_per_class and self.pool_size is None:
+            raise ValueError("teacher_extra_per_class needs pool_size: without it every unlabeled train image is "
+                             "in the pool and the teacher's extra images would be in it too")
         return self
+
+    @property
+    def separate_teacher_set(self) -> bool:
+        """Whether the teacher trains on its own list (``train_teacher.txt``) instead of the labeled set."""
+        return bool(self.teacher_extra_per_class or self.teacher_labeled)
 
 
 class TrainStage(_Strict):

@@ -27,6 +27,8 @@ from ssld.pipeline.training import (
     write_stage_config,
 )
 
+TEACHER_LIST = "train_teacher.txt"  # the teacher's own labeled list (data.teacher_extra_per_class / teacher_labeled)
+
 
 def check_labels(list_path: Path, num_classes: int, what: str) -> dict[int, int]:
     """Per-class counts of a labeled list; one-line errors for an empty list or labels out of range."""
@@ -55,12 +57,13 @@ def data_stage(p: PipelineConfig) -> Stage:
             if num_classes != len(CLASSES):
                 raise UserError(f"Pipeline.num_classes: {num_classes}, but Fashion-MNIST has {len(CLASSES)} classes")
             export(ctx.dir, sec.labeled_per_class, seed=sec.seed, idx_dir=sec.idx_dir, val_size=sec.val_size,
-                   pool_size=sec.pool_size)
+                   pool_size=sec.pool_size, teacher_extra_per_class=sec.teacher_extra_per_class)
         else:
             from ssld.data import read_list, write_list
 
             root = str(Path(sec.image_root).resolve())
-            for name, src in (("train_labeled", sec.labeled), ("unlabeled", sec.unlabeled), ("val", sec.val)):
+            lists = [("train_labeled", sec.labeled), ("unlabeled", sec.unlabeled), ("val", sec.val)]
+            for name, src in lists + ([("train_teacher", sec.teacher_labeled)] if sec.teacher_labeled else []):
                 samples = read_list(src, root)
                 if name == "unlabeled":
                     samples = [s._replace(label=-1) for s in samples]
@@ -69,7 +72,11 @@ def data_stage(p: PipelineConfig) -> Stage:
         check_labels(ctx.dir / "val.txt", num_classes, "val")
         metrics = {"labeled": sum(labeled.values()), "pool": count_lines(ctx.dir / "unlabeled.txt"),
                    "val": count_lines(ctx.dir / "val.txt"), "classes_in_labeled": len(labeled), "image_root": root}
-        return StageResult(metrics, ["train_labeled.txt", "unlabeled.txt", "val.txt"])
+        outputs = ["train_labeled.txt", "unlabeled.txt", "val.txt"]
+        if sec.separate_teacher_set:
+            metrics["teacher_labeled"] = sum(check_labels(ctx.dir / TEACHER_LIST, num_classes, "teacher").values())
+            outputs.append(TEACHER_LIST)
+        return StageResult(metrics, outputs)
 
     return Stage("data", run, settings=sec.model_dump(), key_metric="labeled")
 
@@ -102,7 +109,8 @@ def teacher_stage(p: PipelineConfig) -> Stage:
 
     def run(ctx: StageContext) -> StageResult:
         raw = read_training_yaml(path, sec.overrides, "Pipeline.teacher")
-        return _train(ctx, p, sec, ctx.stage_dir("data") / "train_labeled.txt", raw)
+        own = p.pipeline.data.separate_teacher_set
+        return _train(ctx, p, sec, ctx.stage_dir("data") / (TEACHER_LIST if own else "train_labeled.txt"), raw)
 
     return Stage("teacher", run, deps=("data",), settings=_train_stage_settings(p, sec), input_files=(str(path),),
                  key_metric="val_top1_last_epoch")
