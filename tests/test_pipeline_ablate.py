@@ -113,6 +113,8 @@ def test_cached_cell_of_another_recipe_runs_again(tmp_path: Path, monkeypatch: p
     assert calls == [("reference", 0), ("no finetune", 0)]  # cached: same recipe
     path.write_text(path.read_text().replace("{finetune: {enabled: false}}",
                                              "{finetune: {enabled: false}, select: {k: 7}}"))
+    table = run_ablation(path, seeds=[0], out=lambda s: None, table_only=True)
+    assert "| no finetune | +0.4 from finetune | - | - | - | - |" in table  # the stale cell is not shown
     said: list[str] = []
     run_ablation(path, seeds=[0], out=said.append)
     assert calls[2:] == [("no finetune", 0)]  # only the changed row

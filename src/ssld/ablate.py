@@ -141,7 +141,7 @@ def run_ablation(
             out(f"ablate: row '{row.name}', seed {seed}")
             write_json(cell, {**run_row_seed(ab, base, row, seed, out_dir), "recipe": key})
     shown = seed_list if isinstance(seeds, int) else sorted(set(ab.seeds) | set(seed_list))
-    table = ablation_table(ab, out_dir, shown)
+    table = ablation_table(ab, base, out_dir, shown)
     insert_section(Path(write or ab.results), table, f"ssld ablate -c {path}")
     out(table)
     return table
@@ -170,16 +170,27 @@ def _delta(values: list[float], reference: list[float]) -> str:
     return f"{statistics.fmean(values) - statistics.fmean(reference):+.2f}"
 
 
-def ablation_table(ab: AblationFile, out_dir: Path, seeds: list[int]) -> str:
-    """Markdown table: one row per ablation row, mean ± std over the cached seeds, Δ vs the first row (the
-    labels-only baseline is filled where the row runs the baseline stage: the recipe row)."""
+def current_cells(ab: AblationFile, base: Path, out_dir: Path, row: AblationRow, seeds: list[int]) -> list[dict]:
+    """The cached results of ``row`` on ``seeds`` that were measured on the current recipe (stale ones left out)."""
+    cells = []
+    for s in seeds:
+        path = cell_path(out_dir, row, s)
+        if path.is_file():
+            cell = json.loads(path.read_text())
+            if cell.get("recipe") == recipe_key(ab, base, row, s):
+                cells.append(cell)
+    return cells
+
+
+def ablation_table(ab: AblationFile, base: Path, out_dir: Path, seeds: list[int]) -> str:
+    """Markdown table: one row per ablation row, mean ± std over the cached seeds of the current recipe, Δ vs the
+    first row (the labels-only baseline is filled where the row runs the baseline stage: the recipe row)."""
     head = ("| variant | reference finding | teacher top-1 | labels-only baseline | after distill | after finetune | "
             "Δ distill vs first row | Δ final vs first row | seeds |")
     lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     first: list[dict[str, Any]] = []
     for i, row in enumerate(ab.rows):
-        cells = [json.loads(cell_path(out_dir, row, s).read_text()) for s in seeds
-                 if cell_path(out_dir, row, s).is_file()]
+        cells = current_cells(ab, base, out_dir, row, seeds)
         if i == 0:
             first = cells
         deltas = ["", ""] if i == 0 else [_delta(_values(cells, k), _values(first, k)) for k in ("distill", "final")]
