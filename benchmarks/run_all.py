@@ -4,11 +4,12 @@
 (b) offline (soft-label store) vs online teacher: step time, and student top-1 (online BN eval/train, offline);
 (c) ``ssld label`` throughput vs a bare ``inference_mode`` loop (target >= 0.9, benchmarks/label_bench.py);
 (d) the same KD in torchdistill: images/s (target: ssld ahead) and top-1 (target: within 0.3 points);
-(e) peak RSS of each variant, each alone in a fresh process; plus the speed options behind the defaults.
+(e) peak RSS of each variant, each alone in a fresh process; plus the speed options behind the defaults and the
+data loading cost per sample (torchvision chain vs ssld's numpy ops vs the decoded-image cache).
 Every benchmark runs in its own process; raw numbers land in bench_out/*.json, the tables in
 bench_out/summary.md (copied into docs/benchmarks.md by hand, with the machine's state).
 
-Run: ``make bench`` or ``PYTHONPATH=src python benchmarks/run_all.py [--quick] [--only a,b,c,d,e,defaults]``
+Run: ``make bench`` or ``PYTHONPATH=src python benchmarks/run_all.py [--quick] [--only a,b,c,d,e,defaults,loader]``
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import common
 
-SECTIONS = ("a", "b", "c", "d", "e", "defaults")
+SECTIONS = ("a", "b", "c", "d", "e", "defaults", "loader")
 
 
 def run(script: str, *args: str) -> dict[str, Any]:
@@ -114,6 +115,16 @@ def tables(res: dict[str, Any]) -> str:
             for name, r in dft[group]["ratios"].items():
                 lines.append(f"| {group}: {name} | {fmt(r)} |")
         lines.append("")
+    if "loader" in res:
+        ld = res["loader"]
+        lines += [f"### Data loading, {ld['rounds']} interleaved rounds (benchmarks/bench_loader.py)", "",
+                  "| variant | us per sample (median) | / torchvision | DataLoader alone, 2 workers, img/s |",
+                  "|---|---|---|---|"]
+        for name, us in ld["per_sample_us_median"].items():
+            rates = sorted(ld["loader_2_workers_img_s"][name])
+            lines.append(f"| {name} | {us:.0f} | {ld['per_sample_cost_over_torchvision'][name]:.2f} | "
+                         f"{rates[len(rates) // 2]:.0f} ({rates[0]:.0f}-{rates[-1]:.0f}) |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -151,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     if "defaults" in only:
         run("bench_defaults.py", *q, *tiny, *(["--compile"] if args.compile else []))
         res["defaults"] = json.loads((common.OUT / "defaults.json").read_text())
+    if "loader" in only:
+        run("bench_loader.py", *q, *(["--rounds", "1"] if args.smoke else []))
+        res["loader"] = json.loads((common.OUT / "loader.json").read_text())
     res["wall_seconds"] = time.perf_counter() - t0
     res["machine_after"] = common.machine()
     common.write_result("summary", res)

@@ -3,6 +3,8 @@
 Each list item is ``{OpName: {kwargs}}`` or a bare ``OpName``. Ops keep their order; image ops (crops, flips,
 AutoAugment...) run on the PIL image, ``NormalizeImage`` converts to a float CHW tensor, and tensor ops
 (``RandomErasing``) run after it. Without ``NormalizeImage`` the result is still a float tensor in [0, 1].
+Lists whose image ops are all CIFAR-style (``Pad``, ``RandomCrop``, ``RandFlipImage``) run them on numpy arrays
+instead (``ssld.data.array_ops``: torchvision's per-call overhead dominates small images).
 """
 
 from __future__ import annotations
@@ -106,10 +108,11 @@ def _crop(size: int | Sequence[int]) -> Built:
 
 
 class ToNormalizedTensor:
-    """A PIL image (or uint8 CHW tensor) -> float32 CHW tensor ``(x * scale - mean) / std`` of its 0-255 pixels.
+    """A PIL image, HWC uint8 array or CHW tensor -> float32 CHW tensor ``(x * scale - mean) / std`` of its 0-255
+    pixels.
 
     One fused step instead of torchvision's ``ToImage`` + ``ToDtype`` + ``Normalize``, whose per-call dispatch
-    costs about 300 us on a 28 px image (the bulk of a small image's loading time); this costs about 20 us and
+    costs about 300 us on a 28 px image (the bulk of a small image's loading time); this costs about 45 us and
     gives the same values up to float rounding.
     """
 
@@ -121,7 +124,7 @@ class ToNormalizedTensor:
         self.gain = float(scale) / s.view(-1, 1, 1)  # x * gain - offset == (x * scale - mean) / std
         self.offset = (m / s).view(-1, 1, 1)
 
-    def __call__(self, img: Image.Image | torch.Tensor) -> torch.Tensor:
+    def __call__(self, img: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
         if isinstance(img, torch.Tensor):  # a tensor op ran earlier: CHW, uint8 0-255 or float 0-1
             x = img.float() if img.dtype == torch.uint8 else img.float() * 255.0
         else:  # HWC (or HW for one channel) as a writable, contiguous copy
