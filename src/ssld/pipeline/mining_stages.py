@@ -42,6 +42,15 @@ def dedup_stage(p: PipelineConfig) -> Stage:
     return Stage("dedup", run, deps=("data", "teacher"), settings=sec.model_dump(), key_metric="removed")
 
 
+def label_with_teacher(ctx: StageContext, p: PipelineConfig, image_list: Path, store: Path) -> None:
+    """Soft-label ``image_list`` with the teacher stage's network into ``store`` (``ssld label`` with the
+    ``label`` stage's settings; resumes its shards after a kill)."""
+    sec, teacher = p.pipeline.label, ctx.stage_dir("teacher")
+    invoke(["label", "--list", str(image_list), "--root", data_lists(ctx)[0], "-c", str(teacher / "config.yaml"),
+            "--weights", str(teacher / WEIGHTS), "--out", str(store), "--topk", str(sec.topk),
+            "--batch-size", str(sec.batch_size), "--shard-size", str(sec.shard_size)])
+
+
 def label_stage(p: PipelineConfig) -> Stage:
     sec = p.pipeline.label
     dedup = p.pipeline.dedup.enabled
@@ -50,12 +59,8 @@ def label_stage(p: PipelineConfig) -> Stage:
     def run(ctx: StageContext) -> StageResult:
         import json
 
-        teacher = ctx.stage_dir("teacher")
         store = ctx.dir / "store"
-        invoke(["label", "--list", str(pool_list(ctx, dedup)), "--root", data_lists(ctx)[0],
-                 "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS), "--out", str(store),
-                 "--topk", str(sec.topk), "--batch-size", str(sec.batch_size),
-                 "--shard-size", str(sec.shard_size)])
+        label_with_teacher(ctx, p, pool_list(ctx, dedup), store)
         manifest = json.loads((store / "manifest.json").read_text())
         return StageResult({"labeled": manifest.get("count"), "skipped": len(manifest.get("skipped", []))},
                            ["store/manifest.json", "store/topk_idx.npy", "store/topk_prob.npy", "store/paths.txt"])

@@ -12,7 +12,12 @@ from typing import Any
 
 from ssld.errors import UserError
 from ssld.pipeline.config import PipelineConfig, TrainStage
-from ssld.pipeline.mining_stages import dedup_stage, label_stage, select_stage
+from ssld.pipeline.mining_stages import (
+    dedup_stage,
+    label_stage,
+    label_with_teacher,
+    select_stage,
+)
 from ssld.pipeline.runner import Stage, StageContext, StageResult
 from ssld.pipeline.shared import data_lists, invoke
 from ssld.pipeline.training import (
@@ -116,16 +121,6 @@ def teacher_stage(p: PipelineConfig) -> Stage:
                  key_metric="val_top1_last_epoch")
 
 
-def _offline_store(ctx: StageContext, p: PipelineConfig, train_list: Path) -> Path:
-    """Soft-label the whole distill list (labeled + selected) with the teacher stage's network into
-    ``distill/store`` (resumes its shards after a kill), the label stage's settings."""
-    teacher, store, sec = ctx.stage_dir("teacher"), ctx.dir / "store", p.pipeline.label
-    invoke(["label", "--list", str(train_list), "--root", data_lists(ctx)[0], "-c", str(teacher / "config.yaml"),
-            "--weights", str(teacher / WEIGHTS), "--out", str(store), "--topk", str(sec.topk),
-            "--batch-size", str(sec.batch_size), "--shard-size", str(sec.shard_size)])
-    return store
-
-
 def distill_stage(p: PipelineConfig) -> Stage:
     """Student ← frozen teacher on labeled ∪ selected; the teacher network and weights come from the teacher
     stage, so changing the teacher in one place changes it everywhere."""
@@ -154,7 +149,8 @@ def distill_stage(p: PipelineConfig) -> Stage:
         atomic_write_text(train_list, text)
         if sec.offline_teacher:
             dataset = raw.setdefault("DataLoader", {}).setdefault("Train", {}).setdefault("dataset", {})
-            dataset["soft_labels"] = str(_offline_store(ctx, p, train_list))
+            label_with_teacher(ctx, p, train_list, ctx.dir / "store")  # labeled + selected, eval mode
+            dataset["soft_labels"] = str(ctx.dir / "store")
         return _train(ctx, p, sec, train_list, raw)
 
     return Stage("distill", run, deps=deps, settings=_train_stage_settings(p, sec, {"use_pool": use_pool, "offline_labeling": offline}),
