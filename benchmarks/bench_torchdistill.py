@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                                                "max": max(speed)},
               "top1_points_ssld_minus_torchdistill": 100 * (med["ssld"]["top1"] - med["torchdistill"]["top1"]),
               "machine": common.machine()}
-    common.write_result("torchdistill", result)
+    common.write_result("torchdistill_shipped" if args.ssld_defaults else "torchdistill", result)
     print(json.dumps(result, default=str))  # one line: run_all reads the last line
 
 
