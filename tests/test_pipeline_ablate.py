@@ -119,3 +119,12 @@ def test_cached_cell_of_another_recipe_runs_again(tmp_path: Path, monkeypatch: p
     run_ablation(path, seeds=[0], out=said.append)
     assert calls[2:] == [("no finetune", 0)]  # only the changed row
     assert any("cached result is of another recipe" in s for s in said)
+
+
+def test_rows_option_takes_a_name_with_commas_whole(tmp_path: Path) -> None:
+    from ssld.commands.ablate import _rows
+
+    path = write_file(tmp_path)
+    path.write_text(path.read_text().replace("name: no finetune", "name: 'no finetune, same steps'"))
+    assert _rows("no finetune, same steps", str(path)) == ["no finetune, same steps"]
+    assert _rows("reference,no-finetune-same-steps", str(path)) == ["reference", "no-finetune-same-steps"]

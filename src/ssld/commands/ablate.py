@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, help="use seeds 0..N-1 (default: the file's seeds)")
     p.add_argument("--seed", type=int, action="append", dest="seed_list", metavar="S",
                    help="run only this seed (repeatable); processes on different seeds can run side by side")
-    p.add_argument("--rows", help="comma-separated row names to run (default: all)")
+    p.add_argument("--rows", help="comma-separated row names or slugs to run (default: all); a name that itself "
+                                  "contains commas is matched whole")
     p.add_argument("--out", help="markdown file for the table (default: the file's results, docs/results.md)")
     p.add_argument("--table-only", action="store_true", help="run nothing; rewrite the table from cached results")
 
@@ -33,6 +34,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--seeds: must be at least 1")
     if args.seeds is not None and args.seed_list:
         raise UserError("--seeds and --seed: give one of them")
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    rows = _rows(args.rows, args.config) if args.rows else None
     run_ablation(args.config, seeds=args.seed_list or args.seeds, rows=rows, write=args.out, table_only=args.table_only)
     return 0
+
+
+def _rows(text: str, config: str) -> list[str]:
+    """``--rows``: one row whose name or slug is the whole text (names may contain commas), else a comma list."""
+    from ssld.ablate import load_ablation, slug
+
+    ab, _ = load_ablation(config)
+    if slug(text) in {slug(r.name) for r in ab.rows}:
+        return [text]
+    return [r.strip() for r in text.split(",") if r.strip()]
