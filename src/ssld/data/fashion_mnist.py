@@ -28,6 +28,7 @@ log = logging.getLogger("ssld.data")
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _PARTS = {"train_x": "train-images", "train_y": "train-labels", "test_x": "t10k-images", "test_y": "t10k-labels"}
+TEACHER_LIST = "train_teacher.txt"  # labeled + teacher-only images (teacher_extra_per_class)
 LIST_FILES = ("train_labeled.txt", "unlabeled.txt", "unlabeled_truth.txt", "val.txt", "train_full.txt", "labels.txt")
 
 
@@ -141,7 +142,7 @@ def export(out_dir: str | os.PathLike[str], labeled_per_class: int, seed: int = 
 
     write_list(out / "train_labeled.txt", [(rel("train", i), int(train_y[i])) for i in labeled])
     if teacher_extra_per_class:
-        write_list(out / "train_teacher.txt", [(rel("train", i), int(train_y[i]))
+        write_list(out / TEACHER_LIST, [(rel("train", i), int(train_y[i]))
                                                for i in np.concatenate([labeled, extra])])
     write_list(out / "unlabeled.txt", [rel("train", i) for i in rest])
     write_list(out / "unlabeled_truth.txt", [(rel("train", i), int(train_y[i])) for i in rest])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ssld.data.fashion_mnist import TEACHER_LIST
 from ssld.errors import UserError
 from ssld.pipeline.config import PipelineConfig, TrainStage
 from ssld.pipeline.mining_stages import (
@@ -31,8 +32,6 @@ from ssld.pipeline.training import (
     train_config,
     write_stage_config,
 )
-
-TEACHER_LIST = "train_teacher.txt"  # the teacher's own labeled list (data.teacher_extra_per_class / teacher_labeled)
 
 
 def check_labels(list_path: Path, num_classes: int, what: str) -> dict[int, int]:
@@ -68,7 +67,7 @@ def data_stage(p: PipelineConfig) -> Stage:
 
             root = str(Path(sec.image_root).resolve())
             lists = [("train_labeled", sec.labeled), ("unlabeled", sec.unlabeled), ("val", sec.val)]
-            for name, src in lists + ([("train_teacher", sec.teacher_labeled)] if sec.teacher_labeled else []):
+            for name, src in lists + ([(Path(TEACHER_LIST).stem, sec.teacher_labeled)] if sec.teacher_labeled else []):
                 samples = read_list(src, root)
                 if name == "unlabeled":
                     samples = [s._replace(label=-1) for s in samples]
