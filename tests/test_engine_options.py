@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_engine import ROOT, export_fashion_mnist, supervised_config, write_config
+from conftest_engine import (
+    ROOT,
+    export_fashion_mnist,
+    run_cli,
+    split,
+    supervised_config,
+    write_config,
+)
 
 from ssld.config import load_config
 from ssld.engine import train
@@ -91,3 +98,26 @@ def test_resuming_a_finished_run_trains_nothing_and_reports(data: Path, tmp_path
     cfg["Global"]["checkpoints"] = str(tmp_path / "o" / "checkpoints" / "latest.pt")
     again = _train(cfg, tmp_path / "c.yaml")
     assert again["steps"] == first["steps"] and again["top1"] == first["top1"] and again["train_seconds"] == 0
+
+
+def test_channels_last_on_cpu_drops_an_odd_last_batch(data: Path, tmp_path: Path) -> None:
+    """torch 2.14.1 aborts channels_last CPU training of the 5k student on odd batches; the loader skips them."""
+    cfg = supervised_config(data, tmp_path / "o", epochs=1, channels_last=True, eval_during_train=False)
+    cfg["Arch"]["name"] = "cifar_resnet8x0_25"
+    cfg["DataLoader"]["Train"]["sampler"]["batch_size"] = 31  # 100 images -> 3 x 31 and a 7-image tail (aborts)
+    proc = run_cli("train", "-c", str(write_config(tmp_path / "c.yaml", cfg)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "an odd number" in proc.stderr + proc.stdout
+    assert torch.load(tmp_path / "o" / "checkpoints" / "latest.pt", weights_only=True)["step"] == 3
+
+
+def test_even_batches_only_drops_an_odd_tail(data: Path) -> None:
+    from ssld.config.schema import DataSplitConfig
+    from ssld.data import build_loader
+
+    for bs, dropped in [(31, True), (32, False), (50, False)]:  # tails 7, 4, 0
+        split_cfg = DataSplitConfig.model_validate(split(data, "train_labeled.txt", bs, True))
+        loader, _ = build_loader(split_cfg, train=True, seed=0, even_batches=True)
+        assert loader.drop_last is dropped
+        sizes = [len(b["image"]) for b in loader]
+        assert sizes == [bs] * (100 // bs) + ([] if dropped or 100 % bs == 0 else [100 % bs])

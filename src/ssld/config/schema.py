@@ -87,8 +87,9 @@ class GlobalConfig(Section):
     deterministic: bool = False
     # faster on both CPUs tried (docs/benchmarks.md) and the usual choice on GPUs, but off by default: with torch
     # 2.14.1 on the CPU, training the quarter-width ResNet-8 in channels_last aborts (heap corruption, SIGSEGV
-    # or SIGFPE) on odd batch sizes (3, 5, 7, 9, 11, 13, ..., 127; even ones and eval are fine). Configs
-    # whose training batches are all even opt in (configs/fashion_mnist)
+    # or SIGFPE) on odd batch sizes (3, 5, 7, 9, 11, 13, ..., 127; even ones and eval are fine). With it on,
+    # CPU training drops an epoch's last batch when it is odd (build_loader's even_batches); the Fashion-MNIST
+    # configs opt in
     channels_last: bool = False
     compile: bool = False
     use_sync_bn: bool = False

@@ -85,13 +85,14 @@ def build_train_loss(cfg: SSLDConfig) -> torch.nn.Module:
         raise UserError(f"Loss.Train{e if str(e).startswith('[') else ': ' + str(e)}") from None
 
 
-def _loaders(cfg: SSLDConfig) -> tuple[Any, Any, Any]:
+def _loaders(cfg: SSLDConfig, device: torch.device) -> tuple[Any, Any, Any]:
     """Train loader and sampler, and the eval loader (None when not evaluating); raises UserError for bad data."""
     from ssld.data import build_loader
 
     if cfg.DataLoader.Train is None:
         raise UserError("DataLoader.Train: required for training (dataset, sampler, loader)")
-    train_loader, sampler = build_loader(cfg.DataLoader.Train, train=True, seed=cfg.Global.seed)
+    even = cfg.Global.channels_last and device.type == "cpu"  # see build_loader's even_batches
+    train_loader, sampler = build_loader(cfg.DataLoader.Train, train=True, seed=cfg.Global.seed, even_batches=even)
     eval_loader = None
     if cfg.Global.eval_during_train and cfg.DataLoader.Eval is not None:
         eval_loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed)
@@ -145,7 +146,7 @@ def setup_run(cfg: SSLDConfig) -> TrainingRun:
     device = resolve_device(g.device)
     dist.init_from_env(device)
     seed_everything(g.seed, g.deterministic)
-    train_loader, sampler, eval_loader = _loaders(cfg)
+    train_loader, sampler, eval_loader = _loaders(cfg, device)
     _warn_unlabeled(cfg, train_loader.dataset.dataset.samples)
     loss_fn = build_train_loss(cfg)
     train_ds = cfg.DataLoader.Train.dataset
