@@ -85,12 +85,11 @@ class GlobalConfig(Section):
     save_inference_dir: str | None = None
     seed: int = 42
     deterministic: bool = False
-    # faster on both CPUs tried (docs/benchmarks.md) and the usual choice on GPUs, but off by default: with torch
-    # 2.14.1 on the CPU, training the quarter-width ResNet-8 in channels_last aborts (heap corruption, SIGSEGV
-    # or SIGFPE) on odd batch sizes (3, 5, 7, 9, 11, 13, ..., 127; even ones and eval are fine). With it on,
-    # CPU training drops an epoch's last batch when it is odd (build_loader's even_batches); the Fashion-MNIST
-    # configs opt in
-    channels_last: bool = False
+    # faster on both CPUs tried (docs/benchmarks.md) and the usual choice on GPUs. torch 2.14.1 on the CPU aborts
+    # channels_last training of the quarter-width ResNet-8 (heap corruption, SIGSEGV or SIGFPE) on odd batch
+    # sizes (3, 5, 7, ..., 127; even ones and eval are fine), so CPU training then drops an epoch's last batch
+    # when it is odd (build_loader's even_batches)
+    channels_last: bool = True
     compile: bool = False
     use_sync_bn: bool = False
     accum_steps: int = Field(1, ge=1, description="gradient accumulation steps per optimizer step")
