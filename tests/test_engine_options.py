@@ -105,10 +105,14 @@ def test_channels_last_on_cpu_drops_an_odd_last_batch(data: Path, tmp_path: Path
     cfg = supervised_config(data, tmp_path / "o", epochs=1, channels_last=True, eval_during_train=False)
     cfg["Arch"]["name"] = "cifar_resnet8x0_25"
     cfg["DataLoader"]["Train"]["sampler"]["batch_size"] = 31  # 100 images -> 3 x 31 and a 7-image tail (aborts)
-    proc = run_cli("train", "-c", str(write_config(tmp_path / "c.yaml", cfg)))
+    path = write_config(tmp_path / "c.yaml", cfg)
+    proc = run_cli("train", "-c", str(path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "an odd number" in proc.stderr + proc.stdout
     assert torch.load(tmp_path / "o" / "checkpoints" / "latest.pt", weights_only=True)["step"] == 3
+    from ssld.pipeline.training import steps_per_epoch
+
+    assert steps_per_epoch(load_config(path), 100) == 3  # the pipeline's step budgets count the same batches
 
 
 def test_even_batches_only_drops_an_odd_tail(data: Path) -> None:

@@ -61,8 +61,8 @@ def _dist() -> tuple[int, int]:
     return 0, 1
 
 
-def _odd_tail(n: int, world_size: int, batch_size: int) -> int:
-    """Size of the last batch of a rank's shard when it is odd, else 0."""
+def odd_tail(n: int, world_size: int, batch_size: int) -> int:
+    """Size of the last batch of a rank's shard of ``n`` images when it is odd, else 0."""
     tail = -(-n // world_size) % batch_size
     return tail if tail % 2 else 0
 
@@ -90,10 +90,10 @@ def build_loader(split: DataSplitConfig, train: bool, seed: int, image_size: int
     rank, world = _dist()
     bs = split.sampler.batch_size
     drop_last = split.sampler.drop_last and train
-    if train and even_batches and not drop_last and _odd_tail(len(dataset), world, bs):
+    if train and even_batches and not drop_last and odd_tail(len(dataset), world, bs):
         log.warning("dropping each epoch's last training batch (%d images, an odd number): channels_last "
-                     "training on the CPU aborts on odd batch sizes with this torch (Global.channels_last)",
-                     _odd_tail(len(dataset), world, bs))
+                    "training on the CPU aborts on odd batch sizes with this torch (Global.channels_last)",
+                    odd_tail(len(dataset), world, bs))
         drop_last = True
     sampler = ResumableSampler(len(dataset), shuffle=split.sampler.shuffle and train, seed=seed, rank=rank,
                                world_size=world, drop_last=drop_last)
