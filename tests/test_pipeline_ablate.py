@@ -128,3 +128,12 @@ def test_rows_option_takes_a_name_with_commas_whole(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("name: no finetune", "name: 'no finetune, same steps'"))
     assert _rows("no finetune, same steps", str(path)) == ["no finetune, same steps"]
     assert _rows("reference,no-finetune-same-steps", str(path)) == ["reference", "no-finetune-same-steps"]
+
+
+def test_final_value_is_the_last_stage_a_row_ran() -> None:
+    from ssld.ablate import _values, summarize
+
+    cells = [summarize({"distill": {"top1": 80.0}, "finetune": {"top1": 81.0}, "fixres": {"top1": 82.0}}),
+             summarize({"distill": {"top1": 70.0}, "finetune": {"top1": 71.0}}),
+             summarize({"distill": {"top1": 60.0}})]
+    assert _values(cells, "final") == [82.0, 71.0, 60.0]

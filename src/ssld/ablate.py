@@ -70,8 +70,8 @@ def load_ablation(path: str | Path) -> tuple[AblationFile, Path]:
 
 
 def summarize(results: dict[str, Any]) -> dict[str, float | None]:
-    """Top-1 of the teacher, the distilled and the finetuned student and the baseline from ``eval/results.json``."""
-    return {k: results.get(k, {}).get("top1") for k in ("teacher", "baseline", "distill", "finetune")}
+    """Top-1 of the teacher, the baseline and the student after distill, finetune and FixRes (``eval/results.json``)."""
+    return {k: results.get(k, {}).get("top1") for k in ("teacher", "baseline", "distill", "finetune", "fixres")}
 
 
 def recipe_key(ab: AblationFile, base: Path, row: AblationRow, seed: int) -> str:
@@ -156,9 +156,10 @@ def _stat(values: list[float]) -> str:
 
 
 def _values(cells: list[dict[str, Any]], key: str) -> list[float]:
-    """One metric over the cached seeds; ``final`` is after finetune, or after distill when a row has none."""
+    """One metric over the cached seeds; ``final`` is the last stage a row ran: FixRes, finetune or distill."""
     if key == "final":
-        picked = [c.get("finetune") if c.get("finetune") is not None else c.get("distill") for c in cells]
+        picked = [next((c[k] for k in ("fixres", "finetune", "distill") if c.get(k) is not None), None)
+                  for c in cells]
     else:
         picked = [c.get(key) for c in cells]
     return [v for v in picked if v is not None]
