@@ -76,3 +76,22 @@ def test_teacher_of_a_distillation_config_from_its_checkpoint(tmp_path: Path) ->
     x = torch.randn(4, 3, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(teacher.model(x), full.models["Teacher"].eval()(x))
+
+
+def test_faiss_loader_chatter_is_hidden_unless_verbose() -> None:
+    """faiss logs each instruction set it fails to load (a ModuleNotFoundError line) at INFO; users saw it."""
+    import logging
+
+    from ssld.cli import _setup_logging
+
+    faiss_log = logging.getLogger("faiss.loader")
+    logging.getLogger("faiss").setLevel(logging.NOTSET)
+    try:
+        _setup_logging(verbose=False)
+        assert logging.getLogger("faiss").level == logging.WARNING  # whatever the root level (INFO in the CLI)
+        assert not faiss_log.isEnabledFor(logging.INFO) and faiss_log.isEnabledFor(logging.WARNING)
+        logging.getLogger("faiss").setLevel(logging.NOTSET)
+        _setup_logging(verbose=True)
+        assert logging.getLogger("faiss").level == logging.NOTSET  # -v: faiss follows the root level again
+    finally:
+        logging.getLogger("faiss").setLevel(logging.NOTSET)

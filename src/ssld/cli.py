@@ -56,6 +56,8 @@ def _setup_logging(verbose: bool) -> None:
     rank = int(os.environ.get("RANK", "0"))
     level = logging.DEBUG if verbose else (logging.INFO if rank == 0 else logging.WARNING)
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    if not verbose:  # faiss logs every instruction set it fails to load (ModuleNotFoundError lines) at INFO
+        logging.getLogger("faiss").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
