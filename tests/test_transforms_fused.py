@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -48,3 +50,16 @@ def test_erasing_before_normalize_normalizes_once() -> None:
     img = _images()[0]
     both = build_transform([{"RandomErasing": {"EPSILON": 0.0}}, {"NormalizeImage": {}}])(img)
     torch.testing.assert_close(both, build_transform([{"NormalizeImage": {}}])(img), rtol=0, atol=1e-5)
+
+
+def test_read_only_cached_array_is_copied_without_warning() -> None:
+    """``cache_images`` serves read-only arrays; with no Pad/Crop before it, normalize gets one as is."""
+    arr = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    arr.flags.writeable = False
+    norm = ToNormalizedTensor()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch.from_numpy warns on non-writable arrays
+        out = norm(arr)
+        flipped = norm(np.flip(arr, 1))  # a negative-stride view, which torch.from_numpy rejects
+    torch.testing.assert_close(out, torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255)
+    torch.testing.assert_close(flipped, out.flip(2))

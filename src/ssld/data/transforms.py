@@ -128,7 +128,7 @@ class ToNormalizedTensor:
         if isinstance(img, torch.Tensor):  # a tensor op ran earlier: CHW, uint8 0-255 or float 0-1
             x = img.float() if img.dtype == torch.uint8 else img.float() * 255.0
         else:  # HWC (or HW for one channel) as a writable, contiguous copy
-            arr = np.ascontiguousarray(img) if isinstance(img, np.ndarray) else np.array(img)
+            arr = np.require(img, requirements=("C", "W")) if isinstance(img, np.ndarray) else np.array(img)
             x = torch.from_numpy(arr[:, :, None] if arr.ndim == 2 else arr).permute(2, 0, 1)
             x = x.to(torch.float32, memory_format=torch.contiguous_format)
         return x.mul_(self.gain).sub_(self.offset)
