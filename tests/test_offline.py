@@ -109,9 +109,13 @@ def _teacher_probs(setup: dict[str, Path], indices: torch.Tensor) -> tuple[torch
     return logits, logits.softmax(-1)
 
 
-def test_store_targets_equal_teacher_eval_outputs(setup: dict[str, Path]) -> None:
+@pytest.mark.parametrize("cached", [False, True])  # per-sample loading, and whole batches (ssld.data.batched)
+def test_store_targets_equal_teacher_eval_outputs(setup: dict[str, Path], cached: bool) -> None:
     cfg = load_config(_offline_cfg(setup, setup["store"], "equiv"))
+    cfg.DataLoader.Train.dataset.cache_images = cached
     loader, _ = build_loader(cfg.DataLoader.Train, train=True, seed=0)
+    if cached:  # LoaderView -> SoftTargetDataset -> ImageListDataset
+        assert loader.dataset.dataset.dataset.batched is not None
     batch = next(iter(loader))
     logits, probs = _teacher_probs(setup, batch["index"])
     assert batch["soft_target"].shape == (len(batch["index"]), 10)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ssld.data.lists import Sample
+
+if TYPE_CHECKING:
+    from ssld.data.batched import BatchedAugment
 
 log = logging.getLogger("ssld.data")
 
@@ -76,6 +79,8 @@ class ImageListDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.seed = seed
         self.decoded: list[np.ndarray | None] | None = None  # see cache_decoded()
+        self.stacked: np.ndarray | None = None  # the cache as one NHWC array when every image has one shape
+        self.batched: BatchedAugment | None = None  # see use_batched()
 
     def cache_decoded(self, progress: bool = False) -> int:
         """Decode every image once into memory (HWC uint8 arrays) and serve those from now on.
@@ -91,8 +96,34 @@ class ImageListDataset(torch.utils.data.Dataset):
                             leave=False):
             img = load_image(path)
             decoded.append(None if img is None else np.asarray(img))
+        if decoded and all(a is not None and a.shape == decoded[0].shape for a in decoded):
+            self.stacked = np.stack(decoded)  # type: ignore[arg-type]
+            self.stacked.flags.writeable = False
+            decoded = list(self.stacked)  # views: the images are held once
         self.decoded = decoded
         return sum(a.nbytes for a in decoded if a is not None)
+
+    def use_batched(self) -> bool:
+        """Serve whole batches through ``load_batch`` when the images are cached with one shape and the
+        transform has a batch form (``ssld.data.batched``); returns whether it does."""
+        from ssld.data.batched import batched_form
+
+        self.batched = batched_form(self.transform) if self.stacked is not None else None
+        return self.batched is not None
+
+    def load_batch(self, keys: Sequence[int | tuple[int, int]]) -> dict[str, Any] | None:
+        """The collated batch of ``keys`` augmented as a whole, or ``None`` when ``use_batched`` is off."""
+        if self.batched is None or self.stacked is None:
+            return None
+        pairs = [(int(k[0]), int(k[1])) if isinstance(k, tuple) else (int(k), 0) for k in keys]
+        index = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
+        epoch = np.fromiter((e for _, e in pairs), dtype=np.int64, count=len(pairs))
+        return {
+            "image": self.batched(self.stacked[index], self.seed, epoch, index),
+            "label": torch.tensor([self.samples[i].label for i in index.tolist()], dtype=torch.long),
+            "index": torch.from_numpy(index),
+            "bad": [],
+        }
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -129,12 +160,21 @@ class LoaderView(torch.utils.data.Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | Skipped:
         return self.dataset.load(key)
 
+    def __getitems__(self, keys: list[int | tuple[int, int]]) -> list[dict[str, Any] | Skipped] | dict[str, Any]:
+        """A batch at once (the DataLoader calls this when it exists): already collated when the dataset has a
+        batched path, else the items one by one."""
+        batch = getattr(self.dataset, "load_batch", lambda _: None)(keys)
+        return batch if batch is not None else [self.dataset.load(k) for k in keys]
 
-def collate(batch: Sequence[dict[str, Any] | Skipped | None]) -> dict[str, Any]:
+
+def collate(batch: Sequence[dict[str, Any] | Skipped | None] | dict[str, Any]) -> dict[str, Any]:
     """Stack the readable items; ``bad`` lists the indices of skipped ones (``-1`` where only ``None`` came).
 
-    An all-bad batch gives an image tensor with 0 rows (callers skip it).
+    An all-bad batch gives an image tensor with 0 rows (callers skip it). A batch collated already
+    (``ImageListDataset.load_batch``) passes through.
     """
+    if isinstance(batch, dict):
+        return batch
     good = [b for b in batch if isinstance(b, dict)]
     bad = [b.index if isinstance(b, Skipped) else -1 for b in batch if not isinstance(b, dict)]
     return {

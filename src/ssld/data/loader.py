@@ -52,6 +52,8 @@ def build_dataset(split: DataSplitConfig, train: bool, seed: int,
 
         held = dataset.cache_decoded(progress=sys.stderr.isatty())
         log.info("%s.cache_images: %d images decoded into memory (%.1f MB)", where, len(samples), held / 2**20)
+        if dataset.use_batched():
+            log.info("%s: transform_ops run on whole batches (ssld.data.batched)", where)
     return dataset
 
 
@@ -102,6 +104,11 @@ def build_loader(split: DataSplitConfig, train: bool, seed: int, image_size: int
                         f"than the {sampler.shard_size} images of this rank's shard (drop_last would leave no batch)")
     lc = split.loader
     workers = lc.num_workers
+    if workers and getattr(dataset, "dataset", dataset).batched is not None and not torch.cuda.is_available():
+        # a batch costs ~2 ms here; on a CPU-only machine workers would only take cores from the training step
+        log.info("%s.loader.num_workers: %d -> 0 (batched transforms on a CPU-only machine)",
+                 f"DataLoader.{'Train' if train else 'Eval'}", workers)
+        workers = 0
     extra = {"prefetch_factor": lc.prefetch_factor} if workers > 0 and lc.prefetch_factor else {}
     loader = DataLoader(
         LoaderView(dataset),

@@ -104,13 +104,23 @@ class SoftTargetDataset(torch.utils.data.Dataset):
             item["soft_target"] = self.target(item["index"])
         return item
 
+    def load_batch(self, keys: Sequence[int | tuple[int, int]]) -> dict[str, Any] | None:
+        """``ImageListDataset.load_batch`` plus ``soft_target`` (``None`` when the dataset has no batched path)."""
+        out = self.dataset.load_batch(keys)
+        if out is not None:
+            out["soft_target"] = torch.stack([self.target(i) for i in out["index"].tolist()])
+        return out
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
         item = self.load(key)
         return None if isinstance(item, Skipped) else item
 
 
-def soft_collate(batch: Sequence[dict[str, Any] | Skipped | None]) -> dict[str, Any]:
-    """``collate`` plus ``soft_target`` (float32 ``[B, C]``) of the readable items."""
+def soft_collate(batch: Sequence[dict[str, Any] | Skipped | None] | dict[str, Any]) -> dict[str, Any]:
+    """``collate`` plus ``soft_target`` (float32 ``[B, C]``) of the readable items; a batch collated already
+    passes through."""
+    if isinstance(batch, dict):
+        return batch
     out = collate(batch)
     good = [b["soft_target"] for b in batch if isinstance(b, dict)]
     out["soft_target"] = torch.stack(good) if good else torch.empty(0, 0)
