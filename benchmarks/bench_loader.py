@@ -4,9 +4,11 @@ Variants, all on the distill recipe's training ops (Pad 2, RandomCrop 28, RandFl
 ``torchvision``: the chain ssld used before (v2 Pad/RandomCrop/RandomHorizontalFlip on PIL, then ToImage,
 ToDtype, Normalize), PNG decoded on every read; ``array_ops``: ssld's numpy ops and fused normalize (what
 ``build_transform`` gives now), PNG decoded every read; ``array_ops_cached``: the same with
-``dataset.cache_images`` (decoded once). Measured two ways in interleaved rounds: microseconds per sample in
-one process as a DataLoader worker runs it (one thread, no RNG save/restore), and the DataLoader alone (2
-workers, batch 128, no model) in images per second.
+``dataset.cache_images`` (decoded once), one sample at a time; ``batched``: the cache augmented a batch at a
+time (``ssld.data.batched``, what ``cache_images`` gives now). Measured two ways in interleaved rounds:
+microseconds per sample in one process as a DataLoader worker runs it (one thread, no RNG save/restore; batched:
+a 128-image batch's time / 128), and the DataLoader alone (batch 128, no model) in images per second: 2 workers,
+or none for ``batched`` (the loader drops workers for it on a CPU-only machine).
 
 Run: ``PYTHONPATH=src python benchmarks/bench_loader.py [--quick]``
 """
@@ -39,8 +41,11 @@ def variant(cfg: Any, name: str) -> Any:
     ds = build_dataset(cfg.DataLoader.Train, train=True, seed=0)
     if name == "torchvision":
         ds.transform = torchvision_chain()
-    if name == "array_ops_cached":
+    if name in ("array_ops_cached", "batched"):
         ds.cache_decoded()
+    ds.batched = None  # one sample at a time unless asked
+    if name == "batched":
+        ds.use_batched()
     return ds
 
 
@@ -57,7 +62,10 @@ def per_sample_us(ds: Any, n: int) -> float:
     dataset_module._SeededRNG.__init__ = as_worker
     try:
         t0 = time.perf_counter()
-        for i in range(n):
+        if ds.batched is not None:
+            for start in range(0, n, 128):
+                ds.load_batch([((start + i) % len(ds), 1) for i in range(min(128, n - start))])
+        for i in range(n if ds.batched is None else 0):
             ds.load((i % len(ds), 1))
         return (time.perf_counter() - t0) / n * 1e6
     finally:
@@ -86,19 +94,19 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     data = common.fashion_mnist(500 if args.quick else 1000)
     cfg = common.load(common.distill_config(data, common.OUT / "loader", None))
-    names = ("torchvision", "array_ops", "array_ops_cached")
+    names = ("torchvision", "array_ops", "array_ops_cached", "batched")
     datasets = {n: variant(cfg, n) for n in names}
     rounds = args.rounds or (2 if args.quick else 3)
     samples, batches = (1000, 15) if args.quick else (3000, 30)
     per: dict[str, list[float]] = {n: [] for n in names}
     rate: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
-        for n in names[r % 3:] + names[:r % 3]:
+        for n in names[r % len(names):] + names[:r % len(names)]:
             per[n].append(per_sample_us(datasets[n], samples))
-            rate[n].append(loader_img_s(datasets[n], batches, workers=2))
+            rate[n].append(loader_img_s(datasets[n], batches, workers=0 if n == "batched" else 2))
     med = {n: sorted(v)[len(v) // 2] for n, v in per.items()}
     result = {"rounds": rounds, "samples_per_round": samples, "batches_per_round": batches,
-              "per_sample_us": per, "loader_2_workers_img_s": rate,
+              "per_sample_us": per, "loader_img_s": rate,
               "per_sample_us_median": med,
               "per_sample_cost_over_torchvision": {n: med[n] / med["torchvision"] for n in names},
               "machine": common.machine()}

@@ -127,10 +127,10 @@ def tables(res: dict[str, Any]) -> str:
     if "loader" in res:
         ld = res["loader"]
         lines += [f"### Data loading, {ld['rounds']} interleaved rounds (benchmarks/bench_loader.py)", "",
-                  "| variant | us per sample (median) | / torchvision | DataLoader alone, 2 workers, img/s |",
+                  "| variant | us per sample (median) | / torchvision | DataLoader alone (2 workers; batched: none), img/s |",
                   "|---|---|---|---|"]
         for name, us in ld["per_sample_us_median"].items():
-            rates = sorted(ld["loader_2_workers_img_s"][name])
+            rates = sorted(ld["loader_img_s"][name])
             lines.append(f"| {name} | {us:.0f} | {ld['per_sample_cost_over_torchvision'][name]:.2f} | "
                          f"{rates[len(rates) // 2]:.0f} ({rates[0]:.0f}-{rates[-1]:.0f}) |")
         lines.append("")

@@ -13,11 +13,22 @@ from ssld.pipeline.config import load_pipeline_config
 
 
 def test_shipped_config_and_profiles_load() -> None:
-    for profile in (None, "quick", "full"):
+    for profile in (None, "quick", "same_labels", "full"):
         pipe = open_pipeline(FM_CONFIGS / "ssld.yaml", profile=profile)
         names = [s.name for s in pipe.stages]
         assert names == ["data", "teacher", "baseline", "dedup", "label", "select", "distill", "finetune", "eval",
                          "export", "report"]
+
+
+@pytest.mark.parametrize(("profile", "student"), [("quick", "cifar_resnet8x0_5"), ("same_labels", "cifar_resnet8x0_25")])
+def test_every_student_stage_of_a_profile_trains_its_student(profile: str, student: str) -> None:
+    from ssld.pipeline.training import read_training_yaml
+
+    p = load_pipeline_config(FM_CONFIGS / "ssld.yaml", profile=profile)
+    sec = {name: getattr(p.pipeline, name) for name in ("baseline", "distill", "finetune")}
+    raw = {name: read_training_yaml(p.config_path(s.config), s.overrides, name) for name, s in sec.items()}
+    assert raw["baseline"]["Arch"]["name"] == raw["finetune"]["Arch"]["name"] == student
+    assert raw["distill"]["Arch"]["models"][1]["Student"]["name"] == student
 
 
 def test_profile_and_seed_change_the_stage_hashes(tmp_path: Path) -> None:
