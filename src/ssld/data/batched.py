@@ -20,8 +20,6 @@ import torch
 
 from ssld.data.array_ops import ArrayPad, ArrayRandomCrop, ArrayRandomFlip
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finalizer on uint64 arrays (wrapping arithmetic)."""
@@ -35,7 +33,7 @@ def uniform(seed: int, epochs: np.ndarray, indices: np.ndarray, draw: int) -> np
     with np.errstate(over="ignore"):
         h = _mix(np.uint64(seed & 0xFFFFFFFF) + np.uint64(0x9E3779B97F4A7C15))
         h = _mix(h ^ epochs.astype(np.uint64))
-        h = _mix(h ^ (indices.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) & _M64))
+        h = _mix(h ^ (indices.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
         h = _mix(h ^ np.uint64(draw + 1))
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 

@@ -1,7 +1,9 @@
 """A map-style dataset over image lists with per-sample seeded augmentation, and a collate that skips bad files.
 
 Each sample's augmentation is seeded from ``(seed, epoch, index)``, so it does not depend on which worker loads
-it or on what ran before: a run resumed mid-epoch sees exactly the crops an uninterrupted run saw.
+it or on what ran before: a run resumed mid-epoch sees exactly the crops an uninterrupted run saw. Cached
+images whose ops have a batch form are augmented a whole batch at a time (``load_batch``, ``ssld.data.batched``),
+with the same independence from batch, worker and resume.
 """
 
 from __future__ import annotations
