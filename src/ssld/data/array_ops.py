@@ -19,9 +19,9 @@ _NP_PAD_MODE = {"constant": "constant", "edge": "edge", "reflect": "reflect", "s
 
 
 def as_array(img: Image.Image | np.ndarray) -> np.ndarray:
-    """An HWC uint8 array (a PIL image is converted; an array passes through)."""
+    """An HWC uint8 array (a PIL image is converted; an array, or an NHWC batch, passes through)."""
     if isinstance(img, np.ndarray):
-        return img if img.ndim == 3 else img[:, :, None]
+        return img if img.ndim >= 3 else img[:, :, None]
     arr = np.asarray(img)
     return arr if arr.ndim == 3 else arr[:, :, None]
 
@@ -41,7 +41,8 @@ def _ltrb(padding: int | Sequence[int]) -> tuple[int, int, int, int]:
 
 
 class ArrayPad:
-    """Pad an HWC array like ``v2.Pad`` (``fill`` is one value or one per channel for ``constant``)."""
+    """Pad an HWC array (or an NHWC batch) like ``v2.Pad`` (``fill`` is one value or one per channel for
+    ``constant``)."""
 
     def __init__(self, padding: int | Sequence[int], fill: int | Sequence[int] = 0,
                  padding_mode: str = "constant") -> None:
@@ -53,12 +54,13 @@ class ArrayPad:
 
     def __call__(self, img: Image.Image | np.ndarray) -> np.ndarray:
         arr = as_array(img)
-        h, w, c = arr.shape
+        *lead, h, w, c = arr.shape
         if self.mode != "constant":
-            return np.pad(arr, ((self.top, self.bottom), (self.left, self.right), (0, 0)), mode=self.mode)
-        out = np.empty((h + self.top + self.bottom, w + self.left + self.right, c), dtype=arr.dtype)
+            pad = [(0, 0)] * len(lead) + [(self.top, self.bottom), (self.left, self.right), (0, 0)]
+            return np.pad(arr, pad, mode=self.mode)
+        out = np.empty((*lead, h + self.top + self.bottom, w + self.left + self.right, c), dtype=arr.dtype)
         out[...] = np.asarray(self.fill, dtype=arr.dtype)
-        out[self.top:self.top + h, self.left:self.left + w] = arr
+        out[..., self.top:self.top + h, self.left:self.left + w, :] = arr
         return out
 
     def __repr__(self) -> str:

@@ -38,17 +38,6 @@ def uniform(seed: int, epochs: np.ndarray, indices: np.ndarray, draw: int) -> np
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def _pad(batch: np.ndarray, ltrb: tuple[int, int, int, int], fill: Any) -> np.ndarray:
-    left, top, right, bottom = ltrb
-    if not any(ltrb):
-        return batch
-    n, h, w, c = batch.shape
-    out = np.empty((n, h + top + bottom, w + left + right, c), dtype=batch.dtype)
-    out[...] = np.asarray(fill, dtype=batch.dtype)
-    out[:, top:top + h, left:left + w] = batch
-    return out
-
-
 class BatchedAugment:
     """``(uint8 NHWC batch, seed, epochs, indices) -> float32 NCHW tensor``, the batch form of a per-sample chain.
 
@@ -62,10 +51,10 @@ class BatchedAugment:
         draw = 0
         for op in self.ops:
             if isinstance(op, ArrayPad):
-                batch = _pad(batch, (op.left, op.top, op.right, op.bottom), op.fill)
+                batch = op(batch)
             elif isinstance(op, ArrayRandomCrop):
                 if op.pad is not None:
-                    batch = _pad(batch, (op.pad.left, op.pad.top, op.pad.right, op.pad.bottom), op.pad.fill)
+                    batch = op.pad(batch)
                 n, h, w, _ = batch.shape
                 if h < op.h or w < op.w:
                     raise ValueError(f"crop size {(op.h, op.w)} is larger than the (padded) image {(h, w)}")
