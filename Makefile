@@ -9,12 +9,15 @@ FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 # pass the IDX folder to the pipeline only when it is not the Debian package's
 IDX_OVERRIDE := $(if $(filter-out /usr/share/datasets/fashion-mnist,$(FMNIST_DIR)),-o data.idx_dir=$(FMNIST_DIR))
 RUN_DIR ?= runs/demo
+# more `ssld pipeline` flags for the demo, e.g. DEMO_ARGS=--force to reuse a RUN_DIR made by an older config
+DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup dataset demo test bench ablate lint clean help
 
 help:
 	@echo "make demo   - set up, then run the SSLD pipeline (quick profile) on Fashion-MNIST"
+	@echo "              (RUN_DIR=runs/demo; DEMO_ARGS=--force reuses a run dir made by an older config)"
 	@echo "make test   - set up, then run the test suite"
 	@echo "make bench  - set up, then run the benchmark suite (docs/benchmarks.md)"
 	@echo "make ablate - set up, then run the ablations (long; resumable)"
@@ -41,7 +44,7 @@ dataset:
 	fi
 
 demo: setup
-	$(BIN)/ssld pipeline -c configs/fashion_mnist/ssld.yaml --profile quick --run-dir $(RUN_DIR) $(IDX_OVERRIDE)
+	$(BIN)/ssld pipeline -c configs/fashion_mnist/ssld.yaml --profile quick --run-dir $(RUN_DIR) $(IDX_OVERRIDE) $(DEMO_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
