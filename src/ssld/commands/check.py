@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ssld.config.schema import SSLDConfig
@@ -59,11 +59,11 @@ def _data_warnings(cfg: SSLDConfig) -> list[str]:
     return out
 
 
-def _step(cfg: SSLDConfig, batch_size: int) -> dict[str, float]:
-    """One forward+backward+optimizer step on random images (half of them unlabeled) at Global.image_shape."""
-    import torch
+def build_parts(cfg: SSLDConfig) -> tuple[Any, Any, Any]:
+    """What a training run builds, without data: (model, train loss, optimizer); the lr schedule is built too.
 
-    from ssld.engine.amp import resolve_precision
+    Every config mistake these parts can find raises a one-line UserError; unavailable pretrained weights are a
+    warning and random weights (as in ``ssld check``)."""
     from ssld.engine.model_setup import build
     from ssld.engine.optim import build_optimizer
     from ssld.engine.scheduler import build_scheduler
@@ -73,6 +73,16 @@ def _step(cfg: SSLDConfig, batch_size: int) -> dict[str, float]:
     loss_fn = build_train_loss(cfg)
     optimizer = build_optimizer(model, cfg.Optimizer, cfg.Arch.lr_mult_list)
     build_scheduler(optimizer, cfg.Optimizer, steps_per_epoch=10, epochs=cfg.Global.epochs)
+    return model, loss_fn, optimizer
+
+
+def step(cfg: SSLDConfig, batch_size: int) -> dict[str, float]:
+    """One forward+backward+optimizer step on random images (half of them unlabeled) at Global.image_shape."""
+    import torch
+
+    from ssld.engine.amp import resolve_precision
+
+    model, loss_fn, optimizer = build_parts(cfg)
     precision = resolve_precision(cfg.AMP, torch.device("cpu"))
     g = torch.Generator().manual_seed(cfg.Global.seed)
     images = torch.randn(batch_size, *cfg.Global.image_shape, generator=g)
@@ -104,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     print(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False), end="")
     for line in _data_warnings(cfg):
         log.warning(line)
-    parts = _step(cfg, args.batch_size)
+    parts = step(cfg, args.batch_size)
     shape = "x".join(str(x) for x in cfg.Global.image_shape)
     losses = ", ".join(f"{k} {v:.4f}" for k, v in parts.items())
     print(f"ok: {args.config}: models built, one step at {shape} (batch {args.batch_size}, half unlabeled): {losses}")
