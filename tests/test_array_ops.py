@@ -44,10 +44,13 @@ def test_random_crop_reaches_every_window_of_the_padded_image() -> None:
     assert len(seen) == 9
 
 
-def test_crop_larger_than_image_is_an_error_unless_padded_as_needed() -> None:
-    with pytest.raises(ValueError, match="larger than"):
-        ArrayRandomCrop(9)(np.asarray(_img(4, 4)))
-    assert ArrayRandomCrop(9, pad_if_needed=True)(np.asarray(_img(4, 4))).shape == (9, 9, 3)
+def test_crop_larger_than_image_scales_it_up_unless_padded_as_needed() -> None:
+    small = np.asarray(_img(4, 4))
+    up = ArrayRandomCrop(9)(small)
+    assert up.shape == (9, 9, 3)
+    assert np.array_equal(up, np.asarray(Image.fromarray(small).resize((9, 9), Image.Resampling.BILINEAR)))
+    padded = ArrayRandomCrop(9, pad_if_needed=True)(small)
+    assert padded.shape == (9, 9, 3) and (padded == 0).any()  # zero padding, the image itself unscaled
 
 
 def test_flip_is_a_mirror_half_of_the_time() -> None:

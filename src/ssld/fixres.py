@@ -62,9 +62,11 @@ def fixres_split(cfg: SSLDConfig, split: DataSplitConfig | None = None) -> DataS
 def evaluate_at(model: nn.Module, cfg: SSLDConfig, image_size: int, device: torch.device | None = None) -> dict:
     """Top-1/top-5 on ``DataLoader.Eval`` with the eval transforms rebuilt at ``image_size``."""
     from ssld.data import build_loader
+    from ssld.data.loader import config_options
     from ssld.engine.evaluate import evaluate
 
-    loader, _ = build_loader(fixres_split(cfg), train=False, seed=cfg.Global.seed, image_size=image_size)
+    loader, _ = build_loader(fixres_split(cfg), train=False, seed=cfg.Global.seed, image_size=image_size,
+                             **config_options(cfg))
     return evaluate(model, loader, device=device)
 
 
@@ -160,6 +162,7 @@ def run_fixres(cfg: SSLDConfig) -> dict[str, Any]:
     from pathlib import Path
 
     from ssld.data import build_loader
+    from ssld.data.loader import config_options
     from ssld.engine.model_setup import resolve_device
     from ssld.export import load_infer_model
     from ssld.models import save_safetensors
@@ -179,7 +182,7 @@ def run_fixres(cfg: SSLDConfig) -> dict[str, Any]:
     report["before_at_test_size"] = evaluate_at(model, cfg, fx.test_size, device)
     trainable = freeze_all_but_classifier(model)
     loader, sampler = build_loader(fixres_split(cfg, cfg.DataLoader.Train), train=True, seed=cfg.Global.seed,
-                                   image_size=fx.test_size)
+                                   image_size=fx.test_size, **config_options(cfg))
     if fx.bn_recalibrate:
         sampler.set_epoch(0)
         report["bn_batches"] = recalibrate_bn(model, loader, fx.recalibrate_batches, device)

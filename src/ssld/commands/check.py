@@ -31,6 +31,7 @@ def _data_warnings(cfg: SSLDConfig) -> list[str]:
     """Missing image roots, list files, start weights and soft-label stores, one line each; present lists are parsed (malformed
     ones fail)."""
     from ssld.data import build_dataset
+    from ssld.data.loader import config_options
 
     out = []
     for split in ("Train", "Eval"):
@@ -43,7 +44,7 @@ def _data_warnings(cfg: SSLDConfig) -> list[str]:
             missing.append((f"{where}.cls_label_path", ds.cls_label_path))
         out += [f"warning: {key}: not found: {path} (train and eval refuse it)" for key, path in missing]
         if not missing:
-            build_dataset(section, train=split == "Train", seed=cfg.Global.seed)
+            build_dataset(section, train=split == "Train", seed=cfg.Global.seed, **config_options(cfg))
     if cfg.DataLoader.Train is not None and cfg.DataLoader.Train.dataset.soft_labels:
         from ssld.engine.offline_teacher import build_offline
         from ssld.errors import UserError

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ssld.config import load_config
     from ssld.data import build_loader
+    from ssld.data.loader import config_options
     from ssld.engine import distributed as dist
     from ssld.engine import evaluate
     from ssld.engine.amp import resolve_precision
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     dist.init_from_env(device)
     rank = dist.rank()
     try:
-        loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed, image_size=args.image_size)
+        loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed, image_size=args.image_size,
+                                 **config_options(cfg))
         model = inference_model(build(cfg))
         member = cfg.Arch.infer_model_name if cfg.Arch.is_distillation else None
         load_weights(model, args.weights, prefix=member)

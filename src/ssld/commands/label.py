@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if split is None:
         key = "Eval" if args.transform == "eval" else "Train"
         raise UserError(f"DataLoader.{key}: missing in {args.config}; label needs its transform_ops")
-    samples = read_list(args.list, args.root)
+    samples = read_list(args.list, args.root)  # labels are ignored: any integer is fine here
     if not samples:
         raise UserError(f"--list {args.list}: no images in the list; nothing to label")
     device = resolve_device(cfg)
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         teacher = load_teacher(cfg, args.weights, device)
         ops = split.dataset.transform_ops
-        dataset = ImageListDataset(samples, build_transform(ops))
+        dataset = ImageListDataset(samples, build_transform(ops, fit_size=cfg.Global.image_shape[1:]))
         meta = {
             "teacher": teacher.model_name, "teacher_key": teacher.name, "weights": teacher.weights,
             "weights_sha256": teacher.weights_sha256, "transform": ops, "transform_split": args.transform,

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ssld.data.array_ops import ArrayPad, ArrayRandomCrop, ArrayRandomFlip
+from ssld.data.array_ops import (
+    ArrayPad,
+    ArrayRandomCrop,
+    ArrayRandomFlip,
+    FitSize,
+    scale_up,
+)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -50,14 +56,13 @@ class BatchedAugment:
     def __call__(self, batch: np.ndarray, seed: int, epochs: np.ndarray, indices: np.ndarray) -> torch.Tensor:
         draw = 0
         for op in self.ops:
-            if isinstance(op, ArrayPad):
+            if isinstance(op, (ArrayPad, FitSize)):
                 batch = op(batch)
             elif isinstance(op, ArrayRandomCrop):
                 if op.pad is not None:
                     batch = op.pad(batch)
+                batch = scale_up(batch, op.h, op.w)  # images smaller than the crop are stretched to cover it
                 n, h, w, _ = batch.shape
-                if h < op.h or w < op.w:
-                    raise ValueError(f"crop size {(op.h, op.w)} is larger than the (padded) image {(h, w)}")
                 top = (uniform(seed, epochs, indices, draw) * (h - op.h + 1)).astype(np.int64)
                 left = (uniform(seed, epochs, indices, draw + 1) * (w - op.w + 1)).astype(np.int64)
                 draw += 2
@@ -81,7 +86,7 @@ class BatchedAugment:
 def batched_form(transform: Callable[[Any], torch.Tensor]) -> BatchedAugment | None:
     """The batch form of a per-sample transform built by ``build_transform``, or ``None`` when it has an op
     without one (anything but constant ``Pad``, ``RandomCrop`` without ``pad_if_needed``, ``RandFlipImage``,
-    and a final ``NormalizeImage``)."""
+    ``FitSize`` and a final ``NormalizeImage``)."""
     from ssld.data.transforms import ToNormalizedTensor
 
     ops = list(getattr(transform, "transforms", []))
@@ -92,7 +97,7 @@ def batched_form(transform: Callable[[Any], torch.Tensor]) -> BatchedAugment | N
             continue
         if isinstance(op, ArrayRandomCrop) and not op.pad_if_needed and (op.pad is None or op.pad.mode == "constant"):
             continue
-        if isinstance(op, ArrayRandomFlip):
+        if isinstance(op, (ArrayRandomFlip, FitSize)):
             continue
         return None
     norm = ops[-1]

@@ -25,10 +25,13 @@ class Sample(NamedTuple):
     label: int
 
 
-def read_list(list_path: str | os.PathLike[str], image_root: str | os.PathLike[str]) -> list[Sample]:
+def read_list(list_path: str | os.PathLike[str], image_root: str | os.PathLike[str], num_classes: int | None = None,
+              classes_key: str = "--class-num") -> list[Sample]:
     """Parse a PaddleClas list file; relative paths are joined onto ``image_root``.
 
-    Raises UserError for a missing list file or root, and ``<file>:<line>: ...`` for a malformed line.
+    Raises UserError for a missing list file or root, and ``<file>:<line>: ...`` for a malformed line or, given
+    ``num_classes`` (named ``classes_key`` in the message, e.g. ``Arch.class_num``), a label outside
+    ``0..num_classes-1`` (a network with that many outputs could not score it).
     """
     lp, root = Path(list_path), Path(image_root)
     if not lp.is_file():
@@ -55,6 +58,9 @@ def read_list(list_path: str | os.PathLike[str], image_root: str | os.PathLike[s
                 raise UserError(f"{lp}:{lineno}: label '{parts[1]}' is not an integer") from None
             if label < UNLABELED:
                 raise UserError(f"{lp}:{lineno}: label {label} is negative (use -1 or no label for unlabeled)")
+            if num_classes is not None and label >= num_classes:
+                raise UserError(f"{lp}:{lineno}: label {label} is out of range for {classes_key} {num_classes} "
+                                f"(labels are 0..{num_classes - 1}, or -1 for unlabeled)")
         samples.append(Sample(os.path.join(root, parts[0]), label))
     return samples
 

@@ -6,12 +6,14 @@ All user mistakes (missing list or root, a batch larger than the shard) are rais
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from ssld.config.schema import DataSplitConfig
+from ssld.config.schema import DataSplitConfig, SSLDConfig
 from ssld.data.dataset import ImageListDataset, LoaderView, collate
 from ssld.data.lists import read_image_folder, read_list
 from ssld.data.sampler import ResumableSampler
@@ -26,14 +28,18 @@ def _where(train: bool) -> str:
     return f"DataLoader.{'Train' if train else 'Eval'}.dataset"
 
 
-def build_dataset(split: DataSplitConfig, train: bool, seed: int,
-                  image_size: int | None = None) -> ImageListDataset:
-    """The split's images (list file under ``image_root``, or ImageFolder) with its transform ops."""
+def build_dataset(split: DataSplitConfig, train: bool, seed: int, image_size: int | None = None,
+                  fit_size: Sequence[int] | None = None, num_classes: int | None = None) -> ImageListDataset:
+    """The split's images (list file under ``image_root``, or ImageFolder) with its transform ops.
+
+    ``fit_size`` (``Global.image_shape[1:]``) is the network's input size, which images of any size reach
+    (``build_transform``); ``num_classes`` (``Arch.class_num``) bounds the labels, checked before any work.
+    """
     ds, where = split.dataset, _where(train)
     if not Path(ds.image_root).is_dir():
         raise UserError(f"{where}.image_root: image root not found: {ds.image_root}")
     try:
-        transform = build_transform(ds.transform_ops, image_size=image_size)
+        transform = build_transform(ds.transform_ops, image_size=image_size, fit_size=fit_size)
     except UserError as e:
         raise UserError(f"{where}.{e}") from None
     if ds.name in LIST_DATASETS:
@@ -41,9 +47,13 @@ def build_dataset(split: DataSplitConfig, train: bool, seed: int,
             raise UserError(f"{where}.cls_label_path: required for {ds.name} (a list file of 'path label' lines)")
         if not Path(ds.cls_label_path).is_file():
             raise UserError(f"{where}.cls_label_path: list file not found: {ds.cls_label_path}")
-        samples = read_list(ds.cls_label_path, ds.image_root)
+        samples = read_list(ds.cls_label_path, ds.image_root, num_classes, "Arch.class_num")
     else:
         samples = read_image_folder(ds.image_root)
+        top = max((s.label for s in samples), default=-1)
+        if num_classes is not None and top >= num_classes:
+            raise UserError(f"{where}.image_root: {ds.image_root} has {top + 1} class folders, more than "
+                            f"Arch.class_num {num_classes}")
     if not samples:
         raise UserError(f"{where}: no images in {ds.cls_label_path or ds.image_root}")
     dataset = ImageListDataset(samples, transform, seed=seed)
@@ -51,10 +61,21 @@ def build_dataset(split: DataSplitConfig, train: bool, seed: int,
         import sys
 
         held = dataset.cache_decoded(progress=sys.stderr.isatty())
-        log.info("%s.cache_images: %d images decoded into memory (%.1f MB)", where, len(samples), held / 2**20)
+        decoded = sum(a is not None for a in dataset.decoded or [])
+        log.info("%s.cache_images: %d images decoded into memory (%.1f MB)%s", where, decoded, held / 2**20,
+                 f"; {len(samples) - decoded} unreadable, skipped" if decoded < len(samples) else "")
         if dataset.use_batched():
             log.info("%s: transform_ops run on whole batches (ssld.data.batched)", where)
     return dataset
+
+
+def config_options(cfg: SSLDConfig) -> dict[str, Any]:
+    """``build_loader`` / ``build_dataset`` keywords from a whole config: the network's input size
+    (``Global.image_shape``) and its class count (``Arch.class_num``; a distillation's smallest sub-model)."""
+    arch = cfg.Arch
+    classes = min(int(s.class_num or arch.class_num) for s in arch.model_specs().values()) \
+        if arch.is_distillation else arch.class_num
+    return {"fit_size": cfg.Global.image_shape[1:], "num_classes": classes}
 
 
 def _dist() -> tuple[int, int]:
@@ -75,14 +96,16 @@ def _worker_init(_: int) -> None:
 
 
 def build_loader(split: DataSplitConfig, train: bool, seed: int, image_size: int | None = None,
+                 fit_size: Sequence[int] | None = None, num_classes: int | None = None,
                  even_batches: bool = False) -> tuple[DataLoader, ResumableSampler]:
     """A DataLoader yielding ``collate`` batches, and its sampler (``set_epoch`` / ``set_start_batch``).
 
     Training shuffles and drops the last partial batch as the config says; evaluation never does either.
+    ``fit_size`` and ``num_classes`` as in ``build_dataset``.
     ``even_batches`` (training only) also drops the last batch when it would hold an odd number of images: torch
     2.14.1 aborts channels_last CPU training of some models on odd batch sizes.
     """
-    dataset = build_dataset(split, train, seed, image_size=image_size)
+    dataset = build_dataset(split, train, seed, image_size=image_size, fit_size=fit_size, num_classes=num_classes)
     collate_fn = collate
     if train and split.dataset.soft_labels:  # offline teacher: each sample carries its soft-label store row
         from ssld.data.soft_targets import SoftTargetDataset, soft_collate

@@ -19,7 +19,13 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from ssld.data.array_ops import ArrayPad, ArrayRandomCrop, ArrayRandomFlip
+from ssld.data.array_ops import (
+    ArrayPad,
+    ArrayRandomCrop,
+    ArrayRandomFlip,
+    FitSize,
+    ScaleUp,
+)
 from ssld.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -209,9 +215,19 @@ def _pad(padding: int | Sequence[int], fill: int | Sequence[int] = 0, padding_mo
 
 def _random_crop(size: int | Sequence[int], padding: int | Sequence[int] | None = None, pad_if_needed: bool = False,
                  fill: int | Sequence[int] = 0, padding_mode: str = "constant") -> Built:
-    """CIFAR-style random crop (``size`` is ``int`` or ``[w, h]`` like the PaddleClas ops)."""
-    return "image", [v2.RandomCrop(_hw(size), padding=padding, pad_if_needed=pad_if_needed, fill=fill,
-                                   padding_mode=padding_mode)]
+    """CIFAR-style random crop (``size`` is ``int`` or ``[w, h]`` like the PaddleClas ops); an image smaller than
+    the crop after padding is scaled up to cover it (``pad_if_needed`` pads it instead)."""
+    hw = _hw(size)
+    if pad_if_needed:
+        return "image", [v2.RandomCrop(hw, padding=padding, pad_if_needed=True, fill=fill, padding_mode=padding_mode)]
+    h, w = (hw, hw) if isinstance(hw, int) else hw
+    pad = [v2.Pad(padding, fill=fill, padding_mode=padding_mode)] if padding else []
+    return "image", [*pad, ScaleUp(h, w), v2.RandomCrop(hw)]
+
+
+def _fit_size(h: int, w: int) -> Built:
+    """Internal (added by ``build_transform``'s ``fit_size``): resize images of another size to ``h x w``."""
+    return "image", [FitSize(h, w)]
 
 
 def _grayscale(num_output_channels: int = 3) -> Built:
@@ -246,7 +262,10 @@ def _array_flip(flip_code: int = 1) -> Built:
 # small images); used when every image op of a pipeline has one, with the same arguments as the PIL version
 ARRAY_OPS: dict[str, Callable[..., Built]] = {
     "Pad": _array_pad, "RandomCrop": _array_random_crop, "RandFlipImage": _array_flip, "ToCHWImage": _noop,
+    "FitSize": _fit_size,
 }
+# ops that build_transform adds itself (not accepted in a config's transform_ops); they work on PIL and arrays
+_INTERNAL: dict[str, Callable[..., Built]] = {"FitSize": _fit_size}
 
 OPS: dict[str, Callable[..., Built]] = {
     "DecodeImage": _decode, "RandCropImage": _rand_crop, "RandFlipImage": _rand_flip, "ResizeImage": _resize,
@@ -297,6 +316,12 @@ def _override_size(parsed: Parsed, image_size: int) -> None:
                 k["resize_short"] = round(k["resize_short"] * ratio)
 
 
+def _fixed_size(parsed: Parsed) -> bool:
+    """Whether the pipeline's output size is fixed by a crop or a resize to an exact size."""
+    return any(n in ("RandCropImage", "CropImage", "RandomCrop") or (n == "ResizeImage" and k.get("size") is not None)
+               for _, n, k in parsed)
+
+
 def _array_only(parsed: Parsed) -> bool:
     """Every image op has a numpy version (``DecodeImage`` only with its default RGB order)."""
     for _, name, kwargs in parsed:
@@ -308,7 +333,8 @@ def _array_only(parsed: Parsed) -> bool:
 
 
 def _call(i: int, name: str, kwargs: dict[str, Any], ops: dict[str, Callable[..., Built]] = OPS) -> Built:
-    params = inspect.signature(OPS[name]).parameters
+    builder = OPS.get(name) or _INTERNAL[name]
+    params = inspect.signature(builder).parameters
     for key in kwargs:
         if key not in params:
             close = difflib.get_close_matches(key, params, n=1, cutoff=0.5)
@@ -318,21 +344,28 @@ def _call(i: int, name: str, kwargs: dict[str, Any], ops: dict[str, Callable[...
     if missing:
         raise UserError(f"transform_ops[{i}].{name}: missing required argument '{missing[0]}'")
     try:
-        return ops.get(name, OPS[name])(**kwargs)
+        return ops.get(name, builder)(**kwargs)
     except (TypeError, ValueError, AssertionError, KeyError) as e:
         raise UserError(f"transform_ops[{i}].{name}: {e}") from None
 
 
-def build_transform(ops: Sequence[dict[str, Any] | str],
-                    image_size: int | None = None) -> Callable[[Any], torch.Tensor]:
+def build_transform(ops: Sequence[dict[str, Any] | str], image_size: int | None = None,
+                    fit_size: Sequence[int] | None = None) -> Callable[[Any], torch.Tensor]:
     """A Compose turning an RGB PIL image (or HWC uint8 array) into a float CHW tensor, following the PaddleClas
     op list. Pipelines whose image ops all have numpy versions (``ARRAY_OPS``) run on arrays, others on PIL.
 
     ``image_size`` replaces the final crop/resize size (evaluation at another resolution, e.g. FixRes).
+    ``fit_size`` (the network's input ``(h, w)``, e.g. ``Global.image_shape[1:]``) ends a pipeline that has no
+    crop or fixed-size resize with ``FitSize``: an image of another size is resized to it (same-size images pass
+    untouched), so images of any size can share a batch.
     """
     parsed = _parse(ops)
     if image_size is not None:
         _override_size(parsed, int(image_size))
+    elif fit_size is not None and not _fixed_size(parsed):
+        h, w = (int(v) for v in fit_size)
+        at = next((j for j, (_, n, _) in enumerate(parsed) if n in ("NormalizeImage", "RandomErasing")), len(parsed))
+        parsed.insert(at, (at, "FitSize", {"h": h, "w": w}))
     arrays = _array_only(parsed)
     out: list[Callable[[Any], Any]] = [] if arrays else [_to_pil]
     converted = False

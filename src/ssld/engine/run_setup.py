@@ -93,14 +93,15 @@ def needs_even_batches(cfg: SSLDConfig, device: torch.device) -> bool:
 def _loaders(cfg: SSLDConfig, device: torch.device) -> tuple[Any, Any, Any]:
     """Train loader and sampler, and the eval loader (None when not evaluating); raises UserError for bad data."""
     from ssld.data import build_loader
+    from ssld.data.loader import config_options
 
     if cfg.DataLoader.Train is None:
         raise UserError("DataLoader.Train: required for training (dataset, sampler, loader)")
-    train_loader, sampler = build_loader(cfg.DataLoader.Train, train=True, seed=cfg.Global.seed,
+    train_loader, sampler = build_loader(cfg.DataLoader.Train, train=True, seed=cfg.Global.seed, **config_options(cfg),
                                          even_batches=needs_even_batches(cfg, device))
     eval_loader = None
     if cfg.Global.eval_during_train and cfg.DataLoader.Eval is not None:
-        eval_loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed)
+        eval_loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed, **config_options(cfg))
     return train_loader, sampler, eval_loader
 
 

@@ -118,6 +118,7 @@ def evaluate_weights(cfg: SSLDConfig, weights: Path, list_path: str, image_root:
                      batch_size: int = 256) -> dict[str, Any]:
     """Top-1/top-5 of the config's inference model with ``weights`` on a list (the config's Eval transform)."""
     from ssld.data import build_loader
+    from ssld.data.loader import config_options
     from ssld.engine import evaluate
     from ssld.engine.model_setup import resolve_device
     from ssld.models import create_model, load_weights
@@ -137,6 +138,6 @@ def evaluate_weights(cfg: SSLDConfig, weights: Path, list_path: str, image_root:
     split.dataset.image_root = image_root
     split.sampler.batch_size = batch_size
     split.loader.num_workers = min(split.loader.num_workers, 2)
-    loader, _ = build_loader(split, train=False, seed=0)
+    loader, _ = build_loader(split, train=False, seed=0, **config_options(cfg))
     result = evaluate(model.to(resolve_device(cfg.Global.device)), loader)
     return {**result, "top1": percent(result["top1"]), "top5": percent(result["top5"])}
