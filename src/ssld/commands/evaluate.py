@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ssld.engine import evaluate
     from ssld.engine.amp import resolve_precision
     from ssld.engine.evaluate import inference_model
-    from ssld.engine.model_setup import build, resolve_device
+    from ssld.engine.model_setup import build, resolve_device, use_channels_last
     from ssld.errors import UserError
     from ssld.models import load_weights
     from ssld.utils.io import write_json
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         member = cfg.Arch.infer_model_name if cfg.Arch.is_distillation else None
         load_weights(model, args.weights, prefix=member)
         model.to(device)
-        if cfg.Global.channels_last:
+        if use_channels_last(cfg.Global.channels_last, device):
             model.to(memory_format=torch.channels_last)
         metrics = evaluate(model, loader, device, resolve_precision(cfg.AMP, device))
     finally:

@@ -31,6 +31,8 @@ IGNORED_KEYS: dict[str, set[str]] = {
     "sampler": {"name"},
     "dataset": {"delimiter", "relabel", "backend"},
     "Infer": {"PostProcess", "batch_size", "infer_imgs", "transforms"},
+    # PaddleClas's builder overwrites these two with the run's own values; so does ssld
+    "lr": {"step_each_epoch", "epochs"},
 }
 
 
@@ -85,11 +87,9 @@ class GlobalConfig(Section):
     save_inference_dir: str | None = None
     seed: int = 42
     deterministic: bool = False
-    # faster on both CPUs tried (docs/benchmarks.md) and the usual choice on GPUs. torch 2.14.1 on the CPU aborts
-    # channels_last training of the quarter-width ResNet-8 (heap corruption, SIGSEGV or SIGFPE) on odd batch
-    # sizes (3, 5, 7, ..., 127; even ones and eval are fine), so CPU training then drops an epoch's last batch
-    # when it is odd (build_loader's even_batches)
-    channels_last: bool = True
+    # NHWC memory format. "auto": on for CUDA, off on the CPU, where torch 2.14.1 aborts or hangs the backward pass
+    # of some small networks in channels_last (seen on Intel Xeon and AMD EPYC, on odd and even batch sizes)
+    channels_last: bool | Literal["auto"] = "auto"
     compile: bool = False
     use_sync_bn: bool = False
     accum_steps: int = Field(1, ge=1, description="gradient accumulation steps per optimizer step")
@@ -97,6 +97,8 @@ class GlobalConfig(Section):
     ema: bool = False
     ema_decay: float = 0.9998
     log_interval: int = Field(20, ge=1)
+    stall_timeout: float = Field(900, ge=0, description="seconds without a finished batch before training ends "
+                                 "with one line (a hung worker, collective or kernel); 0: never")
 
     @field_validator("image_shape")
     @classmethod
@@ -119,6 +121,16 @@ class AMPConfig(Section):
     _num = field_validator("scale_loss", mode="before")(lambda cls, v: _coerce_number(v))
 
 
+# Keyword arguments PaddleClas's model constructors take, kept apart in ``ModelSpec.paddle_kwargs``; what each
+# means for a given model (mapped to timm, or refused in one line) is ssld.models.paddle_kwargs's job.
+PADDLE_MODEL_KEYS: frozenset[str] = frozenset({
+    "dropout_prob", "class_expand", "use_last_conv", "stride_list", "lr_mult_list", "return_patterns",
+    "return_stages", "scale", "pretrained_list", "freeze_params_list", "models", "infer_output_key",
+    "infer_add_softmax", "Backbone", "BackboneStopLayer", "Neck", "Head", "is_rec", "qk_dim", "keys",
+    "s_shapes", "t_shapes", "n_t", "stage_type",
+})
+
+
 class ModelSpec(Section):
     """One network: a timm name or a PaddleClas alias, plus how to initialise it."""
 
@@ -129,6 +141,17 @@ class ModelSpec(Section):
     drop_rate: float | None = None
     drop_path_rate: float | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for timm")
+    paddle_kwargs: dict[str, Any] = Field(default_factory=dict, description="PaddleClas model arguments as given")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paddle_keys(cls, data: Any) -> Any:
+        """PaddleClas model arguments (``dropout_prob``, ``stride_list``...) move into ``paddle_kwargs``."""
+        if isinstance(data, dict) and any(k in PADDLE_MODEL_KEYS for k in data):
+            moved = {k: v for k, v in data.items() if k in PADDLE_MODEL_KEYS}
+            rest = {k: v for k, v in data.items() if k not in PADDLE_MODEL_KEYS}
+            data = {**rest, "paddle_kwargs": {**rest.get("paddle_kwargs", {}), **moved}}
+        return data
 
 
 class ArchConfig(Section):
@@ -148,6 +171,23 @@ class ArchConfig(Section):
     infer_model_name: str | None = None
     teacher_bn_mode: Literal["train", "eval"] = "train"
     lr_mult_list: list[float] | None = None
+    use_sync_bn: bool = Field(False, description="PaddleClas's place for Global.use_sync_bn (either turns it on)")
+    # GeneralRecognition (metric-learning) keys: accepted by the schema so that the semantic check can refuse
+    # them in one line as not supported, naming the value
+    infer_output_key: Any = None
+    infer_add_softmax: Any = None
+    is_rec: Any = None
+    paddle_kwargs: dict[str, Any] = Field(default_factory=dict, description="PaddleClas model arguments as given")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paddle_keys(cls, data: Any) -> Any:
+        """A single model's PaddleClas arguments (``dropout_prob``...) move into ``paddle_kwargs``."""
+        own = set(cls.model_fields)
+        if isinstance(data, dict) and any(k in PADDLE_MODEL_KEYS and k not in own for k in data):
+            moved = {k: v for k, v in data.items() if k in PADDLE_MODEL_KEYS and k not in own}
+            data = {**{k: v for k, v in data.items() if k not in moved}, "paddle_kwargs": moved}
+        return data
 
     @property
     def is_distillation(self) -> bool:
@@ -199,10 +239,16 @@ class ArchConfig(Section):
         return [n for n, f in zip(self.model_names(), self.freeze_params_list, strict=True) if f]
 
 
-class LRConfig(Section):
-    """Learning-rate schedule (PaddleClas ``Optimizer.lr``), stepped per iteration."""
+LR_SCHEDULES = ("Cosine", "CosineWarmup", "Constant", "ConstLR", "Linear", "Step", "Piecewise", "MultiStepDecay")
+# PaddleClas schedules ssld does not implement: refused as "not supported", not as unknown names
+LR_UNSUPPORTED = ("Cyclic", "ReduceOnPlateau", "CosineFixmatch", "OneCycleLR")
 
-    name: Literal["Cosine", "CosineWarmup", "Constant", "Step", "Piecewise"] = "Cosine"
+
+class LRConfig(Section):
+    """Learning-rate schedule (PaddleClas ``Optimizer.lr``), stepped per iteration (see ssld.engine.scheduler)."""
+
+    ignored_group: ClassVar[str] = "lr"
+    name: str = "Cosine"
     learning_rate: float = Field(0.1, gt=0)
     warmup_epoch: float = Field(0, ge=0)
     warmup_start_lr: float = Field(0.0, ge=0)
@@ -211,10 +257,31 @@ class LRConfig(Section):
     gamma: float = 0.1
     decay_epochs: list[int] | None = None
     values: list[float] | None = None
+    milestones: list[int] | None = Field(None, description="MultiStepDecay: epochs after which lr *= gamma")
+    end_lr: float = Field(0.0, ge=0, description="Linear: the lr reached at the end")
+    power: float = Field(1.0, gt=0, description="Linear: polynomial power of the decay")
+    cycle: bool = False
+    by_epoch: bool = False
 
-    _num = field_validator("learning_rate", "warmup_start_lr", "eta_min", mode="before")(
+    _num = field_validator("learning_rate", "warmup_start_lr", "eta_min", "end_lr", mode="before")(
         lambda cls, v: _coerce_number(v)
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if v in LR_UNSUPPORTED:
+            raise ValueError(f"the PaddleClas schedule {v!r} is not supported (supported: {', '.join(LR_SCHEDULES)})")
+        if v not in LR_SCHEDULES:
+            raise ValueError(f"unknown schedule {v!r} (supported: {', '.join(LR_SCHEDULES)})")
+        return v
+
+    @field_validator("cycle", "by_epoch")
+    @classmethod
+    def _no_cycle(cls, v: bool, info: Any) -> bool:
+        if v:
+            raise ValueError("true is not supported (ssld steps every schedule per iteration)")
+        return v
 
 
 class RegularizerConfig(Section):
@@ -254,11 +321,24 @@ class OptimizerConfig(Section):
         return self.regularizer.coeff if self.regularizer else 0.0
 
 
+# PaddleClas datasets ssld does not read, and why: refused as "not supported", not as unknown names
+DATASETS_UNSUPPORTED: dict[str, str] = {
+    "MultiLabelDataset": "multi-label lists and their metrics are not implemented",
+}
+
+
 class DatasetConfig(Section):
     """A dataset: list file (``ImageNetDataset``/``ListDataset``: ``path label`` lines) or ``ImageFolder``."""
 
     ignored_group: ClassVar[str] = "dataset"
     name: Literal["ImageNetDataset", "ListDataset", "ImageFolder", "CommonDataset"] = "ImageNetDataset"
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _paddle_dataset(cls, v: Any) -> Any:
+        if v in DATASETS_UNSUPPORTED:
+            raise ValueError(f"the PaddleClas dataset {v!r} is not supported ({DATASETS_UNSUPPORTED[v]})")
+        return v
     image_root: str = "."
     cls_label_path: str | None = None
     transform_ops: list[dict[str, Any] | str] = Field(default_factory=list)
@@ -342,6 +422,13 @@ class SSLDConfig(BaseModel):
     Mining: dict[str, Any] | None = None
     EMA: dict[str, Any] | None = None
     FixRes: FixResConfig | None = None
+
+    @model_validator(mode="after")
+    def _arch_sync_bn(self) -> SSLDConfig:
+        """PaddleClas writes ``use_sync_bn`` in ``Arch``; it means ``Global.use_sync_bn``."""
+        if self.Arch.use_sync_bn:
+            self.Global.use_sync_bn = True
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -84,26 +84,17 @@ def _dist() -> tuple[int, int]:
     return 0, 1
 
 
-def odd_tail(n: int, world_size: int, batch_size: int) -> int:
-    """Size of the last batch of a rank's shard of ``n`` images when it is odd, else 0."""
-    tail = -(-n // world_size) % batch_size
-    return tail if tail % 2 else 0
-
-
 def _worker_init(_: int) -> None:
     """Workers decode and augment one image at a time: one intra-op thread each avoids oversubscription."""
     torch.set_num_threads(1)
 
 
 def build_loader(split: DataSplitConfig, train: bool, seed: int, image_size: int | None = None,
-                 fit_size: Sequence[int] | None = None, num_classes: int | None = None,
-                 even_batches: bool = False) -> tuple[DataLoader, ResumableSampler]:
+                 fit_size: Sequence[int] | None = None, num_classes: int | None = None) -> tuple[DataLoader, ResumableSampler]:
     """A DataLoader yielding ``collate`` batches, and its sampler (``set_epoch`` / ``set_start_batch``).
 
     Training shuffles and drops the last partial batch as the config says; evaluation never does either.
     ``fit_size`` and ``num_classes`` as in ``build_dataset``.
-    ``even_batches`` (training only) also drops the last batch when it would hold an odd number of images: torch
-    2.14.1 aborts channels_last CPU training of some models on odd batch sizes.
     """
     dataset = build_dataset(split, train, seed, image_size=image_size, fit_size=fit_size, num_classes=num_classes)
     collate_fn = collate
@@ -115,11 +106,6 @@ def build_loader(split: DataSplitConfig, train: bool, seed: int, image_size: int
     rank, world = _dist()
     bs = split.sampler.batch_size
     drop_last = split.sampler.drop_last and train
-    if train and even_batches and not drop_last and odd_tail(len(dataset), world, bs):
-        log.warning("dropping each epoch's last training batch (%d images, an odd number): channels_last "
-                    "training on the CPU aborts on odd batch sizes with this torch (Global.channels_last)",
-                    odd_tail(len(dataset), world, bs))
-        drop_last = True
     sampler = ResumableSampler(len(dataset), shuffle=split.sampler.shuffle and train, seed=seed, rank=rank,
                                world_size=world, drop_last=drop_last)
     if drop_last and bs > sampler.shard_size:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssld.engine import distributed as dist
+from ssld.engine import watchdog
 from ssld.engine.amp import Precision
 from ssld.engine.metrics import topk_hits
 
@@ -47,6 +48,7 @@ def evaluate(
     try:
         for batch in loader:
             bad.update(i for i in batch["bad"] if i >= 0)
+            watchdog.beat()
             labels = batch["label"].to(device)
             keep = labels >= 0
             if not bool(keep.any()):

@@ -35,6 +35,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+_CPU_CHANNELS_LAST_WARNING = (
+    "warning: Global.channels_last: True on the CPU: torch's CPU kernels can abort (heap corruption, SIGSEGV) or "
+    "hang in the backward pass of some networks in channels_last; 'auto' (the default) trains contiguous on the CPU"
+)
+_warned_cpu_channels_last = False
+
+
+def use_channels_last(setting: bool | str, device: torch.device) -> bool:
+    """Whether to run in channels_last: ``auto`` means CUDA only; an explicit True on the CPU warns once."""
+    global _warned_cpu_channels_last
+    if setting == "auto":
+        return device.type == "cuda"
+    if setting and device.type == "cpu" and not _warned_cpu_channels_last and dist.is_main():
+        _warned_cpu_channels_last = True
+        log.warning(_CPU_CHANNELS_LAST_WARNING)
+    return bool(setting)
+
+
 def build(cfg: SSLDConfig, allow_random: bool = False) -> nn.Module:
     """The config's model on the CPU (a class-count mismatch becomes a UserError naming ``Arch.models``);
     ``allow_random`` (``ssld check``) turns unavailable pretrained weights into a warning."""
@@ -125,7 +143,7 @@ def prepare(model: nn.Module, cfg: SSLDConfig, device: torch.device) -> TrainMod
         student = getattr(model, "infer_model", model) if infer is not None else model
         parts = [(p.rstrip("."), m) for p, m in trainable_parts(model)]
     model.to(device)
-    if g.channels_last:
+    if use_channels_last(g.channels_last, device):
         model.to(memory_format=torch.channels_last)
     wrapped: list[str] = []
     for path, part in parts:

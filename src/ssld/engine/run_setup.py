@@ -85,11 +85,6 @@ def build_train_loss(cfg: SSLDConfig) -> torch.nn.Module:
         raise UserError(f"Loss.Train{e if str(e).startswith('[') else ': ' + str(e)}") from None
 
 
-def needs_even_batches(cfg: SSLDConfig, device: torch.device) -> bool:
-    """channels_last training on the CPU: odd batches abort with torch 2.14.1 (see build_loader's even_batches)."""
-    return cfg.Global.channels_last and device.type == "cpu"
-
-
 def _loaders(cfg: SSLDConfig, device: torch.device) -> tuple[Any, Any, Any]:
     """Train loader and sampler, and the eval loader (None when not evaluating); raises UserError for bad data."""
     from ssld.data import build_loader
@@ -97,8 +92,7 @@ def _loaders(cfg: SSLDConfig, device: torch.device) -> tuple[Any, Any, Any]:
 
     if cfg.DataLoader.Train is None:
         raise UserError("DataLoader.Train: required for training (dataset, sampler, loader)")
-    train_loader, sampler = build_loader(cfg.DataLoader.Train, train=True, seed=cfg.Global.seed, **config_options(cfg),
-                                         even_batches=needs_even_batches(cfg, device))
+    train_loader, sampler = build_loader(cfg.DataLoader.Train, train=True, seed=cfg.Global.seed, **config_options(cfg))
     eval_loader = None
     if cfg.Global.eval_during_train and cfg.DataLoader.Eval is not None:
         eval_loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed, **config_options(cfg))

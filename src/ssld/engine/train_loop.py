@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ssld.engine import distributed as dist
+from ssld.engine import watchdog
 from ssld.engine.amp import Precision
 from ssld.engine.metrics import MetricsLog, Throughput
 
@@ -162,6 +163,7 @@ def train_epoch(ctx: StepContext, loader: Iterable[dict[str, Any]], pos: Positio
             meter.add(n * world)
         pos.batch += 1
         pos.step += 1
+        watchdog.beat()
         bar.update(1)
         if not boundary:
             continue

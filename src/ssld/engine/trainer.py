@@ -18,6 +18,7 @@ from ssld.config.schema import SSLDConfig
 from ssld.engine import distributed as dist
 from ssld.engine.checkpoint import save_checkpoint
 from ssld.engine.evaluate import evaluate
+from ssld.engine.model_setup import use_channels_last
 from ssld.engine.resume import make_checkpoint, restore_rank_rng
 from ssld.engine.run_setup import TrainingRun, build_train_loss, setup_run
 from ssld.engine.train_loop import (
@@ -28,6 +29,7 @@ from ssld.engine.train_loop import (
     base_lr,
     train_epoch,
 )
+from ssld.engine.watchdog import Watchdog
 from ssld.utils.io import write_json
 
 __all__ = ["build_train_loss", "train"]
@@ -53,7 +55,7 @@ def _step_context(run: TrainingRun, stop: StopRequest) -> StepContext:
         model=run.tm.model, student=run.tm.student, loss_fn=run.loss_fn, optimizer=run.state.optimizer,
         scheduler=run.state.scheduler, scaler=run.state.scaler, precision=run.precision, device=run.device,
         iters_per_epoch=run.iters_per_epoch, accum_steps=g.accum_steps,
-        clip_grad_norm=run.cfg.Optimizer.clip_grad_norm, channels_last=g.channels_last,
+        clip_grad_norm=run.cfg.Optimizer.clip_grad_norm, channels_last=use_channels_last(g.channels_last, run.device),
         log_interval=g.log_interval, save_steps=g.save_steps, metrics=run.metrics,
         save=lambda p: _save(run, p), stop=stop, ema=run.state.ema, ddp_modules=ddp, offline=run.offline,
         batch_transform=run.batch_transform,
@@ -113,7 +115,8 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
     skipped: dict[int, str] = {}
     last_eval: dict[str, Any] = {}
     images, train_seconds = 0, 0.0
-    with StopRequest() as stop:
+    where = f"Last checkpoint: {run.out / 'checkpoints' / 'latest.pt'}"
+    with Watchdog(g.stall_timeout, where), StopRequest() as stop:
         ctx = _step_context(run, stop)
         start_epoch = run.pos.epoch
         for epoch in range(start_epoch, g.epochs):

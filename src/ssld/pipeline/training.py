@@ -84,14 +84,8 @@ def write_stage_config(
 
 def steps_per_epoch(cfg: SSLDConfig, n_images: int) -> int:
     """Optimizer steps one epoch of ``n_images`` takes with this config on one process."""
-    from ssld.data.loader import odd_tail
-    from ssld.engine.model_setup import resolve_device
-    from ssld.engine.run_setup import needs_even_batches
-
     sampler = cfg.DataLoader.Train.sampler
-    drop_last = sampler.drop_last or (needs_even_batches(cfg, resolve_device(cfg.Global.device))
-                                      and odd_tail(n_images, 1, sampler.batch_size) > 0)  # as build_loader does
-    batches = n_images // sampler.batch_size if drop_last else math.ceil(n_images / sampler.batch_size)
+    batches = n_images // sampler.batch_size if sampler.drop_last else math.ceil(n_images / sampler.batch_size)
     if cfg.Global.max_steps_per_epoch:
         batches = min(batches, cfg.Global.max_steps_per_epoch)
     return max(1, batches // cfg.Global.accum_steps)
