@@ -12,26 +12,74 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ssld.config.overrides import apply_override
+from ssld.config.overrides import apply_override, parse_override
 from ssld.config.schema import SSLDConfig
 from ssld.errors import UserError
 
 KeyPath = tuple[str | int, ...]
 
 
-def _line_map(node: yaml.Node, path: KeyPath = (), out: dict[KeyPath, int] | None = None) -> dict[KeyPath, int]:
-    """Map each key path of a composed YAML tree to its 1-based line number."""
+class KeyLines(dict[KeyPath, int]):
+    """Key path -> line in the config file, plus the ``-o`` overrides applied on top of it (``(key path, text)``):
+    a key that came from the command line is cited as its ``-o`` option, not as a line of the file."""
+
+    def __init__(self, lines: dict[KeyPath, int], overrides: list[tuple[KeyPath, str]] | None = None) -> None:
+        super().__init__(lines)
+        self.overrides = list(overrides or [])
+
+
+def _line_map(node: yaml.Node, path: KeyPath = (), out: dict[KeyPath, int] | None = None,
+              seen: set[int] | None = None) -> dict[KeyPath, int]:
+    """Map each key path of a composed YAML tree to its 1-based line number (an aliased node is walked once)."""
     out = {} if out is None else out
+    seen = set() if seen is None else seen
     out.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:
+        return out
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             sub = (*path, k.value)
             out[sub] = k.start_mark.line + 1
-            _line_map(v, sub, out)
+            _line_map(v, sub, out, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            _line_map(v, (*path, i), out)
+            _line_map(v, (*path, i), out, seen)
     return out
+
+
+def _self_containing(root: yaml.Node) -> yaml.Node | None:
+    """A mapping or list that contains itself through an alias (``a: &a [*a]``), or None."""
+    on_path: set[int] = set()
+    done: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            done.add(id(node))
+            continue
+        if id(node) in on_path:
+            return node
+        if id(node) in done or not isinstance(node, yaml.CollectionNode):
+            continue
+        on_path.add(id(node))
+        stack.append((node, True))
+        children = [x for pair in node.value for x in pair] if isinstance(node, yaml.MappingNode) else node.value
+        stack.extend((c, False) for c in children)
+    return None
+
+
+def where(source: str, lines: dict[KeyPath, int], loc: KeyPath) -> str:
+    """``-o 'KEY=VALUE'`` when the key at ``loc`` (or a section above it) was set on the command line, else
+    ``file:line`` (the line of the key, or of its nearest section in the file)."""
+    loc_s = tuple(str(x) for x in loc)
+    hits = [(len(p), i, text) for i, (p, text) in enumerate(getattr(lines, "overrides", ()))
+            if loc_s[:len(p)] == tuple(str(x) for x in p)]
+    if hits:
+        return f"-o {max(hits)[2]!r}"
+    line = _locate(lines, loc)
+    return f"{source}:{line}" if line else source
 
 
 def format_path(loc: KeyPath) -> str:
@@ -45,24 +93,36 @@ def format_path(loc: KeyPath) -> str:
 def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
     """Read a YAML mapping and its key-to-line map; one-line errors for missing files and syntax errors."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{p}: is a directory, not a config file (give the YAML file itself)")
     if not p.is_file():
         raise UserError(f"{p}: config file not found")
     try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{p}: cannot read config: {e}") from None
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{p}: not a YAML text file (byte {e.start} is not UTF-8 text)") from None
+    except OSError as e:
+        raise UserError(f"{p}: cannot read config: {e.strerror or e}") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loop = _self_containing(node) if node is not None else None
+        if loop is not None:
+            raise UserError(f"{p}:{loop.start_mark.line + 1}: recursive YAML alias: this anchor's value contains "
+                            "an alias to itself (e.g. 'a: &a [*a]')")
         data = yaml.safe_load(text)
+        lines = _line_map(node) if node is not None else {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark else str(p)
         raise UserError(f"{where}: YAML syntax error: {getattr(e, 'problem', None) or e}") from None
+    except RecursionError:
+        raise UserError(f"{p}: YAML nested too deeply to be a config") from None
     if data is None:
         raise UserError(f"{p}: config file is empty")
     if not isinstance(data, dict):
-        raise UserError(f"{p}: a config must be a mapping of sections (Global, Arch, ...)")
-    return data, _line_map(node) if node is not None else {}
+        raise UserError(f"{p}: a config must be a mapping of sections (Global, Arch, ...), got a "
+                        f"{type(data).__name__}")
+    return data, lines
 
 
 def _locate(lines: dict[KeyPath, int], loc: KeyPath) -> int | None:
@@ -87,16 +147,23 @@ def validation_error_line(err: ValidationError, source: str, lines: dict[KeyPath
             msg += f"; did you mean '{hint}'?" if hint else ""
     elif first["type"] == "missing":
         msg = "required key is missing"
-    line = _locate(lines, loc)
-    where = f"{source}:{line}" if line else source
-    return f"{where}: {format_path(loc) or '(top level)'}: {msg}"
+    value = first.get("input")
+    if first["type"] not in ("missing", "extra_forbidden") and ", got " not in msg \
+            and isinstance(value, (bool, int, float, str, list, dict)):
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..." if isinstance(value, str) else f"a {type(value).__name__}"
+        msg += f", got {shown}"  # the rejected value
+    return f"{where(source, lines, loc)}: {format_path(loc) or '(top level)'}: {msg}"
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), check_names: bool = True) -> SSLDConfig:
     """Read, override and validate a config. Raises :class:`UserError` with one line on any mistake."""
-    data, lines = read_yaml(path)
+    data, file_lines = read_yaml(path)
+    lines = KeyLines(file_lines)
     for text in overrides:
         apply_override(data, text)
+        lines.overrides.append((tuple(parse_override(text)[0]), text))
     try:
         cfg = SSLDConfig.model_validate(data)
     except ValidationError as e:

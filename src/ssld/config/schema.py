@@ -39,7 +39,8 @@ IGNORED_KEYS: dict[str, set[str]] = {
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, except the PaddleClas ones listed in IGNORED_KEYS."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # inf and nan are never a sensible setting (an lr of .nan trains nothing); they fail validation
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     ignored_group: ClassVar[str] = ""
 
     @model_validator(mode="before")
@@ -82,10 +83,10 @@ class GlobalConfig(Section):
     eval_during_train: bool = True
     eval_interval: int = Field(1, ge=1)
     start_eval_epoch: int = 0
-    epochs: int = Field(1, ge=1)
+    epochs: int = Field(1, ge=1, le=1_000_000)  # more is a typo, and would leave a schedule that never decays
     image_shape: list[int] = Field(default_factory=lambda: [3, 224, 224])
     save_inference_dir: str | None = None
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy's seed range")
     deterministic: bool = False
     # NHWC memory format. "auto": on for CUDA, off on the CPU, where torch 2.14.1 aborts or hangs the backward pass
     # of some small networks in channels_last (seen on Intel Xeon and AMD EPYC, on odd and even batch sizes)

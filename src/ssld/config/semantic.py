@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from ssld.config.loader import KeyPath, _locate, format_path
+from ssld.config.loader import KeyPath, format_path, where
 from ssld.config.schema import SSLDConfig
 from ssld.errors import UserError
 
 
 def _fail(source: str, lines: dict[KeyPath, int], loc: KeyPath, msg: str) -> UserError:
-    line = _locate(lines, loc)
-    return UserError(f"{source}{f':{line}' if line else ''}: {format_path(loc)}: {msg}")
+    return UserError(f"{where(source, lines, loc)}: {format_path(loc)}: {msg}")
 
 
 def check_semantics(cfg: SSLDConfig, source: str, lines: dict[KeyPath, int]) -> None:

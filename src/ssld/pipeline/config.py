@@ -28,7 +28,7 @@ class DataStage(_Strict):
     source: Literal["fashion_mnist", "lists"] = "fashion_mnist"
     idx_dir: str | None = Field(None, description="Fashion-MNIST IDX folder (default: the apt package's)")
     labeled_per_class: int = Field(200, ge=1)
-    seed: int = Field(0, description="seed of the labeled/pool split (fixed across training seeds)")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the labeled/pool split (fixed across training seeds)")
     pool_size: int | None = Field(None, ge=0, description="random subset of the unlabeled pool (quick runs)")
     val_size: int | None = Field(None, ge=1)
     image_root: str | None = Field(None, description="source: lists — root the list paths are relative to")
@@ -129,7 +129,7 @@ class PipelineSection(_Strict):
 
     name: str = "ssld"
     num_classes: int = Field(ge=2)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="training seed (Global.seed of every stage)")
     data: DataStage = Field(default_factory=DataStage)
     teacher: TrainStage
     baseline: BaselineStage | None = None
