@@ -28,8 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ssld.ablate import run_ablation
+    from ssld.commands.options import SEED, check_ranges
     from ssld.errors import UserError
 
+    check_ranges(args, {"seed_list": SEED}, flags={"seed_list": "--seed"})
     if args.seeds is not None and args.seeds < 1:
         raise UserError("--seeds: must be at least 1")
     if args.seeds is not None and args.seed_list:

@@ -10,7 +10,7 @@ EXAMPLES = """\
   ssld data fashion-mnist --out data/fmnist --labeled-per-class 200
   ssld data fashion-mnist --out data/fm_small --labeled-per-class 20 --pool-size 2000 --val-size 1000 --seed 1
   ssld data fashion-mnist --out data/fmnist --labeled-per-class 200 --idx-dir ~/Downloads/fashion-mnist
-  ssld data check-list data/fmnist/train_labeled.txt --root data/fmnist
+  ssld data check-list data/fmnist/train_labeled.txt --root data/fmnist --class-num 10
 """
 
 
@@ -33,10 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "check-list",
         help="count a list file's images and labels and find unreadable files",
         description="Report the image count, labeled/unlabeled counts, the class histogram and unreadable "
-        "files of a list file. Exits 1 when some images cannot be read.",
+        "files of a list file. Exits 1 when some images cannot be read; a malformed line, or with --class-num a "
+        "label outside 0..N-1, is an error naming the file and line (exit 2).",
     )
     ck.add_argument("list", help="list file of 'relative/path [label]' lines")
     ck.add_argument("--root", required=True, help="image root the list's paths are relative to")
+    ck.add_argument("--class-num", type=int, default=None, metavar="N",
+                    help="labels must be 0..N-1 (or -1 / none: unlabeled), e.g. the config's Arch.class_num")
 
 
 def _fashion_mnist(args: argparse.Namespace) -> int:
@@ -55,7 +58,7 @@ def _check_list(args: argparse.Namespace) -> int:
     from ssld.data.dataset import load_image
     from ssld.data.lists import read_list
 
-    samples = read_list(args.list, args.root)
+    samples = read_list(args.list, args.root, args.class_num, "--class-num")
     with ThreadPoolExecutor(max_workers=8) as pool:
         readable = list(pool.map(lambda s: load_image(s.path) is not None, samples, chunksize=64))
     bad = [s.path for s, ok in zip(samples, readable, strict=True) if not ok]
@@ -72,4 +75,8 @@ def _check_list(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ssld.commands.options import SEED, check_ranges
+
+    check_ranges(args, {"labeled_per_class": (1, None), "seed": SEED, "val_size": (1, None), "pool_size": (0, None),
+                        "class_num": (1, None)})
     return _fashion_mnist(args) if args.data_command == "fashion-mnist" else _check_list(args)

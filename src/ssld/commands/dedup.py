@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import time
     from dataclasses import asdict
 
+    from ssld.commands.options import check_ranges
     from ssld.config import load_config
     from ssld.data import read_list
     from ssld.engine.amp import resolve_precision
@@ -60,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from ssld.mining.label import progress_enabled
     from ssld.mining.teacher import load_teacher, resolve_device
 
+    check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "pairs": (0, None), "hash_max": (0, 128),
+                        "hash_margin": (0, 128), "sim_min": (-1, 1), "sim_margin": (0, 2),
+                        "sift_min_size": (1, None), "sift_min_inliers": (1, None)})
     if args.knn < 2:
         raise UserError("--knn: must be at least 2 (the margin needs a second-best reference)")
     ref_root = args.ref_root or args.root

@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ssld.commands.options import check_ranges
     from ssld.config import load_config
     from ssld.data import ImageListDataset, build_transform, read_list
     from ssld.engine import distributed as dist
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ssld.mining.teacher import load_teacher, resolve_device
     from ssld.utils.io import sha256_file
 
+    check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "shard_size": (1, None)})
     if args.topk < 1:
         raise UserError("--topk: must be at least 1")
     cfg = load_config(args.config, args.override)

@@ -32,9 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ssld.commands.options import SEED, check_ranges
     from ssld.config.overrides import apply_override
     from ssld.pipeline.api import open_pipeline
 
+    check_ranges(args, {"seed": SEED})
     extra: dict = {}
     for text in args.override:
         apply_override(extra, text)

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
+    from ssld.commands.options import check_ranges
     from ssld.data import build_transform
     from ssld.errors import UserError
     from ssld.export import load_infer_model
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from ssld.preprocessing import eval_ops, fixed_size_ops
 
+    check_ranges(args, {"batch_size": (1, None)})
     if args.topk < 1:
         raise UserError("--topk: must be at least 1")
     if args.image_size is not None and args.image_size < 1:

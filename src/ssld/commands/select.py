@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ssld.commands.options import check_ranges
     from ssld.data import write_list
     from ssld.errors import UserError
     from ssld.mining.plots import class_count_chart
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ssld.mining.store import SoftLabelStore
     from ssld.utils.io import write_json
 
+    check_ranges(args, {"min_score": (0, 1)})  # a probability
     if args.k < 1:
         raise UserError(f"--k: must be a positive number of images per class, got {args.k}")
     if args.merged_out and not args.merge:
