@@ -173,12 +173,19 @@ class ArchConfig(Section):
     teacher_bn_mode: Literal["train", "eval"] = "train"
     lr_mult_list: list[float] | None = None
     use_sync_bn: bool = Field(False, description="PaddleClas's place for Global.use_sync_bn (either turns it on)")
-    # GeneralRecognition (metric-learning) keys: accepted by the schema so that the semantic check can refuse
-    # them in one line as not supported, naming the value
+    # GeneralRecognition (metric-learning) keys: refused as not supported (naming the value), not as unknown keys
     infer_output_key: Any = None
     infer_add_softmax: Any = None
     is_rec: Any = None
     paddle_kwargs: dict[str, Any] = Field(default_factory=dict, description="PaddleClas model arguments as given")
+
+    @field_validator("infer_output_key", "infer_add_softmax", "is_rec")
+    @classmethod
+    def _recognition(cls, v: Any) -> Any:
+        if v is not None:
+            raise ValueError("not supported (GeneralRecognition's metric-learning models are not implemented), "
+                             f"got {v!r}")
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -272,16 +279,17 @@ class LRConfig(Section):
     @classmethod
     def _name(cls, v: str) -> str:
         if v in LR_UNSUPPORTED:
-            raise ValueError(f"the PaddleClas schedule {v!r} is not supported (supported: {', '.join(LR_SCHEDULES)})")
+            raise ValueError(f"a PaddleClas schedule ssld does not support (supported: {', '.join(LR_SCHEDULES)}), "
+                             f"got {v!r}")
         if v not in LR_SCHEDULES:
-            raise ValueError(f"unknown schedule {v!r} (supported: {', '.join(LR_SCHEDULES)})")
+            raise ValueError(f"unknown schedule (supported: {', '.join(LR_SCHEDULES)}), got {v!r}")
         return v
 
     @field_validator("cycle", "by_epoch")
     @classmethod
     def _no_cycle(cls, v: bool, info: Any) -> bool:
         if v:
-            raise ValueError("true is not supported (ssld steps every schedule per iteration)")
+            raise ValueError("not supported (ssld steps every schedule per iteration), got True")
         return v
 
 
@@ -338,8 +346,9 @@ class DatasetConfig(Section):
     @classmethod
     def _paddle_dataset(cls, v: Any) -> Any:
         if v in DATASETS_UNSUPPORTED:
-            raise ValueError(f"the PaddleClas dataset {v!r} is not supported ({DATASETS_UNSUPPORTED[v]})")
+            raise ValueError(f"a PaddleClas dataset ssld does not support ({DATASETS_UNSUPPORTED[v]}), got {v!r}")
         return v
+
     image_root: str = "."
     cls_label_path: str | None = None
     transform_ops: list[dict[str, Any] | str] = Field(default_factory=list)

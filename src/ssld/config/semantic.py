@@ -14,24 +14,38 @@ def _fail(source: str, lines: dict[KeyPath, int], loc: KeyPath, msg: str) -> Use
 def check_semantics(cfg: SSLDConfig, source: str, lines: dict[KeyPath, int]) -> None:
     """Raise one-line :class:`UserError` for unknown models, bad loss pairs and class-count mismatches."""
     from ssld.losses import validate_loss_list
+    from ssld.models import paddle_kwargs
+    from ssld.models.factory import check_paddle_kwargs
     from ssld.models.names import resolve_model_name
 
     arch = cfg.Arch
     if arch.is_distillation:
         for i, (name, spec) in enumerate(arch.model_specs().items()):
+            at = ("Arch", "models", i, name)
+            reason = paddle_kwargs.unsupported_model(spec.name)
+            if reason:
+                raise _fail(source, lines, (*at, "name"), f"{spec.name!r} is not supported ({reason})")
             try:
-                resolve_model_name(spec.name)
+                timm_name = resolve_model_name(spec.name)
             except UserError as e:
-                raise _fail(source, lines, ("Arch", "models", i, name, "name"), str(e)) from None
+                raise _fail(source, lines, (*at, "name"), str(e)) from None
+            try:
+                check_paddle_kwargs(spec, timm_name)
+            except paddle_kwargs.PaddleKwargError as e:
+                raise _fail(source, lines, (*at, e.key), e.message) from None
         classes = {n: s.class_num for n, s in arch.model_specs().items()}
         if len(set(classes.values())) > 1:
             raise _fail(source, lines, ("Arch", "models"), f"sub-models disagree on class_num: {classes}")
         model_names: list[str] | None = arch.model_names()
     else:
         try:
-            resolve_model_name(arch.name)
+            timm_name = resolve_model_name(arch.name)
         except UserError as e:
             raise _fail(source, lines, ("Arch", "name"), str(e)) from None
+        try:
+            check_paddle_kwargs(arch, timm_name)  # type: ignore[arg-type]  (the same fields as a ModelSpec)
+        except paddle_kwargs.PaddleKwargError as e:
+            raise _fail(source, lines, ("Arch", e.key), e.message) from None
         model_names = None
     for split in ("Train", "Eval"):
         entries = getattr(cfg.Loss, split)

@@ -129,6 +129,9 @@ def prepare(model: nn.Module, cfg: SSLDConfig, device: torch.device) -> TrainMod
     student = infer if isinstance(infer, nn.Module) else model
     parts = [(p.rstrip("."), m) for p, m in trainable_parts(model)]
     sync_bn = g.use_sync_bn and dist.world_size() > 1
+    if g.use_sync_bn and dist.world_size() == 1:
+        log.info("Global.use_sync_bn (or Arch.use_sync_bn): one process has no batch statistics to share; "
+                 "BatchNorm stays as it is")
     if sync_bn and device.type == "cpu":
         sync_bn = False
         if dist.is_main():

@@ -63,11 +63,12 @@ def param_groups(model: nn.Module, cfg: OptimizerConfig, arch_lr_mult: list[floa
         if not p.requires_grad:
             continue
         wd = 0.0 if _no_decay(name, p, cfg) else cfg.decay
-        buckets[(wd, scales.get(name, 1.0))].append(p)
+        # ``lr_mult``: a PaddleClas per-parameter multiplier set by the model (ssld.models.paddle_kwargs)
+        buckets[(wd, scales.get(name, 1.0) * getattr(p, "lr_mult", 1.0))].append(p)
     groups = []
     for (wd, scale), params in buckets.items():
         group: dict = {"params": params, "weight_decay": wd}
-        if mults:
+        if mults or scale != 1.0:
             group["lr_scale"] = scale
         groups.append(group)
     if not groups:

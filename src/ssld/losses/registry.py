@@ -15,6 +15,16 @@ from ssld.losses.base import Loss, LossOptionError, number
 
 LOSSES: dict[str, type[Loss]] = {}
 
+# PaddleClas losses ssld does not implement, and why: refused as "not supported", never as a typo of another loss
+UNSUPPORTED: dict[str, str] = {
+    **dict.fromkeys(("AFDLoss", "MGDLoss", "PEFDLoss", "DistillationPairLoss", "DistillationRKDLoss"),
+                    "feature-map distillation is not implemented"),
+    **dict.fromkeys(("TripletLoss", "TripletLossV2", "TriHardLoss", "CenterLoss", "ArcMargin", "SupConLoss",
+                     "SoftSupConLoss", "PairwiseCosface", "NpairsLoss", "MSMLoss", "EmlLoss", "ContrastiveLoss",
+                     "TripletAngularMarginLoss", "DSHSDLoss", "LCDSHLoss", "DCHLoss"),
+                    "metric-learning losses are not implemented"),
+}
+
 
 def register_loss(name: str) -> Callable[[type[Loss]], type[Loss]]:
     """Class decorator: make the loss available under ``name`` in config loss lists."""
@@ -33,10 +43,10 @@ def _options(cls: type[Loss]) -> list[str]:
     return ["weight", *(p for p in params if p != "self")]
 
 
-def _did_you_mean(word: str, options: list[str]) -> str:
+def _did_you_mean(word: str, options: list[str], cutoff: float = 0.5) -> str:
     """A "; did you mean 'X'?" hint naming the closest option (case-insensitive), or an empty string."""
     lowered = {o.lower(): o for o in options}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.5)
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
     return f"; did you mean {lowered[close[0]]!r}?" if close else ""
 
 
@@ -46,8 +56,14 @@ def parse_entry(i: int, entry: Any) -> tuple[str, float, Loss]:
         raise ValueError(f"[{i}]: expected one {{LossName: {{options}}}} mapping, got {entry!r}")
     ((name, kwargs),) = entry.items()
     where = f"[{i}].{name}"
+    if name in UNSUPPORTED and name not in LOSSES:
+        detail = ""
+        if isinstance(kwargs, dict) and kwargs.get("base_loss_name"):
+            detail = f"base_loss_name {kwargs['base_loss_name']!r}: "
+        raise ValueError(f"{where}: the PaddleClas loss {name!r} is not supported ({detail}{UNSUPPORTED[name]})")
     if name not in LOSSES:
-        raise ValueError(f"{where}: unknown loss{_did_you_mean(str(name), list(LOSSES))} "
+        # loss names share "Distillation...Loss": only a near-identical name is a typo worth naming
+        raise ValueError(f"{where}: unknown loss{_did_you_mean(str(name), list(LOSSES), cutoff=0.9)} "
                          f"(known: {', '.join(sorted(LOSSES))})")
     if kwargs is None:
         kwargs = {}

@@ -19,6 +19,7 @@ from torch import nn
 
 from ssld.config.schema import ArchConfig, ModelSpec
 from ssld.errors import UserError
+from ssld.models import paddle_kwargs
 from ssld.models.distillation import DistillationModel
 from ssld.models.names import resolve_model_name
 from ssld.models.weights import load_weights
@@ -27,8 +28,9 @@ log = logging.getLogger("ssld.models")
 
 _PROBE_TIMEOUT_S = 3.0
 USE_SSLD_MESSAGE = (
-    "use_ssld: true asks for PaddleClas SSLD weights, which are not downloadable here: set pretrained to a local "
-    "weights file (e.g. a student.safetensors from `ssld train`)"
+    "use_ssld: true asks for PaddleClas's SSLD weights, which ssld does not download: give pretrained a local "
+    ".pdparams/.safetensors path instead (e.g. PaddleClas's *_ssld_pretrained.pdparams, or a student.safetensors "
+    "from `ssld train`)"
 )
 
 
@@ -67,13 +69,20 @@ def _hub_reachable() -> bool:
     return True
 
 
+def check_paddle_kwargs(spec: ModelSpec, timm_name: str) -> None:
+    """Refuse (``PaddleKwargError``) PaddleClas model arguments that cannot be honoured on ``timm_name``."""
+    if spec.drop_rate is not None and "dropout_prob" in spec.paddle_kwargs:
+        raise paddle_kwargs.PaddleKwargError("dropout_prob", "give dropout_prob (PaddleClas) or drop_rate, not both")
+    paddle_kwargs.check(spec.name, timm_name, spec.paddle_kwargs)
+
+
 def _timm_kwargs(spec: ModelSpec, num_classes: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"num_classes": num_classes}
     if spec.drop_rate is not None:
         kwargs["drop_rate"] = spec.drop_rate
     if spec.drop_path_rate is not None:
         kwargs["drop_path_rate"] = spec.drop_path_rate
-    return {**kwargs, **spec.kwargs}
+    return {**kwargs, **paddle_kwargs.timm_kwargs(spec.paddle_kwargs), **spec.kwargs}
 
 
 def _timm_create(timm_name: str, where: str, **kwargs: Any) -> nn.Module:
@@ -92,8 +101,8 @@ def _pretrained_timm(timm_name: str, kwargs: dict[str, Any], where: str, key: st
     cfg = get_pretrained_cfg(timm_name)
     if cfg is None or not cfg.has_weights:
         raise UserError(
-            f"{key}: timm has no pretrained weights for '{timm_name}'; "
-            "set pretrained to a local .pt/.pth/.safetensors path"
+            f"{key}: timm has no pretrained weights for '{timm_name}' (PaddleClas downloads its own for "
+            "pretrained: true; ssld does not): give a local .pdparams/.safetensors path instead"
         )
     cached = _cached_timm_weights(timm_name)
     if cached is not None:
@@ -124,10 +133,17 @@ def create_model(
     weights that cannot be had here (timm weights offline, SSLD weights, a missing local file) give a warning and random
     initialisation instead of an error; weights that exist but do not fit are still an error.
     """
+    reason = paddle_kwargs.unsupported_model(spec.name)
+    if reason:
+        raise UserError(f"{where}.name: {spec.name!r} is not supported ({reason})")
     try:
         timm_name = resolve_model_name(spec.name)
     except UserError as e:
         raise UserError(f"{where}.name: {e}") from None
+    try:
+        check_paddle_kwargs(spec, timm_name)
+    except paddle_kwargs.PaddleKwargError as e:
+        raise UserError(f"{where}.{e.key}: {e.message}") from None
     kwargs = _timm_kwargs(spec, num_classes)
     key = pretrained_key or f"{where}.pretrained"
     pretrained = spec.pretrained
@@ -135,7 +151,7 @@ def create_model(
         if pretrained is True and spec.use_ssld:
             raise UserError(f"{where}.use_ssld: {USE_SSLD_MESSAGE}")
         if pretrained is True:
-            return _pretrained_timm(timm_name, kwargs, where, key)
+            return paddle_kwargs.apply(_pretrained_timm(timm_name, kwargs, where, key), timm_name, spec.paddle_kwargs)
         if isinstance(pretrained, str) and pretrained and not Path(pretrained).is_file():
             raise UserError(f"{key}: file not found: {pretrained}")
     except UserError as e:
@@ -143,7 +159,7 @@ def create_model(
             raise
         log.warning("%s; using random weights", e)
         pretrained = False
-    model = _timm_create(timm_name, where, **kwargs)
+    model = paddle_kwargs.apply(_timm_create(timm_name, where, **kwargs), timm_name, spec.paddle_kwargs)
     if isinstance(pretrained, str) and pretrained:
         try:
             load_weights(model, pretrained)
@@ -156,6 +172,7 @@ def _single_spec(arch: ArchConfig) -> ModelSpec:
     return ModelSpec(
         name=arch.name, class_num=arch.class_num, pretrained=arch.pretrained, use_ssld=arch.use_ssld,
         drop_rate=arch.drop_rate, drop_path_rate=arch.drop_path_rate, kwargs=arch.kwargs,
+        paddle_kwargs=arch.paddle_kwargs,
     )
 
 

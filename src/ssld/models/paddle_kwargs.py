@@ -1,0 +1,261 @@
+"""PaddleClas model arguments (``dropout_prob``, ``class_expand``, ``stride_list``...) on timm models.
+
+A PaddleClas config passes its model constructor extra arguments next to ``name``; the schema keeps them in
+``ModelSpec.paddle_kwargs``. Each is honoured where the timm model can do exactly what PaddleClas's does, and
+refused in one line naming the key and value otherwise (never dropped):
+
+- ``dropout_prob`` (PP-LCNet, MobileNetV3): dropout before the classifier, timm's ``drop_rate`` (same place: after
+  the last 1x1 conv). ``None`` means no dropout.
+- ``class_expand`` (PP-LCNet, MobileNetV3): width of the last 1x1 conv; the head is rebuilt at that width.
+- ``use_last_conv: false`` (PP-LCNet): no last 1x1 conv (and, as in PaddleClas, no dropout); the classifier reads
+  the pooled block features.
+- ``stride_list`` (PP-LCNet, ResNet): 5 strides, an int or ``[h, w]`` each. PP-LCNet: the stem conv and the first
+  depthwise conv of blocks3..blocks6; ResNet: the stem's first conv, the max pool and the first block of stages
+  2..4 (for ``_vd`` models the shortcut's average pool too, padded like Paddle's ``SAME`` pool).
+- ``lr_mult_list`` (PP-LCNet: 6 values, ResNet: 5): per-stage learning-rate multipliers, PaddleClas's
+  ``ParamAttr(learning_rate=...)``: stored on each parameter as ``lr_mult`` (the optimizer multiplies its group
+  ``lr_scale`` by it); the last conv and the classifier keep 1.0, as in PaddleClas.
+
+Out of scope, refused as not supported: intermediate feature outputs (``return_patterns``, ``return_stages``) and
+the feature-distillation connectors and GeneralRecognition models that use them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# model names PaddleClas builds that are not classifiers: feature connectors and metric-learning models
+UNSUPPORTED_MODELS: dict[str, str] = {
+    "AttentionModel": "AFD feature-distillation connector",
+    "LinearTransformTeacher": "AFD feature-distillation connector",
+    "LinearTransformStudent": "AFD feature-distillation connector",
+    "RecModel": "GeneralRecognition metric-learning model",
+}
+
+_NOT_SUPPORTED: dict[str, str] = {
+    "return_patterns": "intermediate feature outputs, used by feature distillation, are not implemented",
+    "return_stages": "intermediate feature outputs, used by feature distillation, are not implemented",
+    "scale": "the model name gives the width (e.g. PPLCNet_x1_0)",
+    "pretrained_list": "a model made of sub-models (AFD's AttentionModel) is a feature-distillation connector",
+    "freeze_params_list": "a model made of sub-models (AFD's AttentionModel) is a feature-distillation connector",
+    "models": "a model made of sub-models (AFD's AttentionModel) is a feature-distillation connector",
+}
+_GENERAL_RECOGNITION = {"infer_output_key", "infer_add_softmax", "Backbone", "BackboneStopLayer", "Neck", "Head",
+                        "is_rec"}
+
+
+class PaddleKwargError(ValueError):
+    """A PaddleClas model argument ssld refuses; ``key`` names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+def family(timm_name: str) -> str | None:
+    """``lcnet``, ``mobilenetv3`` or ``resnet`` for timm's and ssld's faithful (``paddle_*``) PP-LCNet,
+    MobileNetV3 and ResNet / ResNet-D (PaddleClas ResNet / ResNet_vd) networks, else None."""
+    arch = timm_name.split(".")[0]
+    if re.fullmatch(r"(paddle_)?lcnet_\d+", arch):
+        return "lcnet"
+    if re.fullmatch(r"(paddle_)?mobilenetv3_\w+", arch):
+        return "mobilenetv3"
+    if re.fullmatch(r"(paddle_)?resnet\d+(d|_vd)?", arch):
+        return "resnet"
+    return None
+
+
+_SUPPORTED = {
+    "dropout_prob": ("lcnet", "mobilenetv3"),
+    "class_expand": ("lcnet", "mobilenetv3"),
+    "use_last_conv": ("lcnet",),
+    "stride_list": ("lcnet", "resnet"),
+    "lr_mult_list": ("lcnet", "resnet"),
+}
+_LR_MULT_LEN = {"lcnet": 6, "resnet": 5}
+
+
+def _refuse(key: str, value: Any, why: str) -> PaddleKwargError:
+    return PaddleKwargError(key, f"{value!r} is not supported ({why})")
+
+
+def _strides(value: Any) -> list[tuple[int, int]]:
+    if not isinstance(value, (list, tuple)) or len(value) != 5:
+        raise PaddleKwargError("stride_list", f"must be a list of 5 strides, got {value!r}")
+    out = []
+    for s in value:
+        pair = [s, s] if isinstance(s, int) else s
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in pair)):
+            raise PaddleKwargError("stride_list", f"each stride must be a positive int or [h, w], got {s!r} in "
+                                                  f"{value!r}")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def _lr_mults(value: Any, fam: str) -> list[float]:
+    n = _LR_MULT_LEN[fam]
+    if isinstance(value, str):  # PaddleClas accepts the list written as a string
+        value = [x.strip() for x in value.strip("[]").split(",")]
+    try:
+        mults = [float(x) for x in value]
+    except (TypeError, ValueError):
+        raise PaddleKwargError("lr_mult_list", f"must be a list of {n} numbers, got {value!r}") from None
+    if len(mults) != n or any(not math.isfinite(m) or m < 0 for m in mults):
+        raise PaddleKwargError("lr_mult_list", f"must be {n} numbers >= 0 for this model, got {value!r}")
+    return mults
+
+
+def check(model_name: str, timm_name: str, kwargs: dict[str, Any]) -> None:
+    """Raise :class:`PaddleKwargError` for the first argument that cannot be honoured on ``timm_name``."""
+    fam = family(timm_name)
+    for key, value in kwargs.items():
+        if key in _GENERAL_RECOGNITION:
+            raise _refuse(key, value, "GeneralRecognition's metric-learning models are not implemented")
+        if key in _NOT_SUPPORTED:
+            raise _refuse(key, value, _NOT_SUPPORTED[key])
+        if key not in _SUPPORTED:
+            raise _refuse(key, value, "a PaddleClas connector argument; feature distillation is not implemented")
+        if fam not in _SUPPORTED[key]:
+            raise _refuse(key, value, f"ssld honours it on {', '.join(_SUPPORTED[key])} models only, and "
+                                      f"{model_name} is {timm_name}")
+        if key == "dropout_prob" and value is not None and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1):
+            raise PaddleKwargError(key, f"must be a probability in [0, 1) or null, got {value!r}")
+        if key == "class_expand" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise PaddleKwargError(key, f"must be a positive int, got {value!r}")
+        if key == "use_last_conv" and not isinstance(value, bool):
+            raise PaddleKwargError(key, f"must be true or false, got {value!r}")
+        if key == "stride_list":
+            _strides(value)
+        if key == "lr_mult_list":
+            _lr_mults(value, fam or "")
+
+
+def unsupported_model(name: str) -> str | None:
+    """The reason a PaddleClas model name is refused as not supported, or None."""
+    return UNSUPPORTED_MODELS.get(name)
+
+
+def timm_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments that go to ``timm.create_model`` (``dropout_prob`` -> ``drop_rate``)."""
+    if "dropout_prob" in kwargs:
+        return {"drop_rate": float(kwargs["dropout_prob"] or 0.0)}
+    return {}
+
+
+def apply(model: nn.Module, timm_name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """The arguments that change a built timm model in place (head width, strides, lr multipliers)."""
+    fam = family(timm_name)
+    if fam in ("lcnet", "mobilenetv3"):
+        _mnv3_head(model, kwargs.get("class_expand"), kwargs.get("use_last_conv", True))
+    if "lr_mult_list" in kwargs:  # before stride_list: the lcnet stages are found by their default strides
+        assert fam is not None  # check() refused other families
+        _set_lr_mults(model, _stage_prefixes(model, fam), _lr_mults(kwargs["lr_mult_list"], fam))
+    if "stride_list" in kwargs:
+        strides = _strides(kwargs["stride_list"])
+        (_lcnet_strides if fam == "lcnet" else _resnet_strides)(model, strides)
+    return model
+
+
+def _mnv3_head(model: nn.Module, class_expand: int | None, use_last_conv: bool) -> None:
+    """Rebuild timm's MobileNetV3 head: the last 1x1 conv at ``class_expand`` channels, or none at all."""
+    if class_expand is None and use_last_conv:
+        return
+    num_classes = model.num_classes
+    if not use_last_conv:
+        model.conv_head, model.norm_head, model.act2 = nn.Identity(), nn.Identity(), nn.Identity()
+        model.drop_rate = 0.0  # PaddleClas's dropout sits behind the last conv and goes with it
+        width = model.num_features  # the last block's channels
+    else:
+        old = model.conv_head
+        model.conv_head = nn.Conv2d(old.in_channels, class_expand, 1, bias=old.bias is not None)
+        width = class_expand
+    model.head_hidden_size = width
+    model.classifier = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def _set_stride(conv: nn.Conv2d, stride: tuple[int, int]) -> None:
+    conv.stride = stride
+
+
+def _lcnet_stages(model: nn.Module) -> list[tuple[str, int]]:
+    """(parameter-name prefix, PaddleClas stage) of each block: stage 1 is blocks2, and each of blocks3..blocks6
+    starts at a stride-2 block. Found by stride, so timm's 6-stage ``lcnet_*`` (blocks5 split in two) and ssld's
+    5-stage ``paddle_lcnet_*`` both map; call before any stride changes."""
+    out, stage = [], 1
+    for s, group in enumerate(model.blocks):
+        for j, block in enumerate(group):
+            if tuple(block.conv_dw.stride) != (1, 1):
+                stage += 1
+            out.append((f"blocks.{s}.{j}.", stage))
+    if stage != 5:
+        raise ValueError(f"expected 4 stride-2 blocks in a PP-LCNet, found {stage - 1}")
+    return out
+
+
+def _lcnet_strides(model: nn.Module, strides: list[tuple[int, int]]) -> None:
+    """PP-LCNet: the stem conv, then the first depthwise conv of blocks3..blocks6."""
+    starts = [model.get_submodule(prefix.rstrip(".")) for prefix, stage in _lcnet_stages(model)]
+    firsts = [b for b in starts if tuple(b.conv_dw.stride) != (1, 1)]
+    _set_stride(model.conv_stem, strides[0])
+    for block, stride in zip(firsts, strides[1:], strict=True):
+        _set_stride(block.conv_dw, stride)
+
+
+class SamePadAvgPool(nn.Module):
+    """Paddle's ``AvgPool2D(2, stride, padding='SAME', ceil_mode=True)`` (exclusive): the window is padded on the
+    bottom/right only; replicating the last row/column and averaging gives the same mean as excluding the pad."""
+
+    def __init__(self, stride: tuple[int, int]) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, s in ((x.shape[-1], self.stride[1]), (x.shape[-2], self.stride[0])):
+            out = -(-size // s)
+            pads += [0, max((out - 1) * s + 2 - size, 0)]
+        if any(pads):
+            x = F.pad(x, pads, mode="replicate")
+        return F.avg_pool2d(x, 2, self.stride, ceil_mode=True, count_include_pad=False)
+
+
+def _resnet_strides(model: nn.Module, strides: list[tuple[int, int]]) -> None:
+    """PaddleClas ResNet: [stem conv, max pool, stage 2, stage 3, stage 4]."""
+    stem = model.conv1[0] if isinstance(model.conv1, nn.Sequential) else model.conv1
+    _set_stride(stem, strides[0])
+    model.maxpool.stride = strides[1]
+    for i, stride in enumerate(strides[2:], start=2):
+        block = getattr(model, f"layer{i}")[0]
+        _set_stride(block.conv2 if hasattr(block, "conv3") else block.conv1, stride)
+        down = block.downsample
+        if isinstance(down[0], nn.AvgPool2d):  # _vd: average pool, then a stride-1 1x1 conv
+            down[0] = SamePadAvgPool(stride)
+        else:
+            _set_stride(down[0], stride)
+
+
+def _stage_prefixes(model: nn.Module, fam: str) -> list[tuple[str, ...]]:
+    """Parameter-name prefixes of PaddleClas's lr_mult_list stages, in order (head layers are in none)."""
+    if fam == "lcnet":
+        stages: list[list[str]] = [["conv_stem.", "bn1."], [], [], [], [], []]
+        for prefix, stage in _lcnet_stages(model):
+            stages[stage].append(prefix)
+        return [tuple(s) for s in stages]
+    return [("conv1.", "bn1."), ("layer1.",), ("layer2.",), ("layer3.",), ("layer4.",)]
+
+
+def _set_lr_mults(model: nn.Module, stages: list[tuple[str, ...]], mults: list[float]) -> None:
+    for name, p in model.named_parameters():
+        for prefixes, mult in zip(stages, mults, strict=True):
+            if name.startswith(prefixes):
+                p.lr_mult = mult  # type: ignore[attr-defined]
+                break
