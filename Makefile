@@ -29,6 +29,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# PaddleClas parity tests: paddlepaddle (the paddle extra) and PaddleClas's model definitions without its
+	@# training dependencies; where they cannot install, those tests skip and say why.
+	-$(BIN)/python -m pip install --quiet -e ".[dev,paddle]" && \
+		$(BIN)/python -m pip install --quiet --no-deps paddleclas==2.6.0
 	@touch $(STAMP)
 
 dataset:

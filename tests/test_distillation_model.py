@@ -171,7 +171,7 @@ REFERENCE_ARCH = {  # the reference's Arch block, as written (distillation_en.md
 def test_reference_arch_block(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"^Arch.models\[0\].Teacher.use_ssld: use_ssld: true asks for PaddleClas"):
         build_model(ArchConfig(**REFERENCE_ARCH))
-    teacher = timm.create_model("mobilenetv3_large_100")
+    teacher = timm.create_model("paddle_mobilenetv3_large_100")
     save_safetensors(teacher.state_dict(), tmp_path / "mv3_large_ssld.safetensors")
     cfg = {**REFERENCE_ARCH, "models": [dict(m) for m in REFERENCE_ARCH["models"]]}
     local = str(tmp_path / "mv3_large_ssld.safetensors")

@@ -16,4 +16,5 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "predict": "predict",
     "transfer": "transfer",
+    "convert": "convert",
 }

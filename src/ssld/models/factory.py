@@ -22,7 +22,7 @@ from ssld.errors import UserError
 from ssld.models import paddle_kwargs
 from ssld.models.distillation import DistillationModel
 from ssld.models.names import resolve_model_name
-from ssld.models.weights import load_weights
+from ssld.models.weights import load_weights, resolve_weights_path
 
 log = logging.getLogger("ssld.models")
 
@@ -152,7 +152,7 @@ def create_model(
             raise UserError(f"{where}.use_ssld: {USE_SSLD_MESSAGE}")
         if pretrained is True:
             return paddle_kwargs.apply(_pretrained_timm(timm_name, kwargs, where, key), timm_name, spec.paddle_kwargs)
-        if isinstance(pretrained, str) and pretrained and not Path(pretrained).is_file():
+        if isinstance(pretrained, str) and pretrained and not resolve_weights_path(pretrained).is_file():
             raise UserError(f"{key}: file not found: {pretrained}")
     except UserError as e:
         if not allow_random:

@@ -1,17 +1,29 @@
-"""Model names: PaddleClas names are aliases of timm names; any timm name (or one of ours) works as is."""
+"""Model names: PaddleClas names are aliases of timm names; any timm name (or one of ours) works as is.
+
+A PaddleClas name resolves to a network that computes what PaddleClas's does (so its ``.pdparams`` weights load,
+:mod:`ssld.models.paddle`): timm's own where it matches, else a faithful ``paddle_*`` variant. The few names timm
+has no such network for resolve to a stand-in listed in ``NEAREST``, with a notice naming both networks.
+"""
 
 from __future__ import annotations
 
 import difflib
+import logging
 
 from ssld.errors import UserError
+from ssld.models.paddle.mobilenet import ALIASES as _MOBILE_ALIASES
 
-# PaddleClas name -> timm name. Where timm lacks the exact model, the nearest one is used and noted.
+# PaddleClas names of the faithful networks in ssld.models.paddle (timm's same-named nets compute otherwise).
+PADDLE_FAITHFUL: dict[str, str] = {**_MOBILE_ALIASES}
+
+log = logging.getLogger("ssld.models")
+
+# PaddleClas name -> timm name.
 PADDLE_ALIASES: dict[str, str] = {
-    "ResNet18": "resnet18",
-    "ResNet18_vd": "resnet18d",
-    "ResNet34": "resnet34",
-    "ResNet34_vd": "resnet34d",
+    "ResNet18": "paddle_resnet18",
+    "ResNet18_vd": "paddle_resnet18_vd",
+    "ResNet34": "paddle_resnet34",
+    "ResNet34_vd": "paddle_resnet34_vd",
     "ResNet50": "resnet50",
     "ResNet50_vd": "resnet50d",
     "ResNet101": "resnet101",
@@ -26,35 +38,54 @@ PADDLE_ALIASES: dict[str, str] = {
     "Res2Net50_26w_4s": "res2net50_26w_4s",
     "Res2Net50_vd_26w_4s": "res2net50d",
     "Res2Net101_vd_26w_4s": "res2net101d",
-    # timm has no Res2Net200_vd_26w_4s; res2net101d is the deepest vd-style Res2Net it ships.
-    "Res2Net200_vd_26w_4s": "res2net101d",
-    "MobileNetV1": "mobilenetv1_100",
-    "MobileNetV1_x0_25": "mobilenetv1_100",  # nearest: timm ships width 1.0 (and 1.25) only
-    "MobileNetV2": "mobilenetv2_100",
-    "MobileNetV2_x0_5": "mobilenetv2_050",
-    "MobileNetV3_large_x1_0": "mobilenetv3_large_100",
-    "MobileNetV3_large_x0_75": "mobilenetv3_large_075",
-    "MobileNetV3_small_x1_0": "mobilenetv3_small_100",
-    "MobileNetV3_small_x0_75": "mobilenetv3_small_075",
-    "MobileNetV3_small_x0_5": "mobilenetv3_small_050",
-    "EfficientNetB0": "efficientnet_b0",
+        "EfficientNetB0": "efficientnet_b0",
     "HRNet_W18_C": "hrnet_w18",
-    "PPLCNet_x1_0": "lcnet_100",
-    "PPLCNet_x0_5": "lcnet_050",
     "PPLCNetV2_base": "lcnet_100",  # nearest: timm has no PP-LCNetV2
     "GhostNet_x1_0": "ghostnet_100",
     "DenseNet121": "densenet121",
     "ViT_base_patch16_224": "vit_base_patch16_224",
     "DeiT_tiny_patch16_224": "deit_tiny_patch16_224",
+    **PADDLE_FAITHFUL,
 }
+
+
+# PaddleClas names whose network neither timm nor ssld has: the stand-in is another network (a notice says so).
+NEAREST: dict[str, str] = {
+    "Res2Net200_vd_26w_4s": "res2net101d",
+}
+_noticed: set[str] = set()
+
+
+def paddle_names_for(timm_names: list[str]) -> list[str]:
+    """The PaddleClas names (else the timm names themselves) that resolve to ``timm_names``."""
+    by_timm: dict[str, str] = {}
+    for paddle_name, timm_name in PADDLE_ALIASES.items():
+        if paddle_name not in NEAREST:
+            by_timm.setdefault(timm_name, paddle_name)
+    return [by_timm.get(t, t) for t in timm_names]
+
+
+def _notice_nearest(name: str) -> None:
+    if name in NEAREST and name not in _noticed:
+        _noticed.add(name)
+        log.warning(
+            "model '%s': no faithful network for it here; using '%s' instead, a different network "
+            "(PaddleClas weights for '%s' will not load into it)", name, NEAREST[name], name
+        )
+
+
+def _register() -> None:
+    """Import the modules that register ssld's networks into timm."""
+    import ssld.models.cifar
+    import ssld.models.paddle  # noqa: F401
 
 
 def _known_names() -> list[str]:
     import timm
 
-    from ssld.models.cifar import (
-        SMALL_IMAGE_ARCHS,  # importing registers the small-image nets into timm
-    )
+    from ssld.models.cifar import SMALL_IMAGE_ARCHS
+
+    _register()
 
     return list(SMALL_IMAGE_ARCHS) + list(timm.list_models()) + list(timm.list_models(pretrained=True))
 
@@ -79,7 +110,9 @@ def resolve_model_name(name: str) -> str:
 
     An unknown name raises ``UserError`` with the closest known names as a suggestion.
     """
-    timm_name = PADDLE_ALIASES.get(name) or small_image_alias(name) or name
+    _register()
+    _notice_nearest(name)
+    timm_name = PADDLE_ALIASES.get(name) or NEAREST.get(name) or small_image_alias(name) or name
     import timm
 
     arch = timm_name.split(".")[0]

@@ -1,7 +1,8 @@
 """Read and write model weights: safetensors, timm checkpoints, ssld checkpoints, DistillationModel states.
 
 Loading never unpickles arbitrary objects: torch files go through ``torch.load(weights_only=True)`` (plus
-``argparse.Namespace``, which timm's ``train.py`` stores in its checkpoints). Every problem a user can cause (a
+``argparse.Namespace``, which timm's ``train.py`` stores in its checkpoints), PaddleClas ``.pdparams`` files
+through an unpickler that builds numpy arrays only (:mod:`ssld.models.paddle`). Every problem a user can cause (a
 missing file, a file that is not weights, weights of another architecture) is one :class:`UserError` line.
 """
 
@@ -51,19 +52,36 @@ def _strip_wrappers(state: StateDict) -> StateDict:
     return {_clean_key(k): v for k, v in state.items()}
 
 
-def read_state_dict(path: str | os.PathLike[str], ema: bool = False) -> StateDict:
+def resolve_weights_path(path: str | os.PathLike[str]) -> Path:
+    """``path``, or ``path.pdparams`` when only that exists (PaddleClas configs name weights without the suffix)."""
+    p = Path(path)
+    paddle = p.with_name(p.name + ".pdparams")
+    return paddle if not p.exists() and p.name and paddle.is_file() else p
+
+
+def read_state_dict(path: str | os.PathLike[str], ema: bool = False, model: nn.Module | None = None) -> StateDict:
     """The weights stored in ``path`` as a flat state dict (wrapper keys and ``module.`` prefixes removed).
 
     Accepts ``.safetensors``, a plain state dict, or a checkpoint dict holding one under ``state_dict``,
-    ``model`` (ssld), ``model_ema``/``state_dict_ema`` (taken first when ``ema``).
+    ``model`` (ssld), ``model_ema``/``state_dict_ema`` (taken first when ``ema``), and PaddleClas ``.pdparams``
+    files, whose names and layouts are converted for ``model``'s architecture (so it must be given).
     """
-    p = Path(path)
+    from ssld.models.paddle import (
+        PADDLE_SUFFIXES,
+        check_paddle_suffix,
+        convert_pdparams,
+    )
+
+    p = resolve_weights_path(path)
+    if p.suffix.lower() in PADDLE_SUFFIXES:
+        check_paddle_suffix(p)
+        if not p.is_file():
+            raise UserError(f"{p}: weights file not found")
+        if model is None:
+            raise UserError(f"{p}: a .pdparams file converts only for a named architecture (ssld convert --arch)")
+        return convert_pdparams(p, model)
     if not p.is_file():
         raise UserError(f"{p}: weights file not found")
-    if p.suffix == ".pdparams":
-        raise UserError(
-            f"{p}: PaddlePaddle weights (.pdparams) cannot be loaded; use timm weights or a .pt/.safetensors file"
-        )
     if p.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -166,8 +184,8 @@ def load_weights(
     file's classifier when its class count differs (transfer learning: the new head keeps its fresh initialisation).
     ``strict=False`` tolerates missing and unexpected keys but never a shape mismatch.
     """
-    p = Path(path)
-    state = read_state_dict(p, ema=ema)
+    p = resolve_weights_path(path)
+    state = read_state_dict(p, ema=ema, model=model)
     members = distillation_members(state)
     target_is_distill = isinstance(getattr(model, "models", None), nn.ModuleDict)
     if members and not target_is_distill:

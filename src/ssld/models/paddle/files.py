@@ -1,0 +1,62 @@
+"""Convert a PaddleClas ``.pdparams`` file into a timm ``.safetensors`` file (``ssld convert``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ssld.errors import UserError
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What ``convert_file`` wrote: the PaddleClas and timm names, classes, array and parameter counts."""
+
+    paddle_name: str
+    timm_name: str
+    num_classes: int
+    arrays: int
+    parameters: int
+    out: Path
+
+
+def guess_paddle_name(path: str | os.PathLike[str]) -> str | None:
+    """The PaddleClas model name a zoo file name starts with (``ResNet50_vd_ssld_pretrained`` -> ``ResNet50_vd``)."""
+    from ssld.models.names import NEAREST, PADDLE_ALIASES
+
+    stem = Path(path).name.split(".")[0]
+    names = [n for n in PADDLE_ALIASES if n not in NEAREST and (stem == n or stem.startswith(n + "_"))]
+    return max(names, key=len) if names else None
+
+
+def convert_file(src: str | os.PathLike[str], arch: str | None, out: str | os.PathLike[str]) -> Converted:
+    """Read ``src`` (.pdparams), convert it for ``arch`` (PaddleClas or timm name) and write ``out`` atomically."""
+    import timm
+
+    from ssld.models.names import resolve_model_name
+    from ssld.models.paddle import rules_for
+    from ssld.models.paddle.convert import apply_rules, head_classes
+    from ssld.models.paddle.unpickle import read_pdparams
+    from ssld.models.weights import save_safetensors
+
+    src_path = Path(src)
+    name = arch or guess_paddle_name(src_path)
+    if name is None:
+        raise UserError(f"--arch: not given, and the file name '{src_path.name}' starts with no PaddleClas model name")
+    try:
+        timm_name = resolve_model_name(name)
+    except UserError as e:
+        raise UserError(f"--arch: {e}") from None
+    arrays = read_pdparams(src_path)
+    model = timm.create_model(timm_name, pretrained=False)
+    rules = rules_for(model, src_path)
+    classes = head_classes(arrays, rules) or model.num_classes
+    if classes != model.num_classes:
+        model = timm.create_model(timm_name, pretrained=False, num_classes=classes)
+    state = apply_rules(arrays, model, rules, src_path, timm_name)
+    model.load_state_dict(state, strict=False)  # shapes all checked: the head was built at the file's class count
+    meta = {"arch": timm_name, "paddle_arch": name, "source": src_path.name, "num_classes": classes}
+    save_safetensors(model.state_dict(), out, metadata=meta)
+    params = sum(p.numel() for p in model.parameters())
+    return Converted(name, timm_name, classes, len(arrays), params, Path(out))
