@@ -106,7 +106,7 @@ def test_lr_mult_list_inside_a_model_scales_its_stages(tmp_path: Path) -> None:
     assert [got[n] for n in names] == seen
     sched = build_scheduler(opt, cfg.Optimizer, steps_per_epoch=4, epochs=2)
     sched.step_update(5)
-    peak = [g["lr"] for g in opt.param_groups if g.get("lr_scale", 1.0) == 1.0][0]
+    peak = next(g["lr"] for g in opt.param_groups if g.get("lr_scale", 1.0) == 1.0)
     assert sorted({round(g["lr"] / peak, 6) for g in opt.param_groups}) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 1.0]
 
 

@@ -82,7 +82,6 @@ class ImageListDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.decoded: list[np.ndarray | None] | None = None  # see cache_decoded()
         self.stacked: np.ndarray | None = None  # the cache as one NHWC array when every image has one shape
-        self.readable: np.ndarray | None = None  # per row of ``stacked``: False where the file was unreadable
         self.batched: BatchedAugment | None = None  # see use_batched()
 
     def cache_decoded(self, progress: bool = False) -> int:
@@ -90,8 +89,7 @@ class ImageListDataset(torch.utils.data.Dataset):
 
         For small datasets read for many epochs (Fashion-MNIST, CIFAR): a 28 px PNG costs ~110 us to decode
         per read. DataLoader workers forked afterwards share the arrays. Unreadable files stay ``None`` (the
-        sample is skipped as before; in ``stacked`` its row is zeros and ``readable`` is False). Returns the bytes
-        held.
+        sample is skipped as before). Returns the bytes held.
         """
         from tqdm import tqdm
 
@@ -100,18 +98,10 @@ class ImageListDataset(torch.utils.data.Dataset):
                             leave=False):
             img = load_image(path)
             decoded.append(None if img is None else np.asarray(img))
-        good = [a for a in decoded if a is not None]
-        shapes = {a.shape for a in good}
-        if len(shapes) == 1:
-            filler = np.zeros_like(good[0])
-            self.readable = np.array([a is not None for a in decoded])
-            self.stacked = np.stack([filler if a is None else a for a in decoded])
+        if decoded and all(a is not None and a.shape == decoded[0].shape for a in decoded):
+            self.stacked = np.stack(decoded)  # type: ignore[arg-type]
             self.stacked.flags.writeable = False
-            decoded = [row if ok else None for row, ok in zip(self.stacked, self.readable, strict=True)]  # views
-        elif len(shapes) > 1:
-            log.info("cache_images: the images come in %d sizes (e.g. %s); whole-batch augmentation needs one "
-                     "size, so each image is augmented on its own", len(shapes),
-                     ", ".join("x".join(map(str, s[:2])) for s in sorted(shapes)[:3]))
+            decoded = list(self.stacked)  # views: the images are held once
         self.decoded = decoded
         return sum(a.nbytes for a in decoded if a is not None)
 
@@ -130,15 +120,11 @@ class ImageListDataset(torch.utils.data.Dataset):
         pairs = [(int(k[0]), int(k[1])) if isinstance(k, tuple) else (int(k), 0) for k in keys]
         index = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
         epoch = np.fromiter((e for _, e in pairs), dtype=np.int64, count=len(pairs))
-        ok = self.readable[index] if self.readable is not None else np.ones(len(index), dtype=bool)
-        bad = index[~ok].tolist()  # unreadable files: skipped and reported, as ``collate`` does
-        index, epoch = index[ok], epoch[ok]
         return {
-            "image": (self.batched(self.stacked[index], self.seed, epoch, index) if len(index)
-                      else torch.empty(0, 3, 0, 0)),
+            "image": self.batched(self.stacked[index], self.seed, epoch, index),
             "label": torch.tensor([self.samples[i].label for i in index.tolist()], dtype=torch.long),
             "index": torch.from_numpy(index),
-            "bad": bad,
+            "bad": [],
         }
 
     def __len__(self) -> int:
