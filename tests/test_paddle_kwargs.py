@@ -148,9 +148,11 @@ def test_use_sync_bn_on_one_process_is_a_noop_with_a_notice(tmp_path: Path, capl
 # ---- refusals: one line, the key, the value, "not supported" ---------------------------------------------------
 
 @pytest.mark.parametrize(("teacher", "expect"), [
-    ({"name": "ResNet18", "return_patterns": ["blocks[1]"]},
-     "Arch.models[0].Teacher.return_patterns: ['blocks[1]'] is not supported"),
-    ({"name": "PPLCNet_x0_5", "return_stages": True}, "Teacher.return_stages: True is not supported"),
+    ({"name": "ResNet18", "return_patterns": ["blocks[1]", "avg_pool"]},
+     "Arch.models[0].Teacher.return_patterns: 'avg_pool' is not supported (ssld returns these layers of"),
+    ({"name": "ResNet18", "return_patterns": ["blocks[8]"]}, "'blocks[8]' is not supported"),
+    ({"name": "PPLCNet_x0_5", "return_stages": 7}, "Teacher.return_stages: stage indices are 0..4, got 7"),
+    ({"name": "cifar_resnet8", "return_stages": True}, "Teacher.return_stages: True is not supported (ssld honours"),
     ({"name": "PPLCNet_x0_5", "scale": 0.5}, "Teacher.scale: 0.5 is not supported (the model name gives the width"),
     ({"name": "ResNet18", "dropout_prob": 0.2}, "Teacher.dropout_prob: 0.2 is not supported (ssld honours it on"),
     ({"name": "cifar_resnet8", "stride_list": [1, 1, 1, 1, 1]}, "Teacher.stride_list: [1, 1, 1, 1, 1] is not supp"),
@@ -187,3 +189,60 @@ def test_pretrained_true_says_to_give_a_local_weights_file(tmp_path: Path) -> No
     assert ".pdparams" in USE_SSLD_MESSAGE and ".safetensors" in USE_SSLD_MESSAGE
     with pytest.raises(UserError, match=r"Arch.models\[0\].Teacher.use_ssld: .*\.pdparams"):
         create_model(ModelSpec(name="PPLCNet_x0_5", pretrained=True, use_ssld=True), 4, "Arch.models[0].Teacher")
+
+
+# ---- feature outputs (return_patterns / return_stages) ---------------------------------------------------------
+
+def test_return_patterns_give_paddleclas_dict_inside_a_distillation_model(tmp_path: Path) -> None:
+    from ssld.engine.model_setup import build
+
+    path = _cfg(tmp_path, {"name": "ResNet18", "return_stages": True},
+                {"name": "PPLCNet_x0_5", "return_stages": True, "return_patterns": ["blocks3", "blocks5"]})
+    model = build(load_config(path))
+    out = model(torch.randn(2, 3, 64, 64))
+    teacher, student = out["Teacher"], out["Student"]
+    # ResNet18's stage outputs are PaddleClas's blocks[1], [3], [5], [7]; given both keys, return_patterns wins
+    assert [tuple(teacher[k].shape[1:]) for k in ("blocks[1]", "blocks[3]", "blocks[5]", "blocks[7]")] == \
+        [(64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
+    assert sorted(student) == ["blocks3", "blocks5", "logits"]
+    assert tuple(student["blocks3"].shape[1:]) == (32, 16, 16) and tuple(student["blocks5"].shape[1:]) == (128, 4, 4)
+    assert teacher["logits"].shape == student["logits"].shape == (2, 4)
+    alone = model.infer_model(torch.randn(2, 3, 64, 64))  # eval, export and predict see logits
+    assert isinstance(alone, torch.Tensor) and alone.shape == (2, 4)
+    # the feature is the named block's output: blocks[3] is the last block of ResNet's second stage
+    x = torch.randn(1, 3, 64, 64)
+    t = model.models["Teacher"].eval()
+    with torch.no_grad():
+        ref = t.layer2(t.layer1(t.maxpool(t.act1(t.bn1(t.conv1(x))))))
+        model.eval()
+        assert torch.allclose(model(x)["Teacher"]["blocks[3]"], ref)
+
+
+def test_distance_loss_on_a_feature_map_like_the_pulc_configs(tmp_path: Path) -> None:
+    from ssld.commands.check import build_parts, step
+
+    both = {"name": "PPLCNet_x0_5", "return_stages": True, "return_patterns": ["blocks3", "blocks4"]}
+    path = _cfg(tmp_path, both, dict(both), Loss={"Train": [
+        {"DistillationGTCELoss": {"weight": 1.0, "key": "logits", "model_names": ["Student", "Teacher"]}},
+        {"DistillationDMLLoss": {"weight": 1.0, "key": "logits", "model_name_pairs": [["Student", "Teacher"]]}},
+        {"DistillationDistanceLoss": {"weight": 1.0, "key": "blocks4", "model_name_pairs": [["Student", "Teacher"]]}},
+    ]})
+    data = yaml.safe_load(path.read_text())
+    data["Arch"]["freeze_params_list"] = [False, False]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    cfg = load_config(path)
+    model, loss_fn, _ = build_parts(cfg)
+    out = model(torch.randn(2, 3, 32, 32))
+    parts = loss_fn(out, torch.tensor([1, -1]))
+    expect = ((out["Student"]["blocks4"] - out["Teacher"]["blocks4"]) ** 2).mean()
+    assert parts["DistillationDistanceLoss"].item() == pytest.approx(expect.item(), rel=1e-5)
+    assert torch.isfinite(torch.tensor(step(cfg, batch_size=2)["loss"]))
+
+
+def test_a_feature_key_the_model_does_not_return_is_refused(tmp_path: Path) -> None:
+    path = _cfg(tmp_path, {"name": "PPLCNet_x0_5"}, {"name": "PPLCNet_x0_5", "return_patterns": ["blocks4"]},
+                Loss={"Train": [{"DistillationDistanceLoss": {"key": "blocks4",
+                                                              "model_name_pairs": [["Student", "Teacher"]]}}]})
+    message = _refusal(path)
+    assert "Loss.Train[0].DistillationDistanceLoss.key: 'blocks4' is not an output of model 'Teacher'" in message
+    assert "no return_patterns" in message

@@ -64,8 +64,12 @@ def test_distance_act_and_feature_keys():
     soft = _run("DistillationDistanceLoss", s, t, None, model_name_pairs=PAIR, act="softmax", mode="l1")
     expect = (torch.softmax(s.double(), -1) - torch.softmax(t.double(), -1)).abs().mean()
     assert soft.item() == pytest.approx(expect.item(), rel=1e-5)
-    with pytest.raises(ValueError, match=r"\[0\]\.DistillationDistanceLoss\.key: 'blocks4' is not supported"):
-        build_loss([{"DistillationDistanceLoss": {"model_name_pairs": PAIR, "key": "blocks4"}}])
+    fn = build_loss([{"DistillationDistanceLoss": {"model_name_pairs": PAIR, "key": "blocks4"}}])
+    with pytest.raises(ValueError, match="key 'blocks4' names a feature output, but Student returns its logits only"):
+        fn({"Student": s, "Teacher": t}, None)  # never silently the logits
+    feats = {"Student": {"logits": s, "blocks4": s[:, :, None, None] * 2},
+             "Teacher": {"logits": t, "blocks4": t[:, :, None, None]}}
+    assert fn(feats, None)["loss"].item() == pytest.approx(((2 * s - t) ** 2).mean().item(), rel=1e-5)
     with pytest.raises(ValueError, match=r"\.mode: must be one of l2, l1, smooth_l1, got 'l3'"):
         build_loss([{"DistillationDistanceLoss": {"model_name_pairs": PAIR, "mode": "l3"}}])
 

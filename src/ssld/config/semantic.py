@@ -56,3 +56,26 @@ def check_semantics(cfg: SSLDConfig, source: str, lines: dict[KeyPath, int]) -> 
         except ValueError as e:
             rel = str(e)
             raise UserError(f"{source}: Loss.{split}{rel if rel.startswith('[') else ': ' + rel}") from None
+        if arch.is_distillation:
+            _check_feature_keys(cfg, source, split, entries)
+
+
+def _check_feature_keys(cfg: SSLDConfig, source: str, split: str, entries: list) -> None:
+    """A loss ``key`` other than ``logits`` must be a feature output (``return_patterns``) of every model it reads."""
+    from ssld.models.names import resolve_model_name
+    from ssld.models.paddle_kwargs import return_names
+
+    specs = cfg.Arch.model_specs()
+    for i, entry in enumerate(entries):
+        ((loss, opts),) = entry.items()
+        key = (opts or {}).get("key")
+        if key in (None, "logits"):
+            continue
+        names = [n for pair in (opts.get("model_name_pairs") or []) for n in pair] + list(opts.get("model_names") or [])
+        for name in names:
+            spec = specs[name]
+            outputs = return_names(resolve_model_name(spec.name), spec.paddle_kwargs)
+            if key not in outputs:
+                have = f"its feature outputs: {', '.join(outputs)}" if outputs else "it has no return_patterns"
+                raise UserError(f"{source}: Loss.{split}[{i}].{loss}.key: {key!r} is not an output of model "
+                                f"{name!r} ({have})")

@@ -93,8 +93,10 @@ def optional_key(value: Any) -> str | None:
     return value
 
 
-def pick(outputs: Outputs, model: str | None, key: str | None, loss: str) -> Tensor:
-    """The logits of ``model`` (None: a plain tensor or the only model); a dict output is indexed by ``key``."""
+def pick(outputs: Outputs, model: str | None, key: str | None, loss: str, logits: bool = True) -> Tensor:
+    """The logits of ``model`` (None: a plain tensor or the only model); a dict output is indexed by ``key``.
+
+    ``logits=False`` accepts any tensor shape (a feature map picked by ``key``)."""
     if model is None and isinstance(outputs, Mapping) and (key or "logits") not in outputs:
         if len(outputs) != 1:
             raise ValueError(f"{loss}: outputs hold several models ({', '.join(map(str, outputs))}); "
@@ -111,6 +113,11 @@ def pick(outputs: Outputs, model: str | None, key: str | None, loss: str) -> Ten
         if k not in outputs:
             raise ValueError(f"{loss}: output has no entry {k!r} (have: {', '.join(map(str, outputs))})")
         outputs = outputs[k]
+    elif key not in (None, "logits"):
+        raise ValueError(f"{loss}: key {key!r} names a feature output, but {model or 'the model'} returns its "
+                         "logits only (give it return_patterns)")
+    if not logits and isinstance(outputs, Tensor):
+        return outputs
     if not isinstance(outputs, Tensor) or outputs.dim() != 2:
         raise ValueError(f"{loss}: expected logits of shape [batch, classes], got {_shape(outputs)}")
     return outputs
@@ -206,6 +213,7 @@ class PairLoss(Loss, ABC):
     """
 
     distillation = True
+    logits_only: ClassVar[bool] = True  # False: ``key`` may pick a feature map of any shape
 
     def __init__(self, model_name_pairs: Any, key: str | None = None) -> None:
         super().__init__()
@@ -220,8 +228,8 @@ class PairLoss(Loss, ABC):
         name = type(self).__name__
         total: Tensor | None = None
         for s_name, t_name in self.model_name_pairs:
-            s = pick(outputs, s_name, self.key, name)
-            t = pick(outputs, t_name, self.key, name)
+            s = pick(outputs, s_name, self.key, name, self.logits_only)
+            t = pick(outputs, t_name, self.key, name, self.logits_only)
             if s.shape != t.shape:
                 raise ValueError(f"{name}: {s_name} logits {tuple(s.shape)} and {t_name} logits "
                                  f"{tuple(t.shape)} differ in shape")

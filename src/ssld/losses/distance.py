@@ -2,8 +2,8 @@
 
 ``mode``: ``l2`` (mean squared error, the default), ``l1`` (mean absolute error) or ``smooth_l1`` (Huber with
 delta 1: ½d² below 1, |d| − ½ above), averaged over every element. ``act``: none (the raw logits), ``softmax`` or
-``sigmoid`` first. Labels are not used. PaddleClas applies it to intermediate feature maps (``key: blocks4``);
-ssld's models return logits only, so ``key`` can only name the logits.
+``sigmoid`` first (over the last axis, as PaddleClas). Labels are not used. ``key`` picks the logits (default) or
+a feature map the models return through PaddleClas's ``return_patterns`` (``key: blocks4``, as its PULC configs).
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ from ssld.losses.registry import register_loss
 @register_loss("DistillationDistanceLoss")
 class DistillationDistanceLoss(PairLoss):
     summary = "element-wise distance"
+    logits_only = False
 
     def __init__(self, model_name_pairs: Any, mode: str = "l2", act: str | None = None,
                  key: str | None = None) -> None:
-        if key not in (None, "logits"):
-            raise LossOptionError("key", f"{key!r} is not supported (intermediate feature outputs are not "
-                                         "implemented; ssld's models return their logits only)")
         super().__init__(model_name_pairs, key)
         self.mode = choice("mode", mode, ("l2", "l1", "smooth_l1"))
         if act not in (None, "softmax", "sigmoid"):

@@ -17,10 +17,13 @@ Whatever ``teacher_bn_mode`` says, ``model.eval()`` puts every sub-model fully i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ssld.models.paddle_kwargs import forward_with_features
 
 __all__ = ["DistillationModel", "num_classes_of"]
 
@@ -91,14 +94,16 @@ class DistillationModel(nn.Module):
                         m.train()
         return self
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
+    def forward(self, x: torch.Tensor) -> dict[str, Any]:
+        """``{name: logits}``; a sub-model with PaddleClas ``return_patterns`` gives ``{"logits": ..., pattern:
+        feature map}`` instead (ssld.models.paddle_kwargs)."""
+        out: dict[str, Any] = {}
         for name, model in self.models.items():
             if name in self.frozen_names:
                 with torch.no_grad():
-                    out[name] = model(x)
+                    out[name] = forward_with_features(model, x)
             else:
-                out[name] = model(x)
+                out[name] = forward_with_features(model, x)
         return out
 
     def student_state_dict(self) -> dict[str, torch.Tensor]:

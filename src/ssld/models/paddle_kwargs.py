@@ -16,8 +16,15 @@ refused in one line naming the key and value otherwise (never dropped):
   ``ParamAttr(learning_rate=...)``: stored on each parameter as ``lr_mult`` (the optimizer multiplies its group
   ``lr_scale`` by it); the last conv and the classifier keep 1.0, as in PaddleClas.
 
-Out of scope, refused as not supported: intermediate feature outputs (``return_patterns``, ``return_stages``) and
-the feature-distillation connectors and GeneralRecognition models that use them.
+- ``return_patterns`` / ``return_stages`` (PP-LCNet: ``blocks2``..``blocks6``; ResNet: ``blocks[i]``, the i-th
+  residual block counted over all stages): inside a DistillationModel the model's output becomes PaddleClas's dict
+  ``{"logits": ..., "<pattern>": feature map}`` for the losses (``key: blocks4``); alone (eval, export, predict)
+  it returns its logits. ``return_stages: true`` means the model's stage outputs (PaddleClas's
+  ``MODEL_STAGES_PATTERN``), an int or a list picks some of them; given both, ``return_patterns`` wins, as in
+  PaddleClas.
+
+Out of scope, refused as not supported: other feature patterns (``avg_pool``...), and the feature-distillation
+connectors and GeneralRecognition models that use them.
 """
 
 from __future__ import annotations
@@ -39,8 +46,6 @@ UNSUPPORTED_MODELS: dict[str, str] = {
 }
 
 _NOT_SUPPORTED: dict[str, str] = {
-    "return_patterns": "intermediate feature outputs, used by feature distillation, are not implemented",
-    "return_stages": "intermediate feature outputs, used by feature distillation, are not implemented",
     "scale": "the model name gives the width (e.g. PPLCNet_x1_0)",
     "pretrained_list": "a model made of sub-models (AFD's AttentionModel) is a feature-distillation connector",
     "freeze_params_list": "a model made of sub-models (AFD's AttentionModel) is a feature-distillation connector",
@@ -78,7 +83,13 @@ _SUPPORTED = {
     "use_last_conv": ("lcnet",),
     "stride_list": ("lcnet", "resnet"),
     "lr_mult_list": ("lcnet", "resnet"),
+    "return_patterns": ("lcnet", "resnet"),
+    "return_stages": ("lcnet", "resnet"),
 }
+# residual blocks per stage of PaddleClas's ResNets, by depth
+_RESNET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3),
+                  200: (3, 24, 36, 3)}
+_LCNET_PATTERNS = ["blocks2", "blocks3", "blocks4", "blocks5", "blocks6"]
 _LR_MULT_LEN = {"lcnet": 6, "resnet": 5}
 
 
@@ -137,6 +148,49 @@ def check(model_name: str, timm_name: str, kwargs: dict[str, Any]) -> None:
             _strides(value)
         if key == "lr_mult_list":
             _lr_mults(value, fam or "")
+    return_names(timm_name, kwargs)
+
+
+def _stage_patterns(timm_name: str, fam: str) -> tuple[list[str], list[str]]:
+    """(every pattern ssld can return, the stage-output patterns ``return_stages`` picks from)."""
+    if fam == "lcnet":
+        return _LCNET_PATTERNS, _LCNET_PATTERNS
+    depth = int(re.search(r"resnet(\d+)", timm_name).group(1))  # type: ignore[union-attr]
+    counts = _RESNET_BLOCKS.get(depth)
+    if counts is None:
+        return [], []
+    ends = [sum(counts[:i + 1]) - 1 for i in range(len(counts))]
+    return [f"blocks[{i}]" for i in range(sum(counts))], [f"blocks[{i}]" for i in ends]
+
+
+def return_names(timm_name: str, kwargs: dict[str, Any]) -> list[str]:
+    """The feature outputs ``return_patterns``/``return_stages`` ask for (PaddleClas's precedence); refuses a
+    pattern ssld cannot return with :class:`PaddleKwargError`."""
+    patterns, stages = kwargs.get("return_patterns"), kwargs.get("return_stages")
+    if not patterns and not stages:
+        return []
+    fam = family(timm_name) or ""
+    allowed, stage_list = _stage_patterns(timm_name, fam)
+    if patterns:
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list) or not all(isinstance(x, str) for x in patterns):
+            raise PaddleKwargError("return_patterns", f"must be a list of layer names, got {patterns!r}")
+        bad = [x for x in patterns if x not in allowed]
+        if bad:
+            shown = ", ".join(allowed[:6]) + (", ..." if len(allowed) > 6 else "")
+            raise _refuse("return_patterns", bad[0] if len(bad) == 1 else bad,
+                          f"ssld returns these layers of {timm_name}: {shown}")
+        return list(dict.fromkeys(patterns))
+    if stages is True:
+        return list(stage_list)
+    picks = [stages] if isinstance(stages, int) and not isinstance(stages, bool) else stages
+    if not isinstance(picks, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in picks):
+        raise PaddleKwargError("return_stages", f"must be true, a stage index or a list of them, got {stages!r}")
+    # PaddleClas ignores indices outside the stage list (with a warning); ssld refuses them
+    if any(not 0 <= i < len(stage_list) for i in picks):
+        raise PaddleKwargError("return_stages", f"stage indices are 0..{len(stage_list) - 1}, got {stages!r}")
+    return [stage_list[i] for i in picks]
 
 
 def unsupported_model(name: str) -> str | None:
@@ -152,8 +206,12 @@ def timm_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply(model: nn.Module, timm_name: str, kwargs: dict[str, Any]) -> nn.Module:
-    """The arguments that change a built timm model in place (head width, strides, lr multipliers)."""
+    """The arguments that change a built timm model in place (head width, strides, lr multipliers, feature
+    outputs)."""
     fam = family(timm_name)
+    names = return_names(timm_name, kwargs)
+    if names:  # located before stride changes: PP-LCNet stages are found by their default strides
+        _add_taps(model, {n: _pattern_module(model, fam or "", n) for n in names})
     if fam in ("lcnet", "mobilenetv3"):
         _mnv3_head(model, kwargs.get("class_expand"), kwargs.get("use_last_conv", True))
     if "lr_mult_list" in kwargs:  # before stride_list: the lcnet stages are found by their default strides
@@ -251,6 +309,58 @@ def _stage_prefixes(model: nn.Module, fam: str) -> list[tuple[str, ...]]:
             stages[stage].append(prefix)
         return [tuple(s) for s in stages]
     return [("conv1.", "bn1."), ("layer1.",), ("layer2.",), ("layer3.",), ("layer4.",)]
+
+
+class FeatureTaps:
+    """Feature maps captured by forward hooks while ``active`` (a plain object: not in the state dict)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.active = False
+        self.found: dict[str, torch.Tensor] = {}
+
+
+def _pattern_module(model: nn.Module, fam: str, pattern: str) -> nn.Module:
+    """The module whose output is PaddleClas's layer ``pattern``."""
+    if fam == "lcnet":
+        stage = _LCNET_PATTERNS.index(pattern) + 1
+        last = [prefix for prefix, s in _lcnet_stages(model) if s == stage][-1]
+        return model.get_submodule(last.rstrip("."))
+    blocks = [b for i in range(1, 5) for b in getattr(model, f"layer{i}")]
+    return blocks[int(pattern[len("blocks["):-1])]
+
+
+def _add_taps(model: nn.Module, modules: dict[str, nn.Module]) -> None:
+    taps = FeatureTaps(list(modules))
+    for name, module in modules.items():
+        def hook(_m: nn.Module, _i: Any, out: torch.Tensor, name: str = name) -> None:
+            if taps.active:
+                taps.found[name] = out
+        module.register_forward_hook(hook)
+    model.paddle_taps = taps
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The network inside DDP / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def forward_with_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+    """``model(x)``; for a model with ``return_patterns``, PaddleClas's ``{"logits": ..., pattern: feature}``."""
+    taps = getattr(_unwrap(model), "paddle_taps", None)
+    if not isinstance(taps, FeatureTaps):
+        return model(x)
+    taps.active, taps.found = True, {}
+    try:
+        logits = model(x)
+    finally:
+        taps.active = False
+    found, taps.found = taps.found, {}
+    return {"logits": logits, **found}
 
 
 def _set_lr_mults(model: nn.Module, stages: list[tuple[str, ...]], mults: list[float]) -> None:
