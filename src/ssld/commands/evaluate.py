@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         dist.shutdown()
     if rank == 0:
         metrics = {"weights": args.weights, "image_size": args.image_size, **metrics}
-        print(f"top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  ({metrics['count']} images)")
+        bad = metrics.get("bad", 0)
+        print(f"top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  ({metrics['count']} images"
+              + (f"; {bad} unreadable, skipped)" if bad else ")"))
         print(json.dumps(metrics))
         if args.out:
             write_json(args.out, metrics)

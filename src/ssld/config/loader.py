@@ -112,9 +112,10 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
         data = yaml.safe_load(text)
         lines = _line_map(node) if node is not None else {}
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark else str(p)
-        raise UserError(f"{where}: YAML syntax error: {getattr(e, 'problem', None) or e}") from None
+        mark, pos = getattr(e, "problem_mark", None), getattr(e, "position", None)  # a ReaderError has a position
+        line = mark.line + 1 if mark else (text.count("\n", 0, pos) + 1 if isinstance(pos, int) else None)
+        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+        raise UserError(f"{p}{f':{line}' if line else ''}: YAML syntax error: {problem}") from None
     except RecursionError:
         raise UserError(f"{p}: YAML nested too deeply to be a config") from None
     if data is None:

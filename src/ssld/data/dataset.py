@@ -25,11 +25,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("ssld.data")
 
 
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit grayscale (``I;16*``) as 8-bit by its high byte; Pillow's RGB conversion would clip every value
+    above 255 to white."""
+    if img.mode.startswith("I;16"):
+        return Image.fromarray((np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8), "L")
+    return img
+
+
 def load_image(path: str) -> Image.Image | None:
     """Decode ``path`` to RGB, or ``None`` when it is missing, empty, truncated or not an image."""
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return _to_8bit(img).convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         log.debug("unreadable image %s: %s", path, e)
         return None
@@ -82,6 +90,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.decoded: list[np.ndarray | None] | None = None  # see cache_decoded()
         self.stacked: np.ndarray | None = None  # the cache as one NHWC array when every image has one shape
+        self.readable: np.ndarray | None = None  # per row of ``stacked``: False where the file was unreadable
         self.batched: BatchedAugment | None = None  # see use_batched()
 
     def cache_decoded(self, progress: bool = False) -> int:
@@ -89,7 +98,8 @@ class ImageListDataset(torch.utils.data.Dataset):
 
         For small datasets read for many epochs (Fashion-MNIST, CIFAR): a 28 px PNG costs ~110 us to decode
         per read. DataLoader workers forked afterwards share the arrays. Unreadable files stay ``None`` (the
-        sample is skipped as before). Returns the bytes held.
+        sample is skipped as before; in ``stacked`` its row is zeros and ``readable`` is False). Returns the bytes
+        held.
         """
         from tqdm import tqdm
 
@@ -98,10 +108,18 @@ class ImageListDataset(torch.utils.data.Dataset):
                             leave=False):
             img = load_image(path)
             decoded.append(None if img is None else np.asarray(img))
-        if decoded and all(a is not None and a.shape == decoded[0].shape for a in decoded):
-            self.stacked = np.stack(decoded)  # type: ignore[arg-type]
+        good = [a for a in decoded if a is not None]
+        shapes = {a.shape for a in good}
+        if len(shapes) == 1:
+            filler = np.zeros_like(good[0])
+            self.readable = np.array([a is not None for a in decoded])
+            self.stacked = np.stack([filler if a is None else a for a in decoded])
             self.stacked.flags.writeable = False
-            decoded = list(self.stacked)  # views: the images are held once
+            decoded = [row if ok else None for row, ok in zip(self.stacked, self.readable, strict=True)]  # views
+        elif len(shapes) > 1:
+            log.info("cache_images: the images come in %d sizes (e.g. %s); whole-batch augmentation needs one "
+                     "size, so each image is augmented on its own", len(shapes),
+                     ", ".join("x".join(map(str, s[:2])) for s in sorted(shapes)[:3]))
         self.decoded = decoded
         return sum(a.nbytes for a in decoded if a is not None)
 
@@ -120,11 +138,15 @@ class ImageListDataset(torch.utils.data.Dataset):
         pairs = [(int(k[0]), int(k[1])) if isinstance(k, tuple) else (int(k), 0) for k in keys]
         index = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
         epoch = np.fromiter((e for _, e in pairs), dtype=np.int64, count=len(pairs))
+        ok = self.readable[index] if self.readable is not None else np.ones(len(index), dtype=bool)
+        bad = index[~ok].tolist()  # unreadable files: skipped and reported, as ``collate`` does
+        index, epoch = index[ok], epoch[ok]
         return {
-            "image": self.batched(self.stacked[index], self.seed, epoch, index),
+            "image": (self.batched(self.stacked[index], self.seed, epoch, index) if len(index)
+                      else torch.empty(0, 3, 0, 0)),
             "label": torch.tensor([self.samples[i].label for i in index.tolist()], dtype=torch.long),
             "index": torch.from_numpy(index),
-            "bad": [],
+            "bad": bad,
         }
 
     def __len__(self) -> int:

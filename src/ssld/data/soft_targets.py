@@ -108,7 +108,8 @@ class SoftTargetDataset(torch.utils.data.Dataset):
         """``ImageListDataset.load_batch`` plus ``soft_target`` (``None`` when the dataset has no batched path)."""
         out = self.dataset.load_batch(keys)
         if out is not None:
-            out["soft_target"] = torch.stack([self.target(i) for i in out["index"].tolist()])
+            rows = [self.target(i) for i in out["index"].tolist()]
+            out["soft_target"] = torch.stack(rows) if rows else torch.empty(0, 0)
         return out
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -110,15 +111,21 @@ def label(
         log.info("%s: already complete (%d images); nothing to do", out, old["count"])
         return old
     n_shards = (n + shard_size - 1) // shard_size
+    fresh = rank == 0 and not out.exists()
     if rank == 0:
         write_manifest_pending(out, manifest)
     done = completed_shards(out)
     mine = [j for j in range(n_shards) if j % world == rank and j not in done]
     if done:
         log.info("%s: resuming, %d of %d shards already done", out, len(done), n_shards)
-    if mine:
-        _run_shards(dataset, model, out, mine, n, files, k, num_classes if full else None, batch_size, workers,
-                    shard_size, device, amp_dtype, on_shard, rank)
+    try:
+        if mine:
+            _run_shards(dataset, model, out, mine, n, files, k, num_classes if full else None, batch_size, workers,
+                        shard_size, device, amp_dtype, on_shard, rank)
+    except BaseException:
+        if fresh and not completed_shards(out):  # nothing to resume: leave no store holding only a manifest
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     dist.barrier()
     if rank != 0:
         return manifest
