@@ -12,9 +12,10 @@ import logging
 
 from ssld.errors import UserError
 from ssld.models.paddle.mobilenet import ALIASES as _MOBILE_ALIASES
+from ssld.models.paddle.ported import ALIASES as _PORTED_ALIASES
 
 # PaddleClas names of the faithful networks in ssld.models.paddle (timm's same-named nets compute otherwise).
-PADDLE_FAITHFUL: dict[str, str] = {**_MOBILE_ALIASES}
+PADDLE_FAITHFUL: dict[str, str] = {**_MOBILE_ALIASES, **_PORTED_ALIASES}
 
 log = logging.getLogger("ssld.models")
 
@@ -40,7 +41,6 @@ PADDLE_ALIASES: dict[str, str] = {
     "Res2Net101_vd_26w_4s": "res2net101d",
         "EfficientNetB0": "efficientnet_b0",
     "HRNet_W18_C": "hrnet_w18",
-    "PPLCNetV2_base": "lcnet_100",  # nearest: timm has no PP-LCNetV2
     "GhostNet_x1_0": "ghostnet_100",
     "DenseNet121": "densenet121",
     "ViT_base_patch16_224": "vit_base_patch16_224",

@@ -8,6 +8,7 @@ conversion stops with one line naming the first key that does not fit.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ class Rule:
     """``src`` (PaddleClas layer prefix) holds what ``dst`` (timm module prefix) needs.
 
     ``kind``: ``conv`` (weight, bias if the timm layer has one), ``bn``, ``linear`` (weight transposed),
-    ``affine`` (scale/bias scalars of a learnable affine block). ``scale`` multiplies a linear layer's weight: a
+    ``affine`` (scale/bias scalars of a learnable affine block), ``unused`` (PaddleClas arrays its forward pass
+    never reads, e.g. the inference-only conv next to PP-LCNetV2's re-parameterizable branches: dropped). ``scale`` multiplies a linear layer's weight: a
     Paddle dropout in ``downscale_in_infer`` mode scales activations by ``1 - p`` at inference, which folds into
     the next layer exactly. ``head`` marks the classifier, whose class count may differ from the model's (the
     loader decides whether to drop it).
@@ -49,6 +51,8 @@ def conv_bn(src: str, conv: str, bn: str) -> list[Rule]:
 
 
 def _pairs(rule: Rule, target: dict[str, torch.Tensor]) -> list[tuple[str, str]]:
+    if rule.kind == "unused":
+        return []
     if rule.kind == "bn":
         return [(f"{rule.src}.{a}", f"{rule.dst}.{b}") for a, b in _BN]
     if rule.kind == "affine":
@@ -77,6 +81,8 @@ def apply_rules(
     out: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     for rule in rules:
+        if rule.kind == "unused":
+            used.update(k for k in arrays if k.startswith(rule.src + "."))
         for src_key, dst_key in _pairs(rule, target):
             if src_key not in arrays:
                 raise UserError(f"{where}: no '{src_key}' in the file (needed for {dst_key})")
@@ -100,6 +106,34 @@ def apply_rules(
     if missing:
         raise UserError(f"{where}: nothing in the file fills {missing[0]} {tuple(target[missing[0]].shape)}")
     return out
+
+
+def _kind(module: nn.Module) -> str | None:
+    if isinstance(module, nn.Conv2d):
+        return "conv"
+    if isinstance(module, nn.BatchNorm2d):
+        return "bn"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if {n for n, _ in module.named_parameters(recurse=False)} == {"scale", "bias"}:
+        return "affine"
+    return None
+
+
+def renamed_rules(model: nn.Module, subs: list[tuple[str, str]], head: str, head_scale: float = 1.0) -> list[Rule]:
+    """Rules for a timm port of a PaddleClas network whose layer names differ by renames only: each conv, BN,
+    linear and affine layer of ``model`` maps to its name rewritten by the regex substitutions ``subs``."""
+    rules = []
+    for name, module in model.named_modules():
+        kind = _kind(module)
+        if kind is None:
+            continue
+        src = name
+        for pattern, repl in subs:
+            src = re.sub(pattern, repl, src)
+        is_head = name == head
+        rules.append(Rule(src, name, kind, scale=head_scale if is_head else 1.0, head=is_head))
+    return rules
 
 
 def head_classes(arrays: dict[str, np.ndarray], rules: list[Rule]) -> int | None:
