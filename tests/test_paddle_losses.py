@@ -137,3 +137,28 @@ def test_paddleclas_loss_lines_validate():
                                         "size_sum": True}},
     ], NAMES)
     validate_loss_list([{"MultiLabelLoss": {"weight": 1.0, "weight_ratio": True, "size_sum": True}}], None)
+
+
+def test_dml_paddleclas_multilabel_options_against_float64_formula():
+    s, t = _logits((5, 4), seed=8)
+    plain = _run("DistillationDMLLoss", s, t, None, model_name_pairs=PAIR)
+    summed = _run("DistillationDMLLoss", s, t, None, model_name_pairs=PAIR, sum_across_class_dim=True)
+    assert summed.item() == pytest.approx(4 * plain.item(), rel=1e-6)  # PaddleClas: C·terms summed over classes
+    g = torch.Generator().manual_seed(9)
+    targets = (torch.rand(5, 4, generator=g) > 0.5).double()
+    targets[2, 1] = -1
+    ratio = torch.rand(4, generator=g).double().expand(5, 4)
+    labels = torch.stack([targets, ratio], dim=1)
+    got = _run("DistillationDMLLoss", s, t, labels, model_name_pairs=PAIR, weight_ratio=True)
+    # PaddleClas's DMLLoss, literally (without its 1e-12 smoothing): C·½[t log(t/x) + x log(x/t)] per entry,
+    # times the ratio weight, averaged over all entries
+    x, y = np.exp(s.double().numpy()), np.exp(t.double().numpy())
+    x, y = x / x.sum(1, keepdims=True), y / y.sum(1, keepdims=True)
+    c = s.shape[1]
+    terms = c * 0.5 * (y * np.log(y / x) + x * np.log(x / y))
+    tg, r = targets.numpy(), ratio.numpy()
+    pos = (tg > 0.5).astype(float)
+    weight = np.exp(pos * (1 - r) + (1 - pos) * r) * (tg > -1)
+    assert got.item() == pytest.approx((terms * weight).mean(), rel=1e-5)
+    with pytest.raises(ValueError, match="weight_ratio needs"):
+        _run("DistillationDMLLoss", s, t, torch.zeros(5, dtype=torch.long), model_name_pairs=PAIR, weight_ratio=True)

@@ -4,6 +4,11 @@ that one is ``DistillationJSDLoss``).
 
 ``act: softmax`` (default) compares class distributions; ``act: sigmoid`` treats every class as an independent
 Bernoulli and sums the per-class KLs (multi-label outputs). ``T`` (default 1) divides the logits; no T² factor.
+
+PaddleClas's multi-label options: ``sum_across_class_dim: true`` multiplies the loss by the number of classes
+(PaddleClas scales each class's term by C, then sums over classes instead of averaging); ``weight_ratio: true``
+weights each class's term by the imbalance weight of ``MultiLabelLoss`` (labels ``[B, 2, C]``: targets and
+positive ratios; unlabeled entries, y < 0, weigh 0).
 """
 
 from __future__ import annotations
@@ -14,15 +19,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssld.losses.base import PairLoss, choice, kl_rows, resolve_T
+from ssld.losses.base import PairLoss, choice, flag, resolve_T
 from ssld.losses.registry import register_loss
 
 
-def _bernoulli_kl(a: Tensor, b: Tensor) -> Tensor:
-    """Per-row Σ over classes of KL(Bernoulli(σ(a)) ‖ Bernoulli(σ(b))), from the logits a and b."""
-    log_p = torch.stack([F.logsigmoid(a), F.logsigmoid(-a)], dim=-1)
-    log_q = torch.stack([F.logsigmoid(b), F.logsigmoid(-b)], dim=-1)
-    return kl_rows(log_p, log_q).sum(-1)
+def _symmetric_terms(log_p: Tensor, log_q: Tensor) -> Tensor:
+    """½[p(log p − log q) + q(log q − log p)] = ½(p − q)(log p − log q) per entry: each one ≥ 0."""
+    return 0.5 * (log_p.exp() - log_q.exp()) * (log_p - log_q)
+
+
+def _class_terms(s: Tensor, t: Tensor, act: str) -> Tensor:
+    """[B, C] symmetric-KL terms: per class of the softmax distributions, or per class's Bernoulli (sigmoid)."""
+    if act == "softmax":
+        return _symmetric_terms(torch.log_softmax(t, dim=-1), torch.log_softmax(s, dim=-1))
+    pos = _symmetric_terms(F.logsigmoid(t), F.logsigmoid(s))
+    neg = _symmetric_terms(F.logsigmoid(-t), F.logsigmoid(-s))
+    return pos + neg
 
 
 @register_loss("DistillationDMLLoss")
@@ -30,17 +42,24 @@ class DistillationDMLLoss(PairLoss):
     summary = "symmetric KL, 'JS divergence' in the reference"
 
     def __init__(self, model_name_pairs: Any, act: str = "softmax", T: float | None = None,
-                 key: str | None = None, temperature: float | None = None) -> None:
+                 key: str | None = None, temperature: float | None = None, sum_across_class_dim: bool = False,
+                 weight_ratio: bool = False) -> None:
         super().__init__(model_name_pairs, key)
         self.act = choice("act", act, ("softmax", "sigmoid"))
         self.T = resolve_T(T, temperature, 1.0)
+        self.sum_across_class_dim = flag("sum_across_class_dim", sum_across_class_dim)
+        self.weight_ratio = flag("weight_ratio", weight_ratio)
 
     def pair(self, student: Tensor, teacher: Tensor, labels: Tensor | None) -> Tensor:
-        s, t = student / self.T, teacher / self.T
-        if self.act == "softmax":
-            ls, lt = torch.log_softmax(s, dim=-1), torch.log_softmax(t, dim=-1)
-            return 0.5 * (kl_rows(lt, ls) + kl_rows(ls, lt)).mean()
-        return 0.5 * (_bernoulli_kl(t, s) + _bernoulli_kl(s, t)).mean()
+        terms = _class_terms(student / self.T, teacher / self.T, self.act)
+        if self.weight_ratio:
+            from ssld.losses.multilabel import ratio_weights
+
+            terms = terms * ratio_weights(labels, terms, "DistillationDMLLoss")
+        rows = terms.sum(-1).clamp_min(0.0)  # ≥ 0 term by term; the clamp only removes rounding
+        return rows.mean() * (terms.shape[1] if self.sum_across_class_dim else 1)
 
     def details(self) -> str:
-        return (f", {self.act}" if self.act != "softmax" else "") + (f", T={self.T:g}" if self.T != 1 else "")
+        return ((f", {self.act}" if self.act != "softmax" else "") + (f", T={self.T:g}" if self.T != 1 else "")
+                + (", x classes" if self.sum_across_class_dim else "") + (", ratio-weighted" if self.weight_ratio
+                                                                          else ""))

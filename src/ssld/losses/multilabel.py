@@ -51,6 +51,15 @@ def _targets(labels: Tensor | None, shape: torch.Size, weight_ratio: bool,
     return torch.where(hard[:, None] >= 0, target, torch.full_like(target, -1.0)), None
 
 
+def ratio_weights(labels: Tensor | None, like: Tensor, loss: str) -> Tensor:
+    """PaddleClas's imbalance weight per entry from ``[B, 2, C]`` labels: exp(1 − r) on a positive, exp(r) on a
+    negative, 0 where the target is unlabeled (y < 0)."""
+    target, ratio = _targets(labels, like.shape, True, loss)
+    target, ratio = target.to(like), ratio.to(like)  # type: ignore[union-attr]  (weight_ratio gives a ratio)
+    pos = (target > 0.5).to(like)
+    return torch.exp(pos * (1 - ratio) + (1 - pos) * ratio) * (target >= 0).to(like)
+
+
 def multilabel_bce(logits: Tensor, labels: Tensor | None, epsilon: float, size_sum: bool, weight_ratio: bool,
                    loss: str) -> Tensor:
     """The mean (or class-summed) BCE over the labeled entries; see the module docstring."""
