@@ -295,6 +295,41 @@ def test_a_huge_seed_is_refused_by_train_too(tmp_path: Path, capsys: pytest.Capt
 
 
 @pytest.mark.parametrize(("override", "needles"), [
+    ("DataLoader.Train.dataset.transform_ops.1.Pad.padding=-1", ("transform_ops[1].Pad: padding", "got -1")),
+    ("DataLoader.Train.dataset.transform_ops.2.RandomCrop.size=0", ("transform_ops[2].RandomCrop: size", "got 0")),
+    ("DataLoader.Train.dataset.transform_ops.2.RandomCrop.size=[28]", ("RandomCrop: size", "got [28]")),
+    ("DataLoader.Eval.dataset.transform_ops.1.NormalizeImage.std=[0,0,0]",
+     ("DataLoader.Eval.dataset.transform_ops[1].NormalizeImage: std must not contain 0",)),
+    ("Optimizer.momentum=-1", ("Optimizer.momentum:", "got -1")),
+    ("Global.image_shape=[3,100000,100000]", ("Global.image_shape: height and width must be at most 8192",)),
+])
+def test_values_that_would_fail_inside_the_run_are_refused_up_front(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, needles: tuple[str, ...]) -> None:
+    """Each of these used to end in a traceback from a DataLoader worker, the network or the optimizer."""
+    cfg = _config(tmp_path, _dataset(tmp_path / "data", tiny=False, broken=False))
+    _main_error(capsys, ["check", "-c", str(cfg), "-o", override], *needles)
+
+
+def test_an_override_changes_only_the_place_it_names_not_a_yaml_alias_of_it(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, _dataset(tmp_path / "data", tiny=False, broken=False))
+    text = cfg.read_text()
+    assert "&" in text  # safe_dump wrote the shared NormalizeImage op once, as an anchor and an alias
+    loaded = load_config(cfg, ["DataLoader.Eval.dataset.transform_ops.1.NormalizeImage.mean=[0.5,0.5,0.5]"])
+    assert loaded.DataLoader.Eval.dataset.transform_ops[1]["NormalizeImage"]["mean"] == [0.5] * 3
+    assert loaded.DataLoader.Train.dataset.transform_ops[4]["NormalizeImage"]["mean"] == [0.286] * 3
+
+
+def test_a_16_bit_png_keeps_its_contrast(tmp_path: Path) -> None:
+    from ssld.data import load_image
+
+    ramp = np.linspace(0, 65535, 64, dtype=np.uint16).reshape(8, 8)
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    img = np.asarray(load_image(str(tmp_path / "g16.png")))
+    assert img.shape == (8, 8, 3) and img.min() == 0 and img.max() == 255
+    assert np.array_equal(img[..., 0], (ramp >> 8).astype(np.uint8))  # not clipped to white above 255
+
+
+@pytest.mark.parametrize(("override", "needles"), [
     ("Global.epochs=abc", ("-o 'Global.epochs=abc': Global.epochs:", "got 'abc'")),
     ("Global.epoch=3", ("-o 'Global.epoch=3': Global.epoch: unknown key 'epoch'", "'epochs'")),
     ("Arch.name=resnt", ("-o 'Arch.name=resnt': Arch.name: unknown model 'resnt'",)),

@@ -24,8 +24,20 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, value
 
 
+def _own(container: Any, key: Any) -> Any:
+    """``container[key]`` replaced by a shallow copy of itself (when a mapping or list) and returned: a YAML alias
+    shares one object between places, and ``-o`` must change only the place it names."""
+    child = container[key]
+    if isinstance(child, dict):
+        container[key] = dict(child)
+    elif isinstance(child, list):
+        container[key] = list(child)
+    return container[key]
+
+
 def apply_override(cfg: dict[str, Any], text: str) -> None:
-    """Set one override into the raw config dict, creating intermediate mappings when needed."""
+    """Set one override into the raw config dict, creating intermediate mappings when needed (only the mappings
+    and lists on the key's path are copied, so a YAML alias elsewhere keeps its value)."""
     parts, value = parse_override(text)
     node: Any = cfg
     for i, part in enumerate(parts):
@@ -37,13 +49,13 @@ def apply_override(cfg: dict[str, Any], text: str) -> None:
             if last:
                 node[int(part)] = value
             else:
-                node = node[int(part)]
+                node = _own(node, int(part))
         elif isinstance(node, dict):
             if last:
                 node[part] = value
             else:
                 if node.get(part) is None:
                     node[part] = {}
-                node = node[part]
+                node = _own(node, part)
         else:
             raise UserError(f"-o {text!r}: {'.'.join(parts[:i])} is a value, not a section")

@@ -106,6 +106,8 @@ class GlobalConfig(Section):
     def _shape(cls, v: list[int]) -> list[int]:
         if len(v) != 3 or any(int(x) <= 0 for x in v):
             raise ValueError("must be [channels, height, width] with positive values")
+        if max(v[1:]) > 8192:  # a typo: a batch of random images of that size (ssld check) would not fit in memory
+            raise ValueError("height and width must be at most 8192 px")
         return v
 
 
@@ -307,18 +309,18 @@ class OptimizerConfig(Section):
 
     ignored_group: ClassVar[str] = "Optimizer"
     name: Literal["Momentum", "SGD", "AdamW", "Adam", "RMSProp"] = "Momentum"
-    momentum: float = 0.9
+    momentum: float = Field(0.9, ge=0)
     nesterov: bool = False
-    weight_decay: float | None = None
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
+    weight_decay: float | None = Field(None, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    epsilon: float = Field(1e-8, ge=0)
     lr: LRConfig = Field(default_factory=LRConfig)
     regularizer: RegularizerConfig | None = None
     no_weight_decay_name: str | None = None
     one_dim_param_no_weight_decay: bool = False
     lr_mult_list: list[float] | None = None
-    clip_grad_norm: float | None = None
+    clip_grad_norm: float | None = Field(None, gt=0)
 
     _num = field_validator("weight_decay", mode="before")(lambda cls, v: _coerce_number(v))
 

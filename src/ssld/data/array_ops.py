@@ -28,17 +28,15 @@ def as_array(img: Image.Image | np.ndarray) -> np.ndarray:
 
 
 def _ltrb(padding: int | Sequence[int]) -> tuple[int, int, int, int]:
-    """torchvision's padding forms: ``p``, ``[lr, tb]`` or ``[l, t, r, b]``."""
-    if isinstance(padding, int):
-        return padding, padding, padding, padding
-    p = [int(v) for v in padding]
+    """torchvision's padding forms: ``p``, ``[lr, tb]`` or ``[l, t, r, b]`` (no negative values)."""
+    p = [padding] if isinstance(padding, int) else [int(v) for v in padding]
+    if len(p) not in (1, 2, 4) or any(v < 0 for v in p):
+        raise ValueError(f"padding must be an int or a list of 1, 2 or 4 ints, none negative, got {padding}")
     if len(p) == 1:
         return p[0], p[0], p[0], p[0]
     if len(p) == 2:
         return p[0], p[1], p[0], p[1]
-    if len(p) == 4:
-        return p[0], p[1], p[2], p[3]
-    raise ValueError(f"padding must be an int or a list of 1, 2 or 4 ints, got {padding}")
+    return p[0], p[1], p[2], p[3]
 
 
 def _resize(img: Image.Image | np.ndarray, h: int, w: int) -> Image.Image | np.ndarray:

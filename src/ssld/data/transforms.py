@@ -25,6 +25,7 @@ from ssld.data.array_ops import (
     ArrayRandomFlip,
     FitSize,
     ScaleUp,
+    _ltrb,
 )
 from ssld.errors import UserError
 
@@ -62,10 +63,11 @@ def _interp(name: str | None) -> v2.InterpolationMode:
 
 def _hw(size: int | Sequence[int]) -> int | list[int]:
     """PaddleClas sizes are ``int`` or ``[w, h]``; torchvision wants ``int`` or ``[h, w]``."""
-    if isinstance(size, int):
+    if isinstance(size, int) and size > 0:
         return size
-    w, h = (int(s) for s in size)
-    return [h, w]
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size):
+        return [int(size[1]), int(size[0])]
+    raise ValueError(f"size must be a positive int or [width, height], got {size!r}")
 
 
 def _bgr(img: Image.Image) -> Image.Image:
@@ -151,6 +153,8 @@ def _normalize(scale: float | str | None = None, mean: Sequence[float] | None = 
         raise ValueError(f"order must be 'chw' or 'hwc', got '{order}'")
     if output_fp16 or channel_num != 3:
         raise ValueError("only output_fp16: false and channel_num: 3 are supported (AMP handles precision)")
+    if std is not None and any(_number(s) == 0 for s in std):
+        raise ValueError(f"std must not contain 0 (it divides), got {list(std)}")
     return "normalize", [ToNormalizedTensor(_number(1 / 255 if scale is None else scale), mean or IMAGENET_MEAN,
                                             std or IMAGENET_STD)]
 
@@ -210,6 +214,7 @@ def _random_erasing(EPSILON: float = 0.5, sl: float = 0.02, sh: float = 0.4, r1:
 
 
 def _pad(padding: int | Sequence[int], fill: int | Sequence[int] = 0, padding_mode: str = "constant") -> Built:
+    _ltrb(padding)  # the same checks as the array version (no negative padding)
     return "image", [v2.Pad(padding, fill=fill, padding_mode=padding_mode)]
 
 
@@ -218,6 +223,8 @@ def _random_crop(size: int | Sequence[int], padding: int | Sequence[int] | None 
     """CIFAR-style random crop (``size`` is ``int`` or ``[w, h]`` like the PaddleClas ops); an image smaller than
     the crop after padding is scaled up to cover it (``pad_if_needed`` pads it instead)."""
     hw = _hw(size)
+    if padding:
+        _ltrb(padding)
     if pad_if_needed:
         return "image", [v2.RandomCrop(hw, padding=padding, pad_if_needed=True, fill=fill, padding_mode=padding_mode)]
     h, w = (hw, hw) if isinstance(hw, int) else hw
