@@ -194,6 +194,48 @@ def test_a_labeling_run_that_fails_before_its_first_shard_leaves_no_store(tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.parametrize("cache", [False, True], ids=["per-image", "cached"])
+def test_a_list_of_only_unreadable_images_is_one_line_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cache: bool) -> None:
+    root = _dataset(tmp_path / "data", tiny=False)
+    (root / "train.txt").write_text("broken.png 1\nmissing.png 2\n")
+    check = _main_error if cache else _last_error  # per image, the epoch's skip warning comes first
+    check(capsys, ["train", "-c", str(_config(tmp_path, root, cache=cache))],
+          "DataLoader.Train.dataset: none of the 2", "broken.png")
+    assert not (tmp_path / "out" / "checkpoints").exists() and not (tmp_path / "out" / "student.safetensors").exists()
+
+
+def _last_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
+    """Like ``_main_error`` where warnings (the epoch's skipped images) may come before the error line."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    return _one_error_line(err, *needles)
+
+
+def test_output_paths_that_are_files_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _dataset(tmp_path / "data", tiny=False, broken=False)
+    cfg = _config(tmp_path, root)
+    (tmp_path / "afile").write_text("x")
+    _main_error(capsys, ["train", "-c", str(cfg), "-o", f"Global.output_dir={tmp_path / 'afile'}"],
+                f"Global.output_dir: {tmp_path / 'afile'} is a file, not a folder")
+    _main_error(capsys, ["train", "-c", str(cfg), "-o", f"Global.output_dir={tmp_path / 'afile' / 'sub'}"],
+                "cannot be created", "is a file")
+    from ssld.config.schema import ModelSpec
+    from ssld.models import save_safetensors
+    from ssld.models.factory import create_model
+
+    weights = tmp_path / "w.safetensors"
+    save_safetensors(create_model(ModelSpec(name="cifar_resnet8x0_25"), 10).state_dict(), weights, {})
+    _main_error(capsys, ["label", "--list", str(root / "train.txt"), "--root", str(root), "-c", str(cfg),
+                         "--weights", str(weights), "--out", str(tmp_path / "afile")], str(tmp_path / "afile"))
+
+
+def test_a_folder_given_as_a_list_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _dataset(tmp_path / "data", tiny=False, broken=False)
+    _main_error(capsys, ["data", "check-list", str(root), "--root", str(root)], "is a directory, not a list file")
+
+
 # --- labels out of range --------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """The ``ssld`` command: parses arguments, then hands off to one module per subcommand.
 
-User mistakes (:class:`ssld.errors.UserError`) print one line and exit 2; Ctrl-C exits 130 without a traceback.
+User mistakes (:class:`ssld.errors.UserError`), and OS errors about a named file (an output folder that is a file,
+no permission, a full disk), print one line and exit 2; Ctrl-C exits 130 without a traceback.
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"ssld: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.filename is None or args.verbose:  # not about a named file (or -v asks for the traceback)
+            raise
+        # a path the user gave that cannot be written or read: an output folder that is a file, no permission,
+        # a full disk
+        where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
+        print(f"ssld: error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ssld: interrupted; finished work is kept and the current step can be resumed", file=sys.stderr)
         return 130

@@ -34,6 +34,8 @@ def read_list(list_path: str | os.PathLike[str], image_root: str | os.PathLike[s
     ``0..num_classes-1`` (a network with that many outputs could not score it).
     """
     lp, root = Path(list_path), Path(image_root)
+    if lp.is_dir():
+        raise UserError(f"{lp}: is a directory, not a list file of 'path label' lines")
     if not lp.is_file():
         raise UserError(f"{lp}: list file not found")
     if not root.is_dir():

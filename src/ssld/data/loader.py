@@ -62,6 +62,9 @@ def build_dataset(split: DataSplitConfig, train: bool, seed: int, image_size: in
 
         held = dataset.cache_decoded(progress=sys.stderr.isatty())
         decoded = sum(a is not None for a in dataset.decoded or [])
+        if decoded == 0:
+            raise UserError(f"{where}: none of the {len(samples)} images in {ds.cls_label_path or ds.image_root} "
+                            f"could be read (first: {samples[0].path})")
         log.info("%s.cache_images: %d images decoded into memory (%.1f MB)%s", where, decoded, held / 2**20,
                  f"; {len(samples) - decoded} unreadable, skipped" if decoded < len(samples) else "")
         if dataset.use_batched():

@@ -140,9 +140,25 @@ def _build_model(cfg: SSLDConfig, ckpt: dict[str, Any] | None) -> tuple[torch.nn
     return model, offline[1] if offline else None
 
 
+def check_output_dir(path: str, key: str = "Global.output_dir") -> None:
+    """``path`` is a folder, or can be made one, and can be written: checked before any work, so a run does not
+    train an epoch and then fail to save it. Nothing is created here."""
+    import os
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{key}: {out} is a file, not a folder")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise UserError(f"{key}: {out} cannot be created ({parent} is a file)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{key}: {out} cannot be written (no permission in {parent})")
+
+
 def setup_run(cfg: SSLDConfig) -> TrainingRun:
     """Validate the inputs, build model, optimizer and schedule, and restore a checkpoint when resuming."""
     g = cfg.Global
+    check_output_dir(g.output_dir)
     device = resolve_device(g.device)
     dist.init_from_env(device)
     seed_everything(g.seed, g.deterministic)

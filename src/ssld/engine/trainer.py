@@ -30,6 +30,7 @@ from ssld.engine.train_loop import (
     train_epoch,
 )
 from ssld.engine.watchdog import Watchdog
+from ssld.errors import UserError
 from ssld.utils.io import write_json
 
 __all__ = ["build_train_loss", "train"]
@@ -129,6 +130,9 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
             images += result.images
             train_seconds += result.seconds
             _report_bad(epoch, result.bad, samples, skipped)
+            if len(skipped) == len(samples):  # nothing trained: stop before writing a checkpoint of an untrained net
+                raise UserError(f"DataLoader.Train.dataset: none of the {len(samples)} training images could be "
+                                f"read (first: {samples[0].path}); `ssld data check-list` lists them")
             run.pos = Position(epoch + 1, 0, run.pos.step, run.pos.updates)
             last_eval = _end_of_epoch(run, epoch, result) or last_eval
     if start_epoch >= g.epochs and run.eval_loader is not None:  # resumed a finished run: report its metrics
