@@ -410,6 +410,8 @@ def test_a_key_from_the_file_still_cites_its_line(tmp_path: Path, capsys: pytest
     (["pipeline", "-c", "p.yaml", "--seed", str(2**40)], ("--seed", str(2**40))),
     (["ablate", "-c", "a.yaml", "--seed", "-3"], ("--seed: must be between 0 and", "got -3")),
     (["predict", "x.png", "--onnx", "m.onnx", "--batch-size", "0"], ("--batch-size", "got 0")),
+    (["eval", "-c", "c.yaml", "--weights", "w", "--image-size", "100000"], ("--image-size", "got 100000")),
+    (["predict", "x.png", "--onnx", "m.onnx", "--image-size", "0"], ("--image-size", "got 0")),
 ])
 def test_numeric_options_out_of_range_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],
                                                    needles: tuple[str, ...]) -> None:

@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ssld.models import load_weights
     from ssld.utils.io import write_json
 
-    if args.image_size is not None and args.image_size < 1:
-        raise UserError("--image-size: must be a positive number of pixels")
+    if args.image_size is not None and not 1 <= args.image_size <= 8192:
+        raise UserError(f"--image-size: must be between 1 and 8192 pixels, got {args.image_size}")
     cfg = load_config(args.config, args.override)
     if cfg.DataLoader.Eval is None:
         raise UserError(f"DataLoader.Eval: missing in {args.config}; eval needs an eval set")

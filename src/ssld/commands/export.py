@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from ssld.errors import UserError
     from ssld.export import PARITY_ATOL, export_model
 
-    if args.image_size is not None and args.image_size < 1:
-        raise UserError("--image-size: must be a positive number of pixels")
+    if args.image_size is not None and not 1 <= args.image_size <= 8192:
+        raise UserError(f"--image-size: must be between 1 and 8192 pixels, got {args.image_size}")
     cfg = load_config(args.config, args.override)
     out = args.out or cfg.Global.save_inference_dir or str(Path(cfg.Global.output_dir) / "export")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     check_ranges(args, {"batch_size": (1, None)})
     if args.topk < 1:
         raise UserError("--topk: must be at least 1")
-    if args.image_size is not None and args.image_size < 1:
-        raise UserError("--image-size: must be a positive number of pixels")
+    if args.image_size is not None and not 1 <= args.image_size <= 8192:
+        raise UserError(f"--image-size: must be between 1 and 8192 pixels, got {args.image_size}")
     if args.weights and not args.config:
         raise UserError("--weights: needs -c/--config (the model architecture)")
     cfg = None
