@@ -269,7 +269,7 @@ def test_create_model_errors_name_the_key(tmp_path: Path) -> None:
     where = "Arch.models[0].Teacher"
     with pytest.raises(UserError, match=rf"^{re.escape(where)}.pretrained: file not found: x.pt$"):
         create_model(ModelSpec(name="resnet20", pretrained="x.pt"), 10, where)
-    with pytest.raises(UserError, match=rf"^{re.escape(where)}.use_ssld: use_ssld: true asks for PaddleClas SSLD"):
+    with pytest.raises(UserError, match=rf"^{re.escape(where)}.use_ssld: use_ssld: true asks for PaddleClas's SSLD"):
         create_model(ModelSpec(name="MobileNetV3_large_x1_0", pretrained=True, use_ssld=True), 10, where)
     with pytest.raises(UserError, match=r"^Arch.name: unknown model 'resnet2O'"):
         create_model(ModelSpec(name="resnet2O"), 10)
@@ -286,7 +286,7 @@ def test_pretrained_true_offline_is_one_fast_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.monotonic()
     with pytest.raises(UserError) as e:
-        create_model(ModelSpec(name="MobileNetV3_small_x1_0", pretrained=True), 10, "Arch.models[1].Student")
+        create_model(ModelSpec(name="mobilenetv3_small_100", pretrained=True), 10, "Arch.models[1].Student")
     assert time.monotonic() - start < 5
     assert str(e.value) == (
         "Arch.models[1].Student.pretrained: true needs timm weights for 'mobilenetv3_small_100' (no network or local "

@@ -29,9 +29,9 @@ class Rule:
 
     ``kind``: ``conv`` (weight, bias if the timm layer has one), ``bn``, ``linear`` (weight transposed),
     ``affine`` (scale/bias scalars of a learnable affine block), ``unused`` (PaddleClas arrays its forward pass
-    never reads, e.g. the inference-only conv next to PP-LCNetV2's re-parameterizable branches: dropped). ``scale`` multiplies a linear layer's weight: a
-    Paddle dropout in ``downscale_in_infer`` mode scales activations by ``1 - p`` at inference, which folds into
-    the next layer exactly. ``head`` marks the classifier, whose class count may differ from the model's (the
+    never reads, e.g. the inference-only conv next to PP-LCNetV2's re-parameterizable branches: dropped).
+    ``scale`` multiplies a linear layer's weight: a Paddle dropout in ``downscale_in_infer`` mode scales
+    activations by ``1 - p`` at inference, which folds into the next layer exactly. ``head`` marks the classifier, whose class count may differ from the model's (the
     loader decides whether to drop it).
     """
 

@@ -23,10 +23,10 @@ class Converted:
 
 def guess_paddle_name(path: str | os.PathLike[str]) -> str | None:
     """The PaddleClas model name a zoo file name starts with (``ResNet50_vd_ssld_pretrained`` -> ``ResNet50_vd``)."""
-    from ssld.models.names import NEAREST, PADDLE_ALIASES
+    from ssld.models.names import PADDLE_FAITHFUL
 
     stem = Path(path).name.split(".")[0]
-    names = [n for n in PADDLE_ALIASES if n not in NEAREST and (stem == n or stem.startswith(n + "_"))]
+    names = [n for n in PADDLE_FAITHFUL if stem == n or stem.startswith(n + "_")]
     return max(names, key=len) if names else None
 
 

@@ -1,10 +1,11 @@
 """PaddleClas ResNet / ResNet_vd in timm, and the PaddleClas -> timm parameter names.
 
-PaddleClas's ResNet-50/101/152/200 (and their vd versions) compute what timm's ``resnet50`` / ``resnet50d`` ...
+PaddleClas's ResNet-50/101/152 (and their vd versions) compute what timm's ``resnet50`` / ``resnet50d`` ...
 compute: the same deep stem, stride on the 3x3 conv, and in vd a 2x2 average pool (``ceil_mode``, padding left out
 of the average) before the 1x1 shortcut conv. ResNet-18/34 differ: PaddleClas gives the first block a 1x1 conv +
 BN shortcut although its width does not change, where timm keeps the identity. ``paddle_resnet18_vd`` etc. are
-timm ResNets with that shortcut added.
+timm ResNets with that shortcut added. PaddleClas's ResNet200_vd has another block count than timm's resnet200d:
+``paddle_resnet200_vd``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models.resnet import BasicBlock, ResNet, downsample_avg, downsample_conv
+from timm.models.resnet import (
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    downsample_avg,
+    downsample_conv,
+)
 from torch import nn
 
 from ssld.models.paddle.common import default_cfg
@@ -33,13 +40,18 @@ class PaddleResNet(ResNet):
 
 _BASIC = {"18": (2, 2, 2, 2), "34": (3, 4, 6, 3)}
 _VARIANTS = {f"paddle_resnet{d}": (d, False) for d in _BASIC} | {f"paddle_resnet{d}_vd": (d, True) for d in _BASIC}
+# PaddleClas's ResNet200 has 3-12-48-3 bottleneck blocks, timm's resnet200(d) 3-24-36-3.
+_VARIANTS |= {"paddle_resnet200_vd": ("200", True)}
 
 default_cfgs = generate_default_cfgs({name: default_cfg("fc", "conv1") for name in _VARIANTS})
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
     depth, vd = _VARIANTS[variant]
-    args: dict[str, Any] = {"block": BasicBlock, "layers": _BASIC[depth]}
+    if depth == "200":
+        args: dict[str, Any] = {"block": Bottleneck, "layers": (3, 12, 48, 3)}
+    else:
+        args = {"block": BasicBlock, "layers": _BASIC[depth]}
     if vd:
         args |= {"stem_width": 32, "stem_type": "deep", "avg_down": True}
     return build_model_with_cfg(PaddleResNet, variant, pretrained, **(args | kwargs))
@@ -61,6 +73,12 @@ def paddle_resnet18_vd(pretrained: bool = False, **kwargs: Any) -> ResNet:
 def paddle_resnet34(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """PaddleClas ResNet34: timm resnet34 plus the first block's projection shortcut."""
     return _create("paddle_resnet34", pretrained, **kwargs)
+
+
+@register_model
+def paddle_resnet200_vd(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """PaddleClas ResNet200_vd: a vd ResNet with 3-12-48-3 bottleneck blocks (timm's resnet200d has 3-24-36-3)."""
+    return _create("paddle_resnet200_vd", pretrained, **kwargs)
 
 
 @register_model
@@ -98,6 +116,20 @@ def model_stage_name(model: nn.Module, stage: nn.Module) -> str:
 # timm architecture -> rules. timm's own resnetNN / resnetNNd are exact for the bottleneck depths.
 RULES = {name: resnet_rules for name in _VARIANTS} | {
     name: resnet_rules
-    for d in ("50", "101", "152", "200")
+    for d in ("50", "101", "152")
     for name in (f"resnet{d}", f"resnet{d}d")
+}
+# PaddleClas name -> timm name
+ALIASES = {
+    "ResNet18": "paddle_resnet18",
+    "ResNet18_vd": "paddle_resnet18_vd",
+    "ResNet34": "paddle_resnet34",
+    "ResNet34_vd": "paddle_resnet34_vd",
+    "ResNet50": "resnet50",
+    "ResNet50_vd": "resnet50d",
+    "ResNet101": "resnet101",
+    "ResNet101_vd": "resnet101d",
+    "ResNet152": "resnet152",
+    "ResNet152_vd": "resnet152d",
+    "ResNet200_vd": "paddle_resnet200_vd",
 }
