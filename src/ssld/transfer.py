@@ -82,7 +82,7 @@ def _samples(cfg: SSLDConfig) -> list[Any]:
         return read_image_folder(ds.image_root)
     if not ds.cls_label_path:
         raise UserError("DataLoader.Train.dataset.cls_label_path: the new task's training list is required")
-    return read_list(ds.cls_label_path, ds.image_root)
+    return read_list(ds.cls_label_path, ds.image_root, cfg.Arch.class_num, "Arch.class_num")  # checked up front
 
 
 def run_transfer(cfg: SSLDConfig, backbone: str | Path, grid_specs: list[str] | None = None,
