@@ -246,3 +246,24 @@ def test_a_feature_key_the_model_does_not_return_is_refused(tmp_path: Path) -> N
     message = _refusal(path)
     assert "Loss.Train[0].DistillationDistanceLoss.key: 'blocks4' is not an output of model 'Teacher'" in message
     assert "no return_patterns" in message
+
+
+@pytest.mark.parametrize(("name", "stage_ends"), [
+    ("ResNet18", [1, 3, 5, 7]), ("ResNet34", [2, 6, 12, 15]), ("ResNet50_vd", [2, 6, 12, 15]),
+    ("ResNet101_vd", [2, 6, 29, 32]), ("ResNet152_vd", [2, 10, 46, 49]), ("ResNet200_vd", [2, 14, 62, 65]),
+])
+def test_resnet_block_patterns_count_the_networks_blocks(name: str, stage_ends: list[int]) -> None:
+    """``blocks[i]`` numbers PaddleClas's residual blocks over all stages; return_stages picks each stage's last."""
+    import timm
+
+    from ssld.models.names import resolve_model_name
+    from ssld.models.paddle_kwargs import return_names
+
+    timm_name = resolve_model_name(name)
+    with torch.device("meta"):
+        model = timm.create_model(timm_name)
+    n_blocks = sum(len(getattr(model, f"layer{i}")) for i in range(1, 5))
+    assert return_names(timm_name, {"return_stages": True}) == [f"blocks[{i}]" for i in stage_ends]
+    assert stage_ends[-1] == n_blocks - 1
+    with pytest.raises(ValueError, match=rf"'blocks\[{n_blocks}\]' is not supported"):
+        return_names(timm_name, {"return_patterns": [f"blocks[{n_blocks}]"]})

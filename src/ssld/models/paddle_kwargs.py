@@ -86,9 +86,10 @@ _SUPPORTED = {
     "return_patterns": ("lcnet", "resnet"),
     "return_stages": ("lcnet", "resnet"),
 }
-# residual blocks per stage of PaddleClas's ResNets, by depth
+# residual blocks per stage of PaddleClas's ResNets (and ssld's faithful paddle_resnet*), by depth
 _RESNET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3),
-                  200: (3, 24, 36, 3)}
+                  200: (3, 12, 48, 3)}
+_TIMM_RESNET200 = (3, 24, 36, 3)  # timm's resnet200 / resnet200d stack their blocks otherwise
 _LCNET_PATTERNS = ["blocks2", "blocks3", "blocks4", "blocks5", "blocks6"]
 _LR_MULT_LEN = {"lcnet": 6, "resnet": 5}
 
@@ -156,7 +157,7 @@ def _stage_patterns(timm_name: str, fam: str) -> tuple[list[str], list[str]]:
     if fam == "lcnet":
         return _LCNET_PATTERNS, _LCNET_PATTERNS
     depth = int(re.search(r"resnet(\d+)", timm_name).group(1))  # type: ignore[union-attr]
-    counts = _RESNET_BLOCKS.get(depth)
+    counts = _TIMM_RESNET200 if depth == 200 and not timm_name.startswith("paddle_") else _RESNET_BLOCKS.get(depth)
     if counts is None:
         return [], []
     ends = [sum(counts[:i + 1]) - 1 for i in range(len(counts))]
