@@ -377,12 +377,41 @@ def test_a_16_bit_png_keeps_its_contrast(tmp_path: Path) -> None:
     ("Arch.name=resnt", ("-o 'Arch.name=resnt': Arch.name: unknown model 'resnt'",)),
     ("Global.seed=-4", ("-o 'Global.seed=-4': Global.seed:", "got -4")),
     ("Optimizer.lr=0.1", ("-o 'Optimizer.lr=0.1': Optimizer.lr:",)),
+    ("Globl.epochs=3", ("-o 'Globl.epochs=3': Globl: unknown key 'Globl'",)),
+    ("Loss.Train.0.CELoss.weight=-1", ("-o 'Loss.Train.0.CELoss.weight=-1': Loss.Train[0].CELoss.weight:",)),
+    ("Loss.Train=[]", ("-o 'Loss.Train=[]': Loss.Train:",)),
 ])
 def test_override_errors_cite_the_override_not_a_yaml_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                            override: str, needles: tuple[str, ...]) -> None:
     cfg = _config(tmp_path, _dataset(tmp_path / "data", tiny=False, broken=False))
     line = _main_error(capsys, ["check", "-c", str(cfg), "-o", override], *needles)
     assert "cfg.yaml" not in line
+
+
+def test_a_section_changed_by_an_override_cites_both(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _config(tmp_path, _dataset(tmp_path / "data", tiny=False, broken=False))
+    line = next(i for i, t in enumerate(cfg.read_text().splitlines(), 1) if t.startswith("Arch:"))
+    _main_error(capsys, ["check", "-c", str(cfg), "-o", "Arch.name=DistillationModel"],
+                f"{cfg}:{line} (with -o 'Arch.name=DistillationModel'): Arch: DistillationModel needs 'models'")
+
+
+def test_a_loss_option_in_the_file_cites_its_own_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _config(tmp_path, _dataset(tmp_path / "data", tiny=False, broken=False))
+    text = cfg.read_text().replace("weight: 1.0", "weight: -2.0")
+    cfg.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "weight: -2.0" in t)
+    _main_error(capsys, ["check", "-c", str(cfg)], f"{cfg}:{line}: Loss.Train[0].CELoss.weight:", "got -2")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x02garbage", b"PK\x03\x04"], ids=["empty", "pickle", "zip"])
+def test_a_broken_checkpoint_or_weights_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          content: bytes) -> None:
+    cfg = _config(tmp_path, _dataset(tmp_path / "data", tiny=False, broken=False))
+    bad = _write(tmp_path / "bad.pt", content)
+    _main_error(capsys, ["train", "-c", str(cfg), "-o", f"Global.checkpoints={bad}"], "Global.checkpoints", "bad.pt")
+    _main_error(capsys, ["eval", "-c", str(cfg), "--weights", str(bad)], "bad.pt")
+    _main_error(capsys, ["predict", str(tmp_path / "data" / "img0.png"), "--torchscript", str(bad), "--image-size",
+                         "28"], "--torchscript", "bad.pt")
 
 
 def test_a_key_from_the_file_still_cites_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,3 +10,10 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+def first_line(e: BaseException) -> str:
+    """The first non-blank line of an exception's message, or its type name when the message is empty (an
+    ``EOFError()`` from a truncated file has none): what a one-line error about a third-party failure shows."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ssld.data.lists import IMAGE_EXTENSIONS
-from ssld.errors import UserError
+from ssld.errors import UserError, first_line
 
 Backend = Callable[[torch.Tensor], torch.Tensor]
 
@@ -91,7 +91,7 @@ def onnx_backend(path: str | Path, shape: tuple[int, int, int]) -> Backend:
     try:
         session = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own, unexported exception types
-        raise UserError(f"--onnx: {p}: not a loadable ONNX model: {str(e).splitlines()[0]}") from None
+        raise UserError(f"--onnx: {p}: not a loadable ONNX model: {first_line(e)}") from None
     inp = session.get_inputs()[0]
     dims = list(inp.shape)
     fixed = [d if isinstance(d, int) else None for d in dims[1:]]
@@ -116,7 +116,7 @@ def torchscript_backend(path: str | Path) -> Backend:
             warnings.simplefilter("ignore")
             module = torch.jit.load(str(p), map_location="cpu").eval()
     except RuntimeError as e:
-        raise UserError(f"--torchscript: {p}: not a loadable TorchScript file: {str(e).splitlines()[0]}") from None
+        raise UserError(f"--torchscript: {p}: not a loadable TorchScript file: {first_line(e)}") from None
     return lambda x: module(x)
 
 

@@ -71,15 +71,20 @@ def _self_containing(root: yaml.Node) -> yaml.Node | None:
 
 
 def where(source: str, lines: dict[KeyPath, int], loc: KeyPath) -> str:
-    """``-o 'KEY=VALUE'`` when the key at ``loc`` (or a section above it) was set on the command line, else
-    ``file:line`` (the line of the key, or of its nearest section in the file)."""
+    """Where the value at ``loc`` came from: ``-o 'KEY=VALUE'`` when it (or a section above it) was set on the
+    command line; ``file:line`` of the key (or of its nearest section in the file), followed by
+    ``(with -o '...')`` when overrides changed keys inside it; just the override when the key is not in the file."""
     loc_s = tuple(str(x) for x in loc)
-    hits = [(len(p), i, text) for i, (p, text) in enumerate(getattr(lines, "overrides", ()))
-            if loc_s[:len(p)] == tuple(str(x) for x in p)]
-    if hits:
-        return f"-o {max(hits)[2]!r}"
+    overrides = [(tuple(str(x) for x in p), text) for p, text in getattr(lines, "overrides", ())]
+    above = [(len(p), i, text) for i, (p, text) in enumerate(overrides) if loc_s[:len(p)] == p]
+    if above:
+        return f"-o {max(above)[2]!r}"
+    inside = [text for p, text in overrides if p[:len(loc_s)] == loc_s]
+    if inside and loc not in lines:
+        return f"-o {inside[-1]!r}"
     line = _locate(lines, loc)
-    return f"{source}:{line}" if line else source
+    file = f"{source}:{line}" if line else source
+    return file + (f" (with -o {inside[-1]!r})" if inside else "")
 
 
 def format_path(loc: KeyPath) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ssld.config.loader import KeyPath, format_path, where
 from ssld.config.schema import SSLDConfig
 from ssld.errors import UserError
@@ -55,7 +57,10 @@ def check_semantics(cfg: SSLDConfig, source: str, lines: dict[KeyPath, int]) -> 
             validate_loss_list(entries, model_names)
         except ValueError as e:
             rel = str(e)
-            raise UserError(f"{source}: Loss.{split}{rel if rel.startswith('[') else ': ' + rel}") from None
+            m = re.match(r"\[(\d+)\]((?:\.\w+)*)", rel)  # "[0].CELoss.weight: must be ..." -> its key path
+            at = ("Loss", split, int(m[1]), *m[2].split(".")[1:]) if m else ("Loss", split)
+            raise UserError(f"{where(source, lines, at)}: Loss.{split}{rel if rel.startswith('[') else ': ' + rel}") \
+                from None
         if arch.is_distillation:
             _check_feature_keys(cfg, source, split, entries)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ssld.config.schema import SSLDConfig
-from ssld.errors import UserError
+from ssld.errors import UserError, first_line
 from ssld.utils.io import atomic_path, sha256_json
 
 # Keys that may differ between a run and its resume without changing what is trained.
@@ -78,7 +78,7 @@ def load_checkpoint(path: str | Path, key: str = "Global.checkpoints") -> dict[s
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise UserError(f"{key}: cannot read checkpoint '{p}': {str(e).splitlines()[0]}") from None
+        raise UserError(f"{key}: cannot read checkpoint '{p}': {first_line(e)}") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "step" not in ckpt:
         raise UserError(f"{key}: '{p}' is not an ssld training checkpoint (use Global.pretrained_model for weights)")
     return ckpt
