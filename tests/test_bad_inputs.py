@@ -414,6 +414,21 @@ def test_a_broken_checkpoint_or_weights_file_is_one_line(tmp_path: Path, capsys:
                          "28"], "--torchscript", "bad.pt")
 
 
+def test_a_key_set_twice_in_the_file_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = _config(tmp_path, _dataset(tmp_path / "data", tiny=False, broken=False))
+    text = cfg.read_text().replace("  epochs: 1\n", "  epochs: 1\n  epochs: 2\n")
+    cfg.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="ssld.config"):
+        assert load_config(cfg).Global.epochs == 2
+    assert f"{cfg}:4: Global.epochs is set twice (also on line 3)" in caplog.text
+
+
+def test_a_binary_list_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _dataset(tmp_path / "data", tiny=False, broken=False)
+    _main_error(capsys, ["data", "check-list", str(root / "img0.png"), "--root", str(root)],
+                "img0.png: not a text list file")
+
+
 def test_a_key_from_the_file_still_cites_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = _config(tmp_path, _dataset(tmp_path / "data", tiny=False, broken=False))
     cfg.write_text(cfg.read_text().replace("epochs: 1", "epochs: abc"))

@@ -6,6 +6,7 @@ Errors name the file, the line (when the key came from the file) and the key pat
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ssld.config.schema import SSLDConfig
 from ssld.errors import UserError
 
 KeyPath = tuple[str | int, ...]
+log = logging.getLogger("ssld.config")
 
 
 class KeyLines(dict[KeyPath, int]):
@@ -29,8 +31,9 @@ class KeyLines(dict[KeyPath, int]):
 
 
 def _line_map(node: yaml.Node, path: KeyPath = (), out: dict[KeyPath, int] | None = None,
-              seen: set[int] | None = None) -> dict[KeyPath, int]:
-    """Map each key path of a composed YAML tree to its 1-based line number (an aliased node is walked once)."""
+              seen: set[int] | None = None, dups: list[tuple[KeyPath, int, int]] | None = None) -> dict[KeyPath, int]:
+    """Map each key path of a composed YAML tree to its 1-based line number (an aliased node is walked once);
+    a key set twice in one mapping goes to ``dups`` as ``(path, first line, second line)``."""
     out = {} if out is None else out
     seen = set() if seen is None else seen
     out.setdefault(path, node.start_mark.line + 1)
@@ -40,11 +43,13 @@ def _line_map(node: yaml.Node, path: KeyPath = (), out: dict[KeyPath, int] | Non
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             sub = (*path, k.value)
+            if sub in out and dups is not None:
+                dups.append((sub, out[sub], k.start_mark.line + 1))
             out[sub] = k.start_mark.line + 1
-            _line_map(v, sub, out, seen)
+            _line_map(v, sub, out, seen, dups)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            _line_map(v, (*path, i), out, seen)
+            _line_map(v, (*path, i), out, seen, dups)
     return out
 
 
@@ -115,7 +120,8 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
             raise UserError(f"{p}:{loop.start_mark.line + 1}: recursive YAML alias: this anchor's value contains "
                             "an alias to itself (e.g. 'a: &a [*a]')")
         data = yaml.safe_load(text)
-        lines = _line_map(node) if node is not None else {}
+        dups: list[tuple[KeyPath, int, int]] = []
+        lines = _line_map(node, dups=dups) if node is not None else {}
     except yaml.YAMLError as e:
         mark, pos = getattr(e, "problem_mark", None), getattr(e, "position", None)  # a ReaderError has a position
         line = mark.line + 1 if mark else (text.count("\n", 0, pos) + 1 if isinstance(pos, int) else None)
@@ -123,6 +129,9 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
         raise UserError(f"{p}{f':{line}' if line else ''}: YAML syntax error: {problem}") from None
     except RecursionError:
         raise UserError(f"{p}: YAML nested too deeply to be a config") from None
+    for key, first, second in dups:  # YAML keeps the last value silently; an edit to the first one would be lost
+        log.warning("warning: %s:%d: %s is set twice (also on line %d); the value on line %d is used", p, second,
+                    format_path(key), first, second)
     if data is None:
         raise UserError(f"{p}: config file is empty")
     if not isinstance(data, dict):

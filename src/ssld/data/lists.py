@@ -41,9 +41,11 @@ def read_list(list_path: str | os.PathLike[str], image_root: str | os.PathLike[s
     if not root.is_dir():
         raise UserError(f"{root}: image root not found (list {lp})")
     try:
-        lines = lp.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{lp}: cannot read list file: {e}") from None
+        lines = lp.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise UserError(f"{lp}: not a text list file (byte {e.start} is not UTF-8 text)") from None
+    except OSError as e:
+        raise UserError(f"{lp}: cannot read list file: {e.strerror or e}") from None
     samples: list[Sample] = []
     for lineno, raw in enumerate(lines, start=1):
         line = raw.strip()
