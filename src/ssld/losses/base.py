@@ -209,7 +209,9 @@ class Loss(nn.Module):
 class PairLoss(Loss, ABC):
     """A loss between student and teacher logits, summed over ``model_name_pairs`` and averaged over the batch.
 
-    The teacher side is always detached: the gradient reaches the student only.
+    The gradient reaches whichever side trains: a frozen teacher runs under ``no_grad``, so only the student
+    learns; when both models train (``freeze_params_list: [False, False]``, PaddleClas's mutual learning, e.g. its
+    DML configs) the loss trains both, as in PaddleClas.
     """
 
     distillation = True
@@ -222,7 +224,7 @@ class PairLoss(Loss, ABC):
 
     @abstractmethod
     def pair(self, student: Tensor, teacher: Tensor, labels: Tensor | None) -> Tensor:
-        """The batch-mean loss for one pair; inputs are float32 (or float64) and the teacher is detached."""
+        """The batch-mean loss for one pair; inputs are float32 (or float64)."""
 
     def forward(self, outputs: Outputs, labels: Tensor | None = None) -> Tensor:
         name = type(self).__name__
@@ -234,7 +236,7 @@ class PairLoss(Loss, ABC):
                 raise ValueError(f"{name}: {s_name} logits {tuple(s.shape)} and {t_name} logits "
                                  f"{tuple(t.shape)} differ in shape")
             with fp32_region(s):
-                part = self.pair(at_least_fp32(s), at_least_fp32(t.detach()), labels)
+                part = self.pair(at_least_fp32(s), at_least_fp32(t), labels)
             total = part if total is None else total + part
         assert total is not None  # model_pairs() guarantees at least one pair
         return total
