@@ -16,8 +16,6 @@ import torch
 from conftest_engine import (
     ROOT,
     export_fashion_mnist,
-    run_cli,
-    split,
     supervised_config,
     write_config,
 )
