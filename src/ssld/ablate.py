@@ -83,7 +83,7 @@ def recipe_key(ab: AblationFile, base: Path, row: AblationRow, seed: int) -> str
 
     p = load_pipeline_config(base / ab.pipeline, profile=ab.profile, seed=seed,
                              extra=deep_merge(ab.row_defaults, row.overrides))
-    h = hashlib.sha256(json.dumps(p.pipeline.model_dump(), sort_keys=True, default=str).encode())
+    h = hashlib.sha256(json.dumps(p.pipeline.identity(), sort_keys=True, default=str).encode())
     for name in ("teacher", "baseline", "distill", "finetune", "fixres"):
         stage = getattr(p.pipeline, name)
         if stage is not None:
@@ -99,7 +99,8 @@ def run_row_seed(ab: AblationFile, base: Path, row: AblationRow, seed: int, out:
     siblings = [d for d in sorted(out.glob(f"*/s{seed}")) if d != run_dir]
     reuse = siblings + [Path(r.format(seed=seed)) for r in ab.reuse]
     pipe = open_pipeline(base / ab.pipeline, profile=ab.profile, seed=seed, run_dir=run_dir, force=True,
-                         reuse_from=reuse, extra=deep_merge(ab.row_defaults, row.overrides))
+                         reuse_from=reuse, extra=deep_merge(ab.row_defaults, row.overrides),
+                         allow_weak_teacher=True)  # rows study weak teachers on purpose: the guard warns only
     pipe.run()
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     wall = sum(r.seconds or 0.0 for r in pipe.rows())

@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--from", dest="start", metavar="STAGE", help="rerun STAGE and every stage after it")
     group.add_argument("--only", metavar="STAGE", help="run just STAGE (its upstream stages must be finished)")
     group.add_argument("--status", action="store_true", help="print the status table and exit")
+    p.add_argument("--allow-weak-teacher", action="store_true",
+                   help="go on when the teacher guard finds the teacher not clearly better than the labels-only "
+                        "student (Pipeline.guard)")
     p.add_argument("--force", action="store_true",
                    help="reuse a run directory made by another config (stages whose inputs changed rerun)")
 
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     for text in args.override:
         apply_override(extra, text)
     pipe = open_pipeline(args.config, profile=args.profile, seed=args.seed, run_dir=args.run_dir, force=args.force,
-                         extra=extra)
+                         extra=extra, allow_weak_teacher=args.allow_weak_teacher)
     if args.status:
         pipe.print_status("pipeline status")
         return 0

@@ -9,6 +9,7 @@ from typing import Any
 
 from ssld.errors import UserError
 from ssld.pipeline.config import PipelineConfig, load_pipeline_config
+from ssld.pipeline.guard import check_teacher
 from ssld.pipeline.runner import Pipeline
 from ssld.pipeline.stages import build_stages
 from ssld.pipeline.training import frozen_model_index, read_training_yaml
@@ -65,9 +66,16 @@ def open_pipeline(
     force: bool = False,
     reuse_from: Sequence[str | os.PathLike[str]] = (),
     extra: dict[str, Any] | None = None,
+    allow_weak_teacher: bool = False,
 ) -> Pipeline:
-    """A ready-to-run :class:`Pipeline` for a pipeline file (``extra`` is deep-merged onto ``Pipeline``)."""
+    """A ready-to-run :class:`Pipeline` for a pipeline file (``extra`` is deep-merged onto ``Pipeline``).
+    ``allow_weak_teacher`` lets a teacher that fails the guard go on (with a warning)."""
     p = load_pipeline_config(config, profile=profile, seed=seed, extra=extra)
     check_training_configs(p)
-    identity = {"source": str(config), "profile": profile, "pipeline": p.pipeline.model_dump()}
-    return Pipeline(run_dir or default_run_dir(p), build_stages(p), identity, force=force, reuse_from=reuse_from)
+    identity = {"source": str(config), "profile": profile, "pipeline": p.pipeline.identity()}
+    guard = p.pipeline.guard
+    if allow_weak_teacher:
+        guard = guard.model_copy(update={"allow_weak_teacher": True})
+    gates = {"baseline": lambda run: check_teacher(run, guard)} if guard.enabled else {}
+    return Pipeline(run_dir or default_run_dir(p), build_stages(p), identity, force=force, reuse_from=reuse_from,
+                    gates=gates)

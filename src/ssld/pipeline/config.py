@@ -124,6 +124,27 @@ class ReportStage(_Strict):
     enabled: bool = True
 
 
+class GuardSection(_Strict):
+    """The teacher guard: after the teacher and baseline stages, the teacher must beat the labels-only student on
+    the baseline's held-out labeled images (never val) by ``min_margin`` points, or the pipeline stops."""
+
+    enabled: bool = True
+    min_margin: float = Field(1.0, ge=-100, le=100, description="points (top-1 %) the teacher must be above the "
+                                                                  "labels-only student on the holdout")
+    allow_weak_teacher: bool = Field(False, description="go on (with a warning) when the teacher is not clearly "
+                                                        "better (same as --allow-weak-teacher)")
+
+
+class BudgetSection(_Strict):
+    """Budgets that follow the data, for training stages whose pipeline entry sets no ``Global.epochs``: the
+    distill stage trains at least ``distill_min_steps`` optimizer steps (and ``distill_min_epochs`` epochs) over
+    its list, the teacher at least as many steps as the labels-only baseline gets (distill + finetune)."""
+
+    auto: bool = True
+    distill_min_steps: int = Field(1500, ge=1)
+    distill_min_epochs: int = Field(10, ge=1)
+
+
 class PipelineSection(_Strict):
     """The ``Pipeline`` section."""
 
@@ -142,6 +163,16 @@ class PipelineSection(_Strict):
     eval: EvalStage = Field(default_factory=EvalStage)
     export: ExportStage = Field(default_factory=ExportStage)
     report: ReportStage = Field(default_factory=ReportStage)
+    guard: GuardSection = Field(default_factory=GuardSection)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two runs the same run: the section without the guard (a check, not a computation) and
+        without ``budget`` while it is at its defaults (so run folders made before it existed stay valid)."""
+        out = self.model_dump(exclude={"guard"})
+        if self.budget == BudgetSection():
+            out.pop("budget")
+        return out
 
 
 class PipelineConfig(_Strict):

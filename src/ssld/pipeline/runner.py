@@ -85,6 +85,8 @@ class Pipeline:
     ``identity`` (the resolved pipeline config) is stored in ``RUN/pipeline.json``; a run directory made with
     another identity is refused unless ``force``. ``reuse_from`` lists other run directories whose finished
     stages may be linked in when their hash matches (the ablations share teachers and labels that way).
+    ``gates`` maps a stage name to a check of the run directory (the teacher guard) that runs once, before the
+    first stage after that one does any work; a check that raises stops the run there.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class Pipeline:
         force: bool = False,
         reuse_from: Sequence[str | os.PathLike[str]] = (),
         out: Callable[[str], None] = print,
+        gates: dict[str, Callable[[Path], object]] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.stages = list(stages)
@@ -106,6 +109,8 @@ class Pipeline:
         self._elapsed: dict[str, float] = {}
         self._file_hashes: dict[tuple[str, int, int], str] = {}
         self._hashes: dict[str, str | None] = {}
+        self.gates = dict(gates or {})
+        self._gates_passed: set[str] = set()
         self._check_graph()
 
     def _check_graph(self) -> None:
@@ -206,6 +211,7 @@ class Pipeline:
         """Run the pipeline (all stages, ``--only`` one, or ``--from`` one on). Returns the final status rows."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._hashes.clear()
+        self._gates_passed.clear()
         self._check_identity()
         visit, forced = self._selected(only, start)
         self.print_status("pipeline status")
@@ -235,6 +241,7 @@ class Pipeline:
         if record is not None and record.get("hash") == digest and not forced:
             log.info("%s: done, inputs unchanged: skipped", stage.name)
             return
+        self._pass_gates(stage)
         if not forced and self._try_reuse(stage, digest):
             return
         started = d / STARTED
@@ -271,6 +278,16 @@ class Pipeline:
         started.unlink(missing_ok=True)
         self._hashes.clear()
         self._elapsed[stage.name] = wall
+
+    def _pass_gates(self, stage: Stage) -> None:
+        """Run each gate of a stage before this one (once per run) when that stage is finished."""
+        names = [s.name for s in self.stages]
+        for gate_stage, check in self.gates.items():
+            if gate_stage in self._gates_passed or gate_stage not in self.by_name:
+                continue
+            if names.index(gate_stage) < names.index(stage.name) and read_done(self.run_dir / gate_stage):
+                check(self.run_dir)
+                self._gates_passed.add(gate_stage)
 
     def _try_reuse(self, stage: Stage, digest: str) -> bool:
         """Link a finished stage with the same hash from another run directory instead of recomputing it."""

@@ -45,6 +45,15 @@ def _notes(run: Path, rows: list[dict[str, Any]], records: dict[str, dict[str, A
                      f"(top-1 % on {base.get('holdout_images')} held-out *labeled* images, never val); "
                      f"{base.get('steps')} optimizer steps vs {base.get('ssld_steps', {}).get('total')} for "
                      "distill + finetune (distill set counted at its largest).")
+    guard = read_json(run / "guard.json")
+    if guard and guard.get("margin") is not None:
+        notes.append(f"- Teacher guard: the teacher scored {guard['teacher_holdout_top1']} % and the labels-only student "
+                     f"(its lr-grid run at lr {guard.get('student_lr')}) {guard['student_holdout_top1']} % on the "
+                     f"{guard.get('holdout_images')} held-out labeled images ({guard.get('holdout')}): "
+                     f"{guard['margin']:+.2f} points (guard.json; the teacher may have trained on these images, the "
+                     "student did not).")
+    elif base:
+        notes.append("- Teacher guard: not run (Pipeline.guard.enabled: false, or the run stopped before it).")
     sel = records.get("select", {}).get("metrics", {})
     if sel:
         precision = sel.get("teacher_precision_on_selected")
