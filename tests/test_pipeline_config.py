@@ -16,7 +16,7 @@ def test_shipped_config_and_profiles_load() -> None:
     for profile in (None, "quick", "same_labels", "full"):
         pipe = open_pipeline(FM_CONFIGS / "ssld.yaml", profile=profile)
         names = [s.name for s in pipe.stages]
-        assert names == ["data", "teacher", "baseline", "dedup", "label", "select", "distill", "finetune", "eval",
+        assert names == ["data", "teacher", "baseline", "label", "dedup", "select", "distill", "finetune", "eval",
                          "export", "report"]
 
 

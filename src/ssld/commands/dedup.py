@@ -11,6 +11,9 @@ EXAMPLES = """\
   ssld dedup --pool data/fm/unlabeled.txt --ref data/fm/val.txt --root data/fm \\
       -c configs/fashion_mnist/teacher.yaml --weights runs/teacher/student.safetensors --out runs/dedup
   ssld dedup ... --sim-min 0.92 --sim-margin 0.05     # stricter embedding rule
+  ssld label --list data/fm/unlabeled.txt ... --out runs/store      # label the whole pool first, then
+  ssld dedup ... --store runs/store                  # pool embeddings come from the store: one teacher pass
+  ssld select --store runs/store --keep runs/dedup/kept.txt ...      # select among the images dedup kept
 Writes OUT/kept.txt (pool minus duplicates), OUT/removed.csv, OUT/pairs.png and OUT/dedup_report.json.
 A pool image is a copy of reference r when r is its best match and clearly ahead of the second-best
 reference (a margin), or, for images of at least --sift-min-size px, when SIFT+RANSAC inliers confirm it.
@@ -28,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
     p.add_argument("--weights", help="teacher weights (default: the config's pretrained path)")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--store", help="soft-label store of the pool from `ssld label` (same teacher and transform): "
+                   "pool embeddings are read from it instead of running the teacher over the pool again")
     p.add_argument("--batch-size", type=int, default=None, help="embedding batch size (default: the config's)")
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: the config's)")
     p.add_argument("--pairs", type=int, default=24, help="pairs shown in pairs.png (default 24)")
@@ -84,14 +89,17 @@ def run(args: argparse.Namespace) -> int:
     progress = progress_enabled(0)
     t0 = time.perf_counter()
     pool_files, ref_files = [s.path for s in pool], [s.path for s in ref]
+    pool_embed = _store_embeddings(args.store, pool_files, teacher, split) if args.store else None
     nb = search(pool_files, ref_files, teacher.model, dedup_transform(cfg, split), k=th.k,
                 batch_size=args.batch_size or split.sampler.batch_size,
                 workers=split.loader.num_workers if args.workers is None else args.workers, device=device,
-                amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress)
+                amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress, pool_embed=pool_embed)
     matches = decide(nb, th, pool_files, ref_files, progress=progress)
     report = write_dedup_outputs(args.out, pool, ref, args.root, ref_root, nb, matches, args.pairs,
                                  extra={"thresholds": asdict(th), "teacher": teacher.model_name,
-                                        "weights_sha256": teacher.weights_sha256,
+                                        "weights_sha256": teacher.weights_sha256, "store": args.store,
+                                        "pool_embeddings_from_store": int(pool_embed[1].sum()) if pool_embed
+                                        else 0,
                                         "seconds_total": time.perf_counter() - t0})
     print(f"dedup: {report['removed']} of {report['pool']} pool images removed as copies of {report['ref']} "
           f"references ({report['by_method']}); kept {report['kept']} -> {os.path.join(args.out, 'kept.txt')}")
@@ -99,3 +107,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"  unreadable or missing: {len(report['skipped_pool'])} pool, {len(report['skipped_ref'])} "
               "reference (kept in kept.txt; listed in dedup_report.json)")
     return 0
+
+
+def _store_embeddings(store_dir: str, pool_files: list[str], teacher, split):
+    """Pool embeddings from a labeled store, refused when another teacher or transform wrote it."""
+    import os
+
+    from ssld.errors import UserError
+    from ssld.mining.embed import store_embeddings
+    from ssld.mining.store import SoftLabelStore
+
+    store = SoftLabelStore.open(store_dir)
+    m = store.manifest
+    if m.get("weights_sha256") != teacher.weights_sha256 or m.get("teacher") != teacher.model_name:
+        raise UserError(f"--store {store_dir}: labeled by {m.get('teacher')} (weights sha256 "
+                        f"{str(m.get('weights_sha256'))[:12]}), not by this teacher {teacher.model_name} "
+                        f"({teacher.weights_sha256[:12]}); its embeddings would not match the references'")
+    if m.get("transform") != split.dataset.transform_ops:
+        raise UserError(f"--store {store_dir}: labeled with transform_ops {m.get('transform')}, dedup's config "
+                        f"has {split.dataset.transform_ops}; label with the same config (--transform eval)")
+    root = m.get("image_root") or "."
+    return store_embeddings(store, [os.path.relpath(f, root) for f in pool_files])

@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="store directory")
     p.add_argument("--topk", type=int, default=10, help="classes kept per image (default 10, capped at the class count)")
     p.add_argument("--full", action="store_true", help="also store the full float16 probability vectors")
+    p.add_argument("--no-embed", dest="embed", action="store_false",
+                   help="do not store the teacher's pooled embeddings (embed.npy; `ssld dedup --store` reads them)")
     p.add_argument("--transform", choices=("eval", "train"), default="eval",
                    help="preprocessing: DataLoader.Eval (default) or DataLoader.Train transform_ops")
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the config's)")
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         manifest = label(
             dataset, teacher.model, args.out,
             paths=[os.path.relpath(s.path, args.root) for s in samples], files=[s.path for s in samples],
-            meta=meta, num_classes=teacher.num_classes, topk=args.topk, full=args.full,
+            meta=meta, num_classes=teacher.num_classes, topk=args.topk, full=args.full, embed=args.embed,
             batch_size=args.batch_size or split.sampler.batch_size,
             workers=split.loader.num_workers if args.workers is None else args.workers,
             shard_size=args.shard_size, device=device, amp_dtype=resolve_precision(cfg.AMP, device).dtype,

@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, help="soft-label store directory from `ssld label`")
     p.add_argument("--k", type=int, required=True, help="images to keep per class")
     p.add_argument("--out", required=True, help="selected list; select_stats.json and select_counts.png go beside it")
+    p.add_argument("--keep", metavar="LIST",
+                   help="only images this list names are candidates (e.g. dedup's kept.txt, when the whole pool "
+                        "was labeled before dedup)")
     p.add_argument("--min-score", type=float, default=0.0, help="drop candidates whose probability is below this")
     p.add_argument("--multi-label", action="store_true",
                    help="an image may be selected under every class in its stored top-k (default: top-1 only)")
@@ -36,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ssld.mining.plots import class_count_chart
     from ssld.mining.select import (
         merge_with_labeled,
+        rows_in_list,
         select_topk,
         selected_entries,
         selection_stats,
@@ -49,13 +53,16 @@ def run(args: argparse.Namespace) -> int:
     if args.merged_out and not args.merge:
         raise UserError("--merged-out: needs --merge LABELED.txt")
     store = SoftLabelStore.open(args.store)
-    sel = select_topk(store, args.k, args.min_score, args.multi_label)
+    only = rows_in_list(store, args.keep) if args.keep else None
+    sel = select_topk(store, args.k, args.min_score, args.multi_label, only)
     entries = selected_entries(store, sel, args.assign_label)
     out = Path(args.out)
     merged = merge_with_labeled(args.merge, entries) if args.merge else None
     write_list(out, entries)
     stats = selection_stats(sel, args.min_score, args.multi_label)
     stats.update(store=str(args.store), image_root=store.manifest.get("image_root"), list=str(out))
+    if only is not None:
+        stats.update(keep_list=str(args.keep), store_rows_kept=int(only.sum()), store_rows=len(store))
     if merged is not None:
         merged_out = Path(args.merged_out) if args.merged_out else out.with_name("merged.txt")
         write_list(merged_out, merged)

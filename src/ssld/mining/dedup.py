@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ssld.mining.embed import cosine_knn, embed_files
+from ssld.mining.embed import as_stored, cosine_knn, embed_files
 from ssld.mining.hashing import HASH_BITS, compute_hashes, hamming_knn
 from ssld.mining.rules import Thresholds, rule_hits
 from ssld.mining.sift import SiftVerifier
@@ -65,8 +65,14 @@ def _subset_knn(knn: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, n
 
 def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module, transform, *,
            k: int = 5, batch_size: int = 128, workers: int = 2, device: str | torch.device = "cpu",
-           amp_dtype: torch.dtype | None = None, progress: bool = True) -> Neighbours:
-    """Hash and embed both lists (references also mirrored), then kNN each pool image among the references."""
+           amp_dtype: torch.dtype | None = None, progress: bool = True,
+           pool_embed: tuple[np.ndarray, np.ndarray] | None = None) -> Neighbours:
+    """Hash and embed both lists (references also mirrored), then kNN each pool image among the references.
+
+    ``pool_embed = (embeddings [n, 1, d], have [n])`` supplies pool embeddings already computed (read from a
+    labeled store: :func:`ssld.mining.embed.store_embeddings`); only the rows it lacks go through the teacher.
+    Pool embeddings are rounded to float16 either way (the store's precision), so both paths decide alike.
+    """
     import time
 
     t0 = time.perf_counter()
@@ -76,7 +82,16 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
     common = {"batch_size": batch_size, "workers": workers, "device": device, "amp_dtype": amp_dtype,
               "progress": progress}
     ref_e, ref_eok = embed_files(model, ref_files, transform, mirrored=True, desc="embed ref", **common)
-    pool_e, pool_eok = embed_files(model, pool_files, transform, desc="embed pool", **common)
+    if pool_embed is None:
+        pool_e, pool_eok = embed_files(model, pool_files, transform, desc="embed pool", **common)
+    else:
+        pool_e, pool_eok = pool_embed[0].copy(), pool_embed[1].copy()
+        rest = np.flatnonzero(~pool_eok)
+        if len(rest):
+            e, ok = embed_files(model, [pool_files[i] for i in rest], transform, desc="embed pool rest", **common)
+            if e.shape[-1] == pool_e.shape[-1]:
+                pool_e[rest], pool_eok[rest] = e, ok
+    pool_e = as_stored(pool_e)
     t2 = time.perf_counter()
     ref_ok, pool_ok = ref_h.ok & ref_eok, pool_h.ok & pool_eok
     hd, hr = _subset_knn(hamming_knn, ref_h.codes, ref_ok, pool_h.codes[:, 0], k)
@@ -135,14 +150,12 @@ def _sift_pass(nb: Neighbours, th: Thresholds, rows: np.ndarray, pool_files: Seq
 
 
 def dedup_transform(cfg, split) -> Callable:
-    """The teacher's eval preprocessing; without a resize/crop op, a resize to ``Global.image_shape`` is added
+    """The teacher's preprocessing exactly as ``ssld label`` builds it (so stored pool embeddings and the
+    references' match): without a fixed-size crop/resize, images are fitted to ``Global.image_shape``
     (pool and reference images may come in any size, and one batch needs one size)."""
     from ssld.data import build_transform
 
-    ops = split.dataset.transform_ops
-    names = {next(iter(op)) if isinstance(op, dict) else op for op in ops}
-    sized = names & {"ResizeImage", "CropImage", "RandCropImage", "RandomCrop"}
-    return build_transform(ops, None if sized else int(cfg.Global.image_shape[-1]))
+    return build_transform(split.dataset.transform_ops, fit_size=cfg.Global.image_shape[1:])
 
 
 def write_dedup_outputs(out: str | os.PathLike[str], pool: Sequence, ref: Sequence, root: str, ref_root: str,

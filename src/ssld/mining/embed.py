@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from ssld.errors import UserError
 from ssld.mining.hashing import best_per_ref
+from ssld.mining.store import SoftLabelStore
 
 
 def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -59,6 +60,27 @@ def embed_files(model: nn.Module, files: Sequence[str], transform, mirrored: boo
     if feats is None:
         feats = np.zeros((len(files), 2 if mirrored else 1, 1), np.float32)
     return feats, ok
+
+
+def as_stored(emb: np.ndarray) -> np.ndarray:
+    """Embeddings rounded to the store's float16, so computed and stored pool embeddings decide alike."""
+    return emb.astype(np.float16).astype(np.float32)
+
+
+def store_embeddings(store: SoftLabelStore, rel_paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Pool embeddings ``[n, 1, d]`` read from a labeled store and a mask of the rows it holds.
+
+    ``rel_paths`` are the pool's paths relative to the store's image root; rows it does not hold (skipped
+    or never labeled) are zeros with ``False`` in the mask.
+    """
+    if store.embed is None:
+        raise UserError(f"--store {store.root}: holds no embeddings (labeled with --no-embed, or by a teacher "
+                        "without forward_features/forward_head); label again without --no-embed")
+    rows = store.rows_of(list(rel_paths))
+    have = rows >= 0
+    out = np.zeros((len(rows), 1, store.embed.shape[1]), np.float32)
+    out[have, 0] = np.asarray(store.embed[rows[have]], dtype=np.float32)
+    return out, have
 
 
 def cosine_knn(ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

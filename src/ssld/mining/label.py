@@ -39,8 +39,14 @@ from ssld.mining.store import (
 log = logging.getLogger("ssld.mining")
 
 # manifest keys that identify a labeling run: a rerun continues the shards only when all of them match
-IDENTITY_KEYS = ("teacher", "weights_sha256", "transform", "num_classes", "k", "full", "source_sha256",
+IDENTITY_KEYS = ("teacher", "weights_sha256", "transform", "num_classes", "k", "full", "embed", "source_sha256",
                  "source_count", "shard_size")
+EMBED_FEATURES = "forward_head(forward_features(x), pre_logits=True), L2-normalised, stored as float16"
+
+
+def can_embed(model: nn.Module) -> bool:
+    """Whether the teacher exposes timm's ``forward_features``/``forward_head`` (its pooled pre-logits features)."""
+    return hasattr(model, "forward_features") and hasattr(model, "forward_head")
 
 
 def progress_enabled(rank: int) -> bool:
@@ -63,7 +69,7 @@ def check_identity(out: Path, manifest: dict[str, Any]) -> dict[str, Any] | None
     old = read_manifest(out)
     if old is None:
         return None
-    diff = [k for k in IDENTITY_KEYS if old.get(k) != manifest.get(k)]
+    diff = [k for k in IDENTITY_KEYS if old.get(k, False if k == "embed" else None) != manifest.get(k)]
     if diff:
         raise UserError(
             f"--out {out}: holds a store from a different labeling run ({', '.join(diff)} differ); "
@@ -83,6 +89,7 @@ def label(
     num_classes: int,
     topk: int = 10,
     full: bool = False,
+    embed: bool = True,
     batch_size: int = 64,
     workers: int = 2,
     shard_size: int = 4096,
@@ -95,6 +102,9 @@ def label(
     ``paths[i]`` is written to paths.txt for row ``i``; ``files[i]`` is its file on disk (to tell a missing
     file from an unreadable one). ``meta`` holds the run's identity (teacher, weights_sha256, transform,
     source_sha256). ``on_shard(j)`` is called after shard ``j`` is on disk (tests use it to simulate a kill).
+    With ``embed`` (and a teacher that has ``forward_features``/``forward_head``) the same forward pass also
+    gives each image's pooled pre-logits embedding, stored as ``embed.npy``: dedup reads it from the store, so
+    dedup + label cost one teacher forward per pool image.
     """
     n = len(paths)
     if n == 0:
@@ -103,8 +113,11 @@ def label(
         raise UserError("label: --shard-size and --batch-size must be positive")
     out = Path(out)
     k = min(topk, num_classes)
-    manifest = dict(meta, num_classes=num_classes, k=k, full=full, dtype="float16", source_count=n,
+    embed = bool(embed and can_embed(model))
+    manifest = dict(meta, num_classes=num_classes, k=k, full=full, embed=embed, dtype="float16", source_count=n,
                     shard_size=shard_size, ssld_version=__version__, complete=False)
+    if embed:
+        manifest["embed_features"] = EMBED_FEATURES
     rank, world = dist.rank(), dist.world_size()
     old = check_identity(out, manifest)
     if old is not None and old.get("complete"):
@@ -120,8 +133,8 @@ def label(
         log.info("%s: resuming, %d of %d shards already done", out, len(done), n_shards)
     try:
         if mine:
-            _run_shards(dataset, model, out, mine, n, files, k, num_classes if full else None, batch_size, workers,
-                        shard_size, device, amp_dtype, on_shard, rank)
+            _run_shards(dataset, model, out, mine, n, files, k, num_classes if full else None, embed, batch_size,
+                        workers, shard_size, device, amp_dtype, on_shard, rank)
     except BaseException:
         if fresh and not completed_shards(out):  # nothing to resume: leave no store holding only a manifest
             shutil.rmtree(out, ignore_errors=True)
@@ -135,7 +148,7 @@ def label(
 
 
 def _run_shards(dataset: Dataset, model: nn.Module, out: Path, shards: list[int], n: int, files: Sequence[str],
-                k: int, full_classes: int | None, batch_size: int, workers: int, shard_size: int, device: str | torch.device,
+                k: int, full_classes: int | None, embed: bool, batch_size: int, workers: int, shard_size: int, device: str | torch.device,
                 amp_dtype: torch.dtype | None, on_shard: Callable[[int], None] | None, rank: int) -> None:
     """Compute and write the given shards, one file each as soon as its last batch is done."""
     device = torch.device(device)
@@ -152,8 +165,16 @@ def _run_shards(dataset: Dataset, model: nn.Module, out: Path, shards: list[int]
         for step, (batch, (j, rows)) in enumerate(zip(loader, plan, strict=True)):
             got = np.empty(0, dtype=np.int64)
             if len(batch["index"]):
+                x = batch["image"].to(device, non_blocking=True)
                 with autocast:
-                    logits = model(batch["image"].to(device, non_blocking=True))
+                    if embed:  # one backbone pass gives both the logits and the pooled embedding
+                        feats = model.forward_features(x)
+                        logits = model.forward_head(feats)
+                        pooled = model.forward_head(feats, pre_logits=True)
+                    else:
+                        logits = model(x)
+                if embed:
+                    parts.setdefault("embed", []).append(nn.functional.normalize(pooled.float(), dim=-1).half())
                 probs = logits.float().softmax(dim=-1)
                 top_p, top_i = probs.topk(k, dim=-1)
                 got = batch["index"].numpy().astype(np.int64)
@@ -166,7 +187,7 @@ def _run_shards(dataset: Dataset, model: nn.Module, out: Path, shards: list[int]
             parts.setdefault("bad", []).append(bad)
             bar.update(len(rows))
             if step + 1 == len(plan) or plan[step + 1][0] != j:
-                _flush_shard(out, j, _to_host(parts), k, full_classes, files)
+                _flush_shard(out, j, _to_host(parts), k, full_classes, embed, files)
                 parts = {}
                 if on_shard is not None:
                     on_shard(j)
@@ -178,7 +199,7 @@ def _to_host(parts: dict[str, list[Any]]) -> dict[str, list[np.ndarray]]:
 
 
 def _flush_shard(out: Path, j: int, parts: dict[str, list[np.ndarray]], k: int, full_classes: int | None,
-                 files: Sequence[str]) -> None:
+                 embed: bool, files: Sequence[str]) -> None:
     """Concatenate a shard's batches (empty arrays when every image was unreadable) and write it."""
     empty = {"index": np.empty(0, np.int64), "topk_idx": np.empty((0, k), np.int32),
              "topk_prob": np.empty((0, k), np.float16), "bad": np.empty(0, np.int64)}
@@ -186,5 +207,7 @@ def _flush_shard(out: Path, j: int, parts: dict[str, list[np.ndarray]], k: int, 
     if full_classes:
         arrays["probs"] = (np.concatenate(parts["probs"]) if "probs" in parts
                            else np.empty((0, full_classes), np.float16))
+    if embed:
+        arrays["embed"] = np.concatenate(parts["embed"]) if "embed" in parts else np.empty((0, 0), np.float16)
     arrays["missing"] = np.array([not os.path.exists(files[i]) for i in arrays["bad"]], dtype=bool)
     write_shard(out, j, arrays)

@@ -32,8 +32,13 @@ class Selection:
     k: int
 
 
-def select_topk(store: SoftLabelStore, k: int, min_score: float = 0.0, multi_label: bool = False) -> Selection:
-    """The ``k`` highest-probability images of each class (fewer where a class has fewer candidates)."""
+def select_topk(store: SoftLabelStore, k: int, min_score: float = 0.0, multi_label: bool = False,
+                only: np.ndarray | None = None) -> Selection:
+    """The ``k`` highest-probability images of each class (fewer where a class has fewer candidates).
+
+    ``only`` (a boolean mask over the store's rows) limits the candidates, e.g. to the images dedup kept when
+    the whole pool was labeled first (one teacher pass serves dedup and labeling).
+    """
     if k < 1:
         raise UserError(f"--k: must be a positive number of images per class, got {k}")
     n, kk = store.topk_idx.shape
@@ -46,6 +51,8 @@ def select_topk(store: SoftLabelStore, k: int, min_score: float = 0.0, multi_lab
         classes = np.asarray(store.topk_idx[:, 0], dtype=np.int64)
         scores = np.asarray(store.topk_prob[:, 0], dtype=np.float32)
     keep = scores >= min_score
+    if only is not None:
+        keep &= np.asarray(only, dtype=bool)[rows]
     rows, classes, scores = rows[keep], classes[keep], scores[keep]
     path_rank = np.empty(n, dtype=np.int64)
     path_rank[np.argsort(np.asarray(store.paths, dtype=object), kind="stable")] = np.arange(n)
@@ -56,6 +63,23 @@ def select_topk(store: SoftLabelStore, k: int, min_score: float = 0.0, multi_lab
     c = store.num_classes
     return Selection(rows[top], classes[top], scores[top], np.bincount(classes[top], minlength=c),
                      np.bincount(classes, minlength=c), k)
+
+
+def rows_in_list(store: SoftLabelStore, list_path: str | os.PathLike[str]) -> np.ndarray:
+    """Mask of the store's rows whose path a list names (as written, or relative to the store's image root)."""
+    from ssld.data import read_list
+
+    if not Path(list_path).is_file():
+        raise UserError(f"--keep {list_path}: list file not found")
+    paths = [s.path for s in read_list(list_path, ".")]
+    rows = store.rows_of(paths)
+    root = store.manifest.get("image_root")
+    if root is not None:
+        again = store.rows_of([os.path.relpath(p, root) for p in paths])
+        rows = np.where(rows >= 0, rows, again)
+    mask = np.zeros(len(store), dtype=bool)
+    mask[rows[rows >= 0]] = True
+    return mask
 
 
 def selection_stats(sel: Selection, min_score: float, multi_label: bool) -> dict[str, Any]:

@@ -8,6 +8,8 @@ Layout of a store directory::
     topk_idx.npy       int32   [N, k]   class indices, most probable first
     topk_prob.npy      float16 [N, k]   their probabilities
     probs.npy          float16 [N, C]   full probabilities (only with ``--full``)
+    embed.npy          float16 [N, D]   the teacher's pooled pre-logits features, L2-normalised (``embed: true``;
+                                        dedup reads them, so the pool passes through the teacher once)
     paths.txt          the N labeled paths, one a line (skipped images are not rows)
     shards/00000.npz   work in progress; each shard is written atomically and deleted after the merge
 
@@ -29,7 +31,7 @@ from ssld.utils.io import atomic_path, atomic_write_text, write_json
 
 MANIFEST = "manifest.json"
 SHARD_DIR = "shards"
-ARRAYS = ("topk_idx", "topk_prob", "probs")
+ARRAYS = ("topk_idx", "topk_prob", "probs", "embed")
 
 
 def shard_path(out: Path, shard: int) -> Path:
@@ -39,7 +41,7 @@ def shard_path(out: Path, shard: int) -> Path:
 
 def write_shard(out: Path, shard: int, arrays: dict[str, np.ndarray]) -> None:
     """Write one shard atomically: ``index`` (labeled source rows), ``topk_idx``, ``topk_prob``, optional
-    ``probs``, ``bad`` (skipped source rows) and ``missing`` (per bad row: file absent rather than unreadable)."""
+    ``probs`` and ``embed``, ``bad`` (skipped source rows) and ``missing`` (per bad row: file absent rather than unreadable)."""
     with atomic_path(shard_path(out, shard)) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
@@ -88,6 +90,10 @@ def merge_shards(out: Path, n_shards: int, manifest: dict[str, Any], all_paths: 
     shapes = {"topk_idx": ((total, k), np.int32), "topk_prob": ((total, k), np.float16)}
     if manifest["full"]:
         shapes["probs"] = ((total, c), np.float16)
+    dim = 0
+    if manifest.get("embed"):
+        dim = _embed_dim(out, n_shards)
+        shapes["embed"] = ((total, dim), np.float16)
     rows: list[int] = []
     for name, (shape, dtype) in shapes.items():
         with atomic_path(out / f"{name}.npy") as tmp:
@@ -96,7 +102,8 @@ def merge_shards(out: Path, n_shards: int, manifest: dict[str, Any], all_paths: 
             for j in range(n_shards):
                 with np.load(shard_path(out, j)) as z:
                     part = z[name]
-                    arr[pos : pos + len(part)] = part
+                    if len(part):  # an all-skipped shard's embed is (0, 0)
+                        arr[pos : pos + len(part)] = part
                     pos += len(part)
                     if name == "topk_idx":
                         rows.extend(int(i) for i in z["index"])
@@ -104,9 +111,20 @@ def merge_shards(out: Path, n_shards: int, manifest: dict[str, Any], all_paths: 
             del arr
     atomic_write_text(out / "paths.txt", "".join(f"{all_paths[i]}\n" for i in rows))
     final = dict(manifest, count=total, skipped=skipped, complete=True)
+    if manifest.get("embed"):
+        final["embed_dim"] = dim
     write_json(out / MANIFEST, final)
     shutil.rmtree(out / SHARD_DIR, ignore_errors=True)
     return final
+
+
+def _embed_dim(out: Path, n_shards: int) -> int:
+    """Width of the stored embeddings: that of the first shard with a labeled row (0 when none has one)."""
+    for j in range(n_shards):
+        with np.load(shard_path(out, j)) as z:
+            if len(z["embed"]):
+                return int(z["embed"].shape[1])
+    return 0
 
 
 class SoftLabelStore:
@@ -119,6 +137,7 @@ class SoftLabelStore:
         self.topk_idx: np.ndarray = arrays["topk_idx"]
         self.topk_prob: np.ndarray = arrays["topk_prob"]
         self.probs: np.ndarray | None = arrays.get("probs")
+        self.embed: np.ndarray | None = arrays.get("embed")
         self._row: dict[str, int] | None = None
 
     @classmethod
@@ -134,6 +153,8 @@ class SoftLabelStore:
         expected = {"topk_idx": (n, k), "topk_prob": (n, k)}
         if manifest.get("full"):
             expected["probs"] = (n, c)
+        if manifest.get("embed"):
+            expected["embed"] = (n, int(manifest.get("embed_dim", 0)))
         arrays: dict[str, np.ndarray] = {}
         for name, shape in expected.items():
             path = root / f"{name}.npy"
@@ -144,7 +165,8 @@ class SoftLabelStore:
             except ValueError as e:
                 raise UserError(f"{path}: unreadable array ({e})") from e
             if arr.shape != shape:
-                raise UserError(f"{path}: shape {arr.shape} does not match the manifest's {shape} (count, k, classes)")
+                raise UserError(f"{path}: shape {arr.shape} does not match the manifest's {shape} "
+                                "(count, k, classes, embed_dim)")
             arrays[name] = arr
         paths_file = root / "paths.txt"
         paths = paths_file.read_text().splitlines() if paths_file.is_file() else []
@@ -169,9 +191,17 @@ class SoftLabelStore:
 
     def index_of(self, path: str) -> int:
         """Row of ``path`` (as written in paths.txt, or normalised the same way); ``KeyError`` if absent."""
+        return self._table()[os.path.normpath(path)]
+
+    def _table(self) -> dict[str, int]:
         if self._row is None:
             self._row = {os.path.normpath(p): i for i, p in enumerate(self.paths)}
-        return self._row[os.path.normpath(path)]
+        return self._row
+
+    def rows_of(self, paths: list[str]) -> np.ndarray:
+        """Row of each path (as in paths.txt, or normalised the same way), -1 where the store has none."""
+        table = self._table()
+        return np.array([table.get(os.path.normpath(p), -1) for p in paths], dtype=np.int64)
 
     def dense(self, i: int) -> np.ndarray:
         """Full float32 probability vector of row ``i``: the stored one, or the top-k scattered into zeros."""

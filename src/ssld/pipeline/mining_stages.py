@@ -1,7 +1,9 @@
-"""Mining stages: dedup the pool against val, soft-label it with the teacher, select the top-k per class.
+"""Mining stages: soft-label the pool with the teacher, dedup it against val, select the top-k per class.
 
-They run the same code as ``ssld dedup``, ``ssld label`` and ``ssld select`` (in-process), with the run's lists
-and the teacher stage's config and weights. Label resumes its own shards when a killed run is started again.
+They run the same code as ``ssld label``, ``ssld dedup`` and ``ssld select`` (in-process), with the run's lists
+and the teacher stage's config and weights. One teacher pass over the pool: label stores each image's pooled
+embedding beside its soft labels, dedup reads them (``--store``) instead of running the teacher again, and
+select ranks only the images dedup kept (``--keep``). Label resumes its own shards after a kill.
 """
 
 from __future__ import annotations
@@ -17,11 +19,6 @@ CLEAN_POOL = "kept.txt"
 SELECTED = "selected.txt"
 
 
-def pool_list(ctx: StageContext, dedup: bool) -> Path:
-    """The pool the label stage reads: the deduplicated one when dedup ran, else the data stage's."""
-    return ctx.stage_dir("dedup") / CLEAN_POOL if dedup else ctx.stage_dir("data") / "unlabeled.txt"
-
-
 def dedup_stage(p: PipelineConfig) -> Stage:
     sec = p.pipeline.dedup
 
@@ -29,7 +26,8 @@ def dedup_stage(p: PipelineConfig) -> Stage:
         teacher = ctx.stage_dir("teacher")
         argv = ["dedup", "--pool", str(ctx.stage_dir("data") / "unlabeled.txt"),
                 "--ref", str(ctx.stage_dir("data") / "val.txt"), "--root", data_lists(ctx)[0],
-                "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS), "--out", str(ctx.dir)]
+                "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS), "--out", str(ctx.dir),
+                "--store", str(ctx.stage_dir("label") / "store")]
         for key, value in sec.options.items():
             flag = "--" + key.replace("_", "-")
             argv += [flag] if value is True else ([] if value is False else [flag, str(value)])
@@ -39,33 +37,37 @@ def dedup_stage(p: PipelineConfig) -> Stage:
         return StageResult({"pool": pool, "clean_pool": clean, "removed": pool - clean, "pairs_image": "dedup/pairs.png",
                             "removed_list": "dedup/removed.csv"}, [CLEAN_POOL])
 
-    return Stage("dedup", run, deps=("data", "teacher"), settings=sec.model_dump(), key_metric="removed")
+    return Stage("dedup", run, deps=("data", "teacher", "label"), settings=sec.model_dump(), key_metric="removed")
 
 
-def label_with_teacher(ctx: StageContext, p: PipelineConfig, image_list: Path, store: Path) -> None:
+def label_with_teacher(ctx: StageContext, p: PipelineConfig, image_list: Path, store: Path,
+                       embed: bool = False) -> None:
     """Soft-label ``image_list`` with the teacher stage's network into ``store`` (``ssld label`` with the
-    ``label`` stage's settings; resumes its shards after a kill)."""
+    ``label`` stage's settings; resumes its shards after a kill); ``embed`` also stores pooled embeddings."""
     sec, teacher = p.pipeline.label, ctx.stage_dir("teacher")
     invoke(["label", "--list", str(image_list), "--root", data_lists(ctx)[0], "-c", str(teacher / "config.yaml"),
             "--weights", str(teacher / WEIGHTS), "--out", str(store), "--topk", str(sec.topk),
-            "--batch-size", str(sec.batch_size), "--shard-size", str(sec.shard_size)])
+            "--batch-size", str(sec.batch_size), "--shard-size", str(sec.shard_size)]
+           + ([] if embed else ["--no-embed"]))
 
 
 def label_stage(p: PipelineConfig) -> Stage:
     sec = p.pipeline.label
     dedup = p.pipeline.dedup.enabled
-    deps = ("data", "teacher", "dedup") if dedup else ("data", "teacher")
 
     def run(ctx: StageContext) -> StageResult:
         import json
 
         store = ctx.dir / "store"
-        label_with_teacher(ctx, p, pool_list(ctx, dedup), store)
+        label_with_teacher(ctx, p, ctx.stage_dir("data") / "unlabeled.txt", store, embed=dedup)
         manifest = json.loads((store / "manifest.json").read_text())
+        outputs = ["store/manifest.json", "store/topk_idx.npy", "store/topk_prob.npy", "store/paths.txt"]
         return StageResult({"labeled": manifest.get("count"), "skipped": len(manifest.get("skipped", []))},
-                           ["store/manifest.json", "store/topk_idx.npy", "store/topk_prob.npy", "store/paths.txt"])
+                           outputs + (["store/embed.npy"] if manifest.get("embed") else []))
 
-    return Stage("label", run, deps=deps, settings={**sec.model_dump(), "dedup": dedup}, key_metric="labeled")
+    # the whole pool is labeled (with embeddings when dedup runs): dedup and select read the store
+    return Stage("label", run, deps=("data", "teacher"), settings={**sec.model_dump(), "pool": "all", "embed": dedup},
+                 key_metric="labeled")
 
 
 def truth_precision(selected: Path, truth: Path) -> float | None:
@@ -87,18 +89,18 @@ def truth_precision(selected: Path, truth: Path) -> float | None:
 
 def select_stage(p: PipelineConfig) -> Stage:
     sec = p.pipeline.select
+    dedup = p.pipeline.dedup.enabled
 
     def run(ctx: StageContext) -> StageResult:
         import json
 
         store = str(ctx.stage_dir("label") / "store")
-        argv = ["select", "--store", store, "--k", str(sec.k), "--min-score", str(sec.min_score),
-                "--out", str(ctx.dir / SELECTED)]
-        invoke(argv + (["--multi-label"] if sec.multi_class else []))
+        common = ["--store", store, "--k", str(sec.k), "--min-score", str(sec.min_score)]
+        common += ["--keep", str(ctx.stage_dir("dedup") / CLEAN_POOL)] if dedup else []
+        common += ["--multi-label"] if sec.multi_class else []
+        invoke(["select", *common, "--out", str(ctx.dir / SELECTED)])
         # the teacher's class of each selected image, for the analysis-only precision against hidden labels
-        invoke(["select", "--store", store, "--k", str(sec.k), "--min-score", str(sec.min_score),
-                 "--out", str(ctx.dir / "analysis" / "pseudo_labels.txt"), "--assign-label"]
-                + (["--multi-label"] if sec.multi_class else []))
+        invoke(["select", *common, "--out", str(ctx.dir / "analysis" / "pseudo_labels.txt"), "--assign-label"])
         stats = json.loads((ctx.dir / "select_stats.json").read_text())
         precision = truth_precision(ctx.dir / "analysis" / "pseudo_labels.txt",
                                     ctx.stage_dir("data") / "unlabeled_truth.txt")
@@ -107,4 +109,5 @@ def select_stage(p: PipelineConfig) -> Stage:
                    "teacher_precision_on_selected": precision}
         return StageResult(metrics, [SELECTED])
 
-    return Stage("select", run, deps=("data", "label"), settings=sec.model_dump(), key_metric="selected")
+    deps = ("data", "label", "dedup") if dedup else ("data", "label")
+    return Stage("select", run, deps=deps, settings=sec.model_dump(), key_metric="selected")

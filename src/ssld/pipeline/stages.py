@@ -1,4 +1,4 @@
-"""The SSLD stages: data → teacher → baseline → dedup → label → select → distill → finetune → eval → export → report.
+"""The SSLD stages: data → teacher → baseline → label → dedup → select → distill → finetune → eval → export → report.
 
 Each function returns a :class:`Stage` whose settings (the stage's resolved pipeline section, the seed) and input
 files (its training config) define its hash. Mining stages call the same code as ``ssld dedup/label/select``, so
@@ -230,9 +230,10 @@ def build_stages(p: PipelineConfig) -> list[Stage]:
     if pl.baseline is not None and pl.baseline.enabled:
         stages.append(baseline_stage(p))
     if pl.select.enabled:
+        stages.append(label_stage(p))  # the whole pool, once: dedup reads its embeddings from the store
         if pl.dedup.enabled:
             stages.append(dedup_stage(p))
-        stages += [label_stage(p), select_stage(p)]
+        stages.append(select_stage(p))
     stages.append(distill_stage(p))
     if pl.finetune is not None and pl.finetune.enabled:
         stages.append(finetune_stage(p))
