@@ -15,7 +15,9 @@ from typing import Any
 
 from ssld.config import SSLDConfig
 from ssld.errors import UserError
+from ssld.pipeline.budget import auto_epochs, ssld_step_budget, validated
 from ssld.pipeline.config import PipelineConfig
+from ssld.pipeline.fit import fill_auto, fit_config
 from ssld.pipeline.runner import Stage, StageContext, StageResult
 from ssld.pipeline.shared import data_lists
 from ssld.pipeline.training import (
@@ -30,33 +32,6 @@ from ssld.pipeline.training import (
     write_stage_config,
 )
 from ssld.utils.io import atomic_write_text, write_json
-
-
-def _validated(raw: dict[str, Any], where: str) -> SSLDConfig:
-    from pydantic import ValidationError
-
-    from ssld.config.loader import validation_error_line
-
-    try:
-        return SSLDConfig.model_validate(raw)
-    except ValidationError as e:
-        raise UserError(validation_error_line(e, where, {})) from None
-
-
-def ssld_step_budget(p: PipelineConfig, n_labeled: int, n_pool: int) -> dict[str, int]:
-    """Optimizer steps of distill and finetune, with the distill set at its largest (labeled + C·k, capped by the
-    pool), so the baseline gets at least as many."""
-    pl = p.pipeline
-    n_distill = n_labeled + (min(pl.num_classes * pl.select.k, n_pool) if pl.select.enabled else 0)
-    distill = _validated(read_training_yaml(p.config_path(pl.distill.config), pl.distill.overrides,
-                                            "Pipeline.distill"), "Pipeline.distill")
-    budget = {"distill": steps_per_epoch(distill, n_distill) * distill.Global.epochs, "finetune": 0}
-    if pl.finetune is not None and pl.finetune.enabled:
-        ft = _validated(read_training_yaml(p.config_path(pl.finetune.config), pl.finetune.overrides,
-                                           "Pipeline.finetune"), "Pipeline.finetune")
-        budget["finetune"] = steps_per_epoch(ft, n_labeled) * ft.Global.epochs
-    budget["total"] = budget["distill"] + budget["finetune"]
-    return budget
 
 
 def split_labeled(labeled: Path, holdout_fraction: float, seed: int, out_dir: Path) -> tuple[Path, Path]:
@@ -88,9 +63,11 @@ def baseline_stage(p: PipelineConfig) -> Stage:
     path = p.config_path(sec.config)
     seed = p.pipeline.seed
 
-    def run_one(out: Path, lists: Lists, lr: float, epochs: int, resume: bool) -> tuple[SSLDConfig, dict[str, Any]]:
+    def run_one(out: Path, lists: Lists, lr: float, epochs: int, resume: bool,
+                image: dict[str, Any] | None) -> tuple[SSLDConfig, dict[str, Any]]:
         raw = read_training_yaml(path, {**sec.overrides, "Optimizer.lr.learning_rate": lr, "Global.epochs": epochs},
                                  "Pipeline.baseline")
+        raw = fit_config(raw, image, "Pipeline.baseline", sec.config)
         cfg = write_stage_config(raw, out, lists, seed, resume, sec.config)
         return cfg, train_config(cfg)
 
@@ -98,7 +75,13 @@ def baseline_stage(p: PipelineConfig) -> Stage:
         image_root, data_dir = data_lists(ctx)
         labeled = data_dir / "train_labeled.txt"
         n_labeled = count_lines(labeled)
-        budget = ssld_step_budget(p, n_labeled, ctx.upstream["data"]["metrics"]["pool"])
+        image = ctx.upstream["data"]["metrics"].get("image")
+        budget = ssld_step_budget(p, n_labeled, ctx.upstream["data"]["metrics"]["pool"], image)
+
+        def probe_cfg() -> SSLDConfig:
+            raw = fill_auto(read_training_yaml(path, sec.overrides, "Pipeline.baseline"), image, "Pipeline.baseline")
+            return validated(raw, "Pipeline.baseline")
+
         grid_dir = ctx.dir / "lr_grid"
         grid_dir.mkdir(exist_ok=True)
         grid_train, holdout = split_labeled(labeled, sec.holdout_fraction, seed, grid_dir)
@@ -108,18 +91,16 @@ def baseline_stage(p: PipelineConfig) -> Stage:
             out = grid_dir / f"lr_{lr:g}"
             result = out / "holdout.json"
             if not result.is_file():
-                probe = _validated(read_training_yaml(path, sec.overrides, "Pipeline.baseline"), "Pipeline.baseline")
-                per_epoch = steps_per_epoch(probe, count_lines(grid_train))
+                per_epoch = steps_per_epoch(probe_cfg(), count_lines(grid_train))
                 epochs = max(1, math.ceil(sec.grid_steps_fraction * budget["total"] / per_epoch))
-                cfg, _ = run_one(out, grid_lists, lr, epochs, resume=ctx.resume)
+                cfg, _ = run_one(out, grid_lists, lr, epochs, resume=ctx.resume, image=image)
                 score = evaluate_weights(cfg, out / WEIGHTS, str(holdout), image_root)
                 write_json(result, {"lr": lr, "epochs": epochs, **score})
             scores[f"{lr:g}"] = json.loads(result.read_text())["top1"]
         best = max(sec.lr_grid, key=lambda lr: scores[f"{lr:g}"])
-        probe = _validated(read_training_yaml(path, sec.overrides, "Pipeline.baseline"), "Pipeline.baseline")
-        epochs = math.ceil(budget["total"] / steps_per_epoch(probe, n_labeled))
+        epochs = math.ceil(budget["total"] / steps_per_epoch(probe_cfg(), n_labeled))
         lists = Lists(image_root, str(labeled), str(data_dir / "val.txt"))
-        cfg, final = run_one(ctx.dir, lists, best, epochs, resume=ctx.resume)
+        cfg, final = run_one(ctx.dir, lists, best, epochs, resume=ctx.resume, image=image)
         steps = steps_per_epoch(cfg, n_labeled) * epochs
         metrics = {
             "val_top1_last_epoch": percent(final.get("top1")),
@@ -133,6 +114,8 @@ def baseline_stage(p: PipelineConfig) -> Stage:
                 "budget_from": {"distill": p.pipeline.distill.model_dump(),
                                 "finetune": p.pipeline.finetune.model_dump() if p.pipeline.finetune else None,
                                 "select": p.pipeline.select.model_dump()}}
+    if auto_epochs(p, p.pipeline.distill):  # the distill budget follows the data
+        settings["budget_from"]["budget"] = p.pipeline.budget.model_dump()
     inputs = [str(path), str(p.config_path(p.pipeline.distill.config))]
     if p.pipeline.finetune is not None:
         inputs.append(str(p.config_path(p.pipeline.finetune.config)))

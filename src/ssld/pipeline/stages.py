@@ -7,12 +7,22 @@ the pipeline walks the path a user would walk by hand.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from ssld.data.fashion_mnist import TEACHER_LIST
 from ssld.errors import UserError
+from ssld.pipeline.budget import (
+    auto_epochs,
+    budget_settings,
+    distill_epochs,
+    ssld_step_budget,
+    teacher_epochs,
+    validated,
+)
 from ssld.pipeline.config import PipelineConfig, TrainStage
+from ssld.pipeline.fit import describe, fill_auto, fit_config, measure_images
 from ssld.pipeline.mining_stages import (
     dedup_stage,
     label_stage,
@@ -32,6 +42,8 @@ from ssld.pipeline.training import (
     train_config,
     write_stage_config,
 )
+
+log = logging.getLogger("ssld.pipeline")
 
 
 def check_labels(list_path: Path, num_classes: int, what: str) -> dict[int, int]:
@@ -74,8 +86,12 @@ def data_stage(p: PipelineConfig) -> Stage:
                 write_list(ctx.dir / f"{name}.txt", samples, root=root)
         labeled = check_labels(ctx.dir / "train_labeled.txt", num_classes, "labeled")
         check_labels(ctx.dir / "val.txt", num_classes, "val")
+        image = measure_images(ctx.dir / "train_labeled.txt", ctx.dir if root == "." else root)
+        log.info("data: the labeled images are %s (%d measured%s)", describe(image), image["measured_images"],
+                 "; sizes vary" if image["sizes_vary"] else "")
         metrics = {"labeled": sum(labeled.values()), "pool": count_lines(ctx.dir / "unlabeled.txt"),
-                   "val": count_lines(ctx.dir / "val.txt"), "classes_in_labeled": len(labeled), "image_root": root}
+                   "val": count_lines(ctx.dir / "val.txt"), "classes_in_labeled": len(labeled), "image_root": root,
+                   "image": image}
         outputs = ["train_labeled.txt", "unlabeled.txt", "val.txt"]
         if sec.separate_teacher_set:
             metrics["teacher_labeled"] = sum(check_labels(ctx.dir / TEACHER_LIST, num_classes, "teacher").values())
@@ -89,8 +105,14 @@ def _train_stage_settings(p: PipelineConfig, sec: TrainStage, extra: dict[str, A
     return {**sec.model_dump(exclude={"config"}), "seed": p.pipeline.seed, **(extra or {})}
 
 
+def data_image(ctx: StageContext) -> dict[str, Any] | None:
+    """The data stage's image measurement (None for a data stage recorded before it was measured)."""
+    return ctx.upstream.get("data", {}).get("metrics", {}).get("image")
+
+
 def _train(ctx: StageContext, p: PipelineConfig, sec: TrainStage, train_list: Path, raw: dict[str, Any]) -> StageResult:
     """Write the stage's config with the run's lists and train it; metrics name their source file."""
+    raw = fit_config(raw, data_image(ctx), f"Pipeline.{ctx.name}", sec.config)
     image_root, data_dir = data_lists(ctx)
     lists = Lists(image_root, str(train_list), str(data_dir / "val.txt"))
     cfg = write_stage_config(raw, ctx.dir, lists, p.pipeline.seed, ctx.resume, sec.config)
@@ -111,12 +133,35 @@ def teacher_stage(p: PipelineConfig) -> Stage:
     sec = p.pipeline.teacher
     path = p.config_path(sec.config)
 
+    auto = auto_epochs(p, sec)
+
     def run(ctx: StageContext) -> StageResult:
         raw = read_training_yaml(path, sec.overrides, "Pipeline.teacher")
         own = p.pipeline.data.separate_teacher_set
-        return _train(ctx, p, sec, ctx.stage_dir("data") / (TEACHER_LIST if own else "train_labeled.txt"), raw)
+        train_list = ctx.stage_dir("data") / (TEACHER_LIST if own else "train_labeled.txt")
+        image, data = data_image(ctx), ctx.upstream["data"]["metrics"]
+        cfg = validated(fill_auto(raw, image, "Pipeline.teacher"), "Pipeline.teacher")
+        n_teacher = count_lines(train_list)
+        if auto:
+            epochs = teacher_epochs(p, cfg, n_teacher, data["labeled"], data["pool"], image)
+            raw.setdefault("Global", {})["epochs"] = epochs
+            log.info("teacher: %d epochs over %d images (at least the labels-only student's steps; Pipeline.budget)",
+                     epochs, n_teacher)
+        elif not own and p.pipeline.baseline is not None and p.pipeline.baseline.enabled:
+            steps = steps_per_epoch(cfg, n_teacher) * cfg.Global.epochs
+            total = ssld_step_budget(p, data["labeled"], data["pool"], image)["total"]
+            if steps < total:
+                log.warning("notice: Pipeline.teacher: %d optimizer steps on the labeled images, the labels-only "
+                            "student gets %d on the same images: the teacher may end up weaker than the student "
+                            "(the teacher guard checks after the baseline); leave Global.epochs out of "
+                            "Pipeline.teacher.overrides to give it the student's budget", steps, total)
+        return _train(ctx, p, sec, train_list, raw)
 
-    return Stage("teacher", run, deps=("data",), settings=_train_stage_settings(p, sec), input_files=(str(path),),
+    settings = _train_stage_settings(p, sec, {"auto_budget": budget_settings(p)} if auto else None)
+    inputs = [str(path)]
+    if auto:  # the teacher's budget is the baseline's: distill + finetune configs
+        inputs += [str(p.config_path(s.config)) for s in (p.pipeline.distill, p.pipeline.finetune) if s is not None]
+    return Stage("teacher", run, deps=("data",), settings=settings, input_files=tuple(inputs),
                  key_metric="val_top1_last_epoch")
 
 
@@ -128,6 +173,7 @@ def distill_stage(p: PipelineConfig) -> Stage:
     use_pool = p.pipeline.select.enabled
     deps = ("data", "teacher", "select") if use_pool else ("data", "teacher")
     offline = p.pipeline.label.model_dump() if sec.offline_teacher else None  # the store's labeling settings
+    auto = auto_epochs(p, sec)
 
     def run(ctx: StageContext) -> StageResult:
         raw = read_training_yaml(path, sec.overrides, "Pipeline.distill")
@@ -146,13 +192,21 @@ def distill_stage(p: PipelineConfig) -> Stage:
         from ssld.utils.io import atomic_write_text
 
         atomic_write_text(train_list, text)
+        if auto:
+            data, image = ctx.upstream["data"]["metrics"], data_image(ctx)
+            cfg = validated(fill_auto(read_training_yaml(path, sec.overrides, "Pipeline.distill"), image,
+                                      "Pipeline.distill"), "Pipeline.distill")
+            raw.setdefault("Global", {})["epochs"] = distill_epochs(p, cfg, data["labeled"], data["pool"])
         if sec.offline_teacher:
             dataset = raw.setdefault("DataLoader", {}).setdefault("Train", {}).setdefault("dataset", {})
             label_with_teacher(ctx, p, train_list, ctx.dir / "store")  # labeled + selected, eval mode
             dataset["soft_labels"] = str(ctx.dir / "store")
         return _train(ctx, p, sec, train_list, raw)
 
-    return Stage("distill", run, deps=deps, settings=_train_stage_settings(p, sec, {"use_pool": use_pool, "offline_labeling": offline}),
+    extra = {"use_pool": use_pool, "offline_labeling": offline}
+    if auto:
+        extra["auto_budget"] = budget_settings(p)
+    return Stage("distill", run, deps=deps, settings=_train_stage_settings(p, sec, extra),
                  input_files=(str(path),), key_metric="val_top1_last_epoch")
 
 
@@ -181,6 +235,7 @@ def fixres_stage(p: PipelineConfig, source: str) -> Stage:
 
         raw = read_training_yaml(path, sec.overrides, "Pipeline.fixres")
         raw.setdefault("Global", {})["pretrained_model"] = str(ctx.stage_dir(source) / WEIGHTS)
+        raw = fit_config(raw, data_image(ctx), "Pipeline.fixres", sec.config)
         image_root, data_dir = data_lists(ctx)
         lists = Lists(image_root, str(data_dir / "train_labeled.txt"), str(data_dir / "val.txt"))
         cfg = write_stage_config(raw, ctx.dir, lists, p.pipeline.seed, False, sec.config)
