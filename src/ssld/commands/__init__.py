@@ -10,6 +10,7 @@ COMMANDS: dict[str, str] = {
     "dedup": "dedup",
     "label": "label",
     "select": "select",
+    "init": "init",
     "pipeline": "pipeline",
     "report": "report",
     "ablate": "ablate",

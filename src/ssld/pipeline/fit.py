@@ -100,7 +100,7 @@ def fill_auto(raw: dict[str, Any], image: dict[str, Any] | None, where: str) -> 
             if not isinstance(kw, dict):
                 continue
             if name in SIZE_OPS and kw.get("size") == AUTO:
-                kw["size"] = h if h == w else [h, w]
+                kw["size"] = h if h == w else [w, h]  # PaddleClas sizes are [width, height]
             if name == "NormalizeImage":
                 for key in ("mean", "std"):
                     if kw.get(key) == AUTO:
@@ -124,7 +124,7 @@ def mismatch(raw: dict[str, Any], image: dict[str, Any] | None) -> str | None:
             name, kw = next(iter(op.items()))
             kw = kw if isinstance(kw, dict) else {}
             size = kw.get("size")
-            if name in ("RandomCrop", "CropImage") and size is not None and size not in (h, [h, w]):
+            if name in ("RandomCrop", "CropImage") and size is not None and size not in (h, [w, h]):
                 found.append(f"{split} {name} size {size}")
             if name == "NormalizeImage" and isinstance(kw.get("mean"), list) and len(kw["mean"]) == 3:
                 off = max(abs(float(a) - float(b)) for a, b in zip(kw["mean"], image["mean"], strict=True))
