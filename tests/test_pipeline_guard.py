@@ -80,7 +80,10 @@ def test_undertrained_teacher_trips_the_guard_and_the_flag_goes_on(tmp_path: Pat
     pipe = open_pipeline(config, run_dir=run, allow_weak_teacher=True)  # same run folder: no --force needed
     pipe.out = lambda s: None
     pipe.run()
-    assert (run / "eval" / "done.json").is_file()
+    assert (run / "eval" / "done.json").is_file() and json.loads((run / GUARD).read_text())["allowed"] is True
+    pipe = open_pipeline(config, run_dir=run)  # allowed once in this folder: a rerun needs no flag
+    pipe.out = lambda s: None
+    pipe.run(start="eval")
     report = (run / "report.md").read_text()
     assert "Teacher guard: the teacher scored" in report and f"{result['margin']:+.2f} points" in report
 

@@ -5,7 +5,9 @@ out (``baseline/lr_grid/grid_holdout.txt``; never val). The student's score is t
 never trained on those images. The teacher's score is optimistic when the teacher trained on them (it trains on
 the labeled set, or a list that contains it), so the margin is a lower bar, not a fair fight; a teacher that
 fails even that bar cannot help. ``RUN/guard.json`` records the comparison (the report states it); a teacher
-below ``Pipeline.guard.min_margin`` stops the pipeline with one line, unless ``allow_weak_teacher``.
+below ``Pipeline.guard.min_margin`` stops the pipeline with one line, unless ``allow_weak_teacher``; once allowed,
+the same teacher and baseline stay allowed in that run folder (``"allowed": true`` in ``guard.json``), so a later
+``--from eval`` or ``--only report`` needs no flag.
 """
 
 from __future__ import annotations
@@ -78,9 +80,11 @@ def check_teacher(run_dir: Path, guard: GuardSection) -> dict[str, Any] | None:
         return result
     advice = ("train the teacher longer (its Global.epochs in Pipeline.teacher.overrides) or on more labeled data "
               "(data.teacher_labeled), or give it a bigger network")
-    if guard.allow_weak_teacher:
+    if guard.allow_weak_teacher or result.get("allowed"):  # allowed once for these two stages: stays allowed
         log.warning("teacher guard: WEAK TEACHER, going on as allowed: %s", line)
-        return result
+        if not result.get("allowed"):
+            write_json(run_dir / GUARD, {**result, "allowed": True})
+        return {**result, "allowed": True}
     raise UserError(f"teacher guard: the teacher is not clearly better than the labels-only student: {line}. "
                     f"Distilling from it would teach the student its mistakes: {advice}; or pass "
                     "--allow-weak-teacher (Pipeline.guard.allow_weak_teacher: true) to go on anyway")
