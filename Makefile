@@ -13,13 +13,14 @@ RUN_DIR ?= runs/demo
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup dataset demo test bench ablate lint clean help
+.PHONY: setup dataset demo test bench bench-photos photos ablate lint clean help
 
 help:
 	@echo "make demo   - set up, then run the SSLD pipeline (quick profile) on Fashion-MNIST"
 	@echo "              (RUN_DIR=runs/demo; DEMO_ARGS=--force reuses a run dir made by an older config)"
 	@echo "make test   - set up, then run the test suite"
 	@echo "make bench  - set up, then run the benchmark suite (docs/benchmarks.md)"
+	@echo "make bench-photos - dedup on photographs from the Debian wallpaper packages (docs/mining.md)"
 	@echo "make ablate - set up, then run the ablations (long; resumable)"
 
 setup: $(STAMP) dataset
@@ -56,6 +57,21 @@ test: setup
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/run_all.py
+
+# photographs for benchmarks/dedup_photos.py (Debian wallpaper packages; installed once, as root)
+WALLPAPERS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers lomiri-wallpapers
+photos:
+	@if [ -d /usr/share/backgrounds/mate/nature ] && [ -d /usr/share/wallpapers/Autumn ]; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$(WALLPAPERS) >/dev/null; \
+	else \
+		echo "run 'sudo apt-get install -y $(WALLPAPERS)' first"; exit 1; \
+	fi
+
+bench-photos: setup photos
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/dedup_photos.py --scale 60000,10000
 
 ablate: setup
 	$(BIN)/ssld ablate -c configs/fashion_mnist/ablations.yaml

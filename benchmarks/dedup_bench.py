@@ -139,7 +139,7 @@ def evaluate(nb: Neighbours, th: Thresholds, planted: list[dict], n_train: int, 
     others = [i for i in found if i < n_train]
     return {"recall": float(np.mean(hits)), "others_removed": len(others) / n_train,
             "others_removed_n": len(others), "others_exact_dups": sum(i in exact_train for i in others),
-            "by_method": {k: sum(m.method == k for m in matches) for k in ("phash", "embedding")},
+            "by_method": {k: sum(m.method == k for m in matches) for k in ("phash", "thumb", "embedding")},
             "missed_edits": [p["edits"] for p, h in zip(planted, hits, strict=True) if not h]}
 
 
@@ -156,6 +156,37 @@ def recall_by_edit(nb: Neighbours, th: Thresholds, planted: list[dict], n_train:
     return {k: {"n": len(v), "recall": float(np.mean(v))} for k, v in sorted(groups.items())}
 
 
+def thumb_curve(out: Path, xtr: np.ndarray, xte: np.ndarray, planted: list[dict], exact_train: set[int],
+                workers: int) -> None:
+    """Hash + thumbnail rule without a teacher: recall and others removed over thumb_min x thumb_margin."""
+    root = out / "fmnist"
+    pool = [str(root / f"train/{i:05d}.png") for i in range(len(xtr))] + [str(root / p["path"]) for p in planted]
+    ref = [str(root / f"test/{i:05d}.png") for i in range(len(xte))]
+    t0 = time.perf_counter()
+    nb = search(pool, ref, None, None, k=5, workers=workers, thumb_knn=True)
+    wall = time.perf_counter() - t0
+    src = np.array([p["source"] for p in planted])
+    n = len(xtr)
+    reach = {"thumb_top1": float(np.mean(nb.desc_ref[n:, 0] == src)),
+             "thumb_top5": float(np.mean((nb.desc_ref[n:] == src[:, None]).any(1)))}
+    print(f"search {wall:.0f} s {nb.seconds}; source is the thumbnail's nearest reference for "
+          f"{reach['thumb_top1']:.3f} of copies (top-5: {reach['thumb_top5']:.3f})")
+    rows = []
+    for t_min in (0.80, 0.85, 0.90, 0.93, 0.95):
+        for margin in (0.0, 0.01, 0.02, 0.03, 0.05, 0.08):
+            th = replace(Thresholds(), thumb_min=t_min, thumb_margin=margin)
+            r = evaluate(nb, th, planted, n, exact_train)
+            rows.append({"thumb_min": t_min, "thumb_margin": margin, "recall": r["recall"],
+                         "others_removed": r["others_removed"], "others_exact_dups": r["others_exact_dups"]})
+            print(f"thumb_min {t_min:.2f} margin {margin:.2f}: recall {r['recall']:.3f}, "
+                  f"others removed {100 * r['others_removed']:.2f}%")
+    hash_only = evaluate(nb, Thresholds(), planted, n, exact_train)
+    (out / "dedup_bench_thumb.json").write_text(json.dumps(
+        {"wall_s": wall, "seconds": nb.seconds, **reach, "hash_only": {k: hash_only[k] for k in
+                                                                      ("recall", "others_removed")},
+         "curve": rows}, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench_out/mining")
@@ -165,6 +196,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--plant", type=int, default=500)
     ap.add_argument("--reuse", action="store_true", help="reuse the cached kNN results of an earlier run")
+    ap.add_argument("--thumb-curve", action="store_true",
+                    help="no teacher: hash + the thumbnail rule (normalised cross-correlation over reference views: "
+                         "crops, +-8 deg, mirrored), its recall/removed curve")
     args = ap.parse_args()
     out = Path(args.out)
     (out / "fmnist").mkdir(parents=True, exist_ok=True)
@@ -172,6 +206,9 @@ def main() -> None:
     planted = write_data(out / "fmnist", xtr, xte, args.plant, seed=0)
     test_keys = {hashlib.sha1(a.tobytes()).hexdigest(): i for i, a in enumerate(xte)}
     exact_train = {i for i, a in enumerate(xtr) if hashlib.sha1(a.tobytes()).hexdigest() in test_keys}
+    if args.thumb_curve:
+        thumb_curve(out, xtr, xte, planted, exact_train, args.workers)
+        return
     model = teacher(out, xtr[:args.train_images], ytr[:args.train_images], args.arch, args.epochs)
     with torch.inference_mode():
         xte_t = torch.from_numpy(xte).float().div(255).sub(MEAN).div(STD)[:, None].expand(-1, 3, -1, -1)

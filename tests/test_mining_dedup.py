@@ -103,3 +103,46 @@ def test_knn_rows_collapse_to_distinct_references() -> None:
     s, r = best_per_ref(score, ref, 3, larger_is_better=False)
     assert r.tolist() == [[3, 1, 2], [5, -1, -1]]
     assert s[0].tolist() == [1, 3, 5] and s[1, 0] == 0 and np.isinf(s[1, 1:]).all()
+
+
+def test_without_a_teacher_hash_thumbnail_and_sift_find_photo_copies(tmp_path: Path) -> None:
+    """No network at all (``model=None``): the thumbnail shortlist sends copies to SIFT, unrelated photos stay."""
+    from PIL import ImageDraw
+
+    fx = write_photo_fixture(tmp_path)
+    extra = []
+    for name in ("astronaut", "coffee"):  # harder edits: a 75 % crop, and a text overlay on a rotated copy
+        with Image.open(tmp_path / "ref" / f"{name}.png") as src:
+            img = src.convert("RGB")
+        w, h = img.size
+        img.crop((int(0.2 * w), int(0.1 * h), int(0.95 * w), int(0.85 * h))).save(tmp_path / f"pool/{name}_c75.jpg",
+                                                                                     quality=60)
+        rot = img.rotate(-7, resample=Image.BILINEAR)
+        ImageDraw.Draw(rot).text((10, h // 2), "copyright", fill=(255, 255, 255))
+        rot.save(tmp_path / f"pool/{name}_text.png")
+        extra += [(f"pool/{name}_c75.jpg", f"ref/{name}.png"), (f"pool/{name}_text.png", f"ref/{name}.png")]
+    copies = list(zip(fx["copies"], fx["copy_source"], strict=True)) + extra
+    pool = [str(tmp_path / c) for c, _ in copies] + [str(tmp_path / o) for o in fx["others"]]
+    ref = [str(tmp_path / r) for r in fx["ref"]]
+    nb = search(pool, ref, None, None, workers=0, progress=False)
+    assert np.all(np.isneginf(nb.emb_sim)) and nb.seconds["embed"] == 0.0
+    matches = decide(nb, Thresholds(), pool, ref)
+    got = {m.pool: (ref[m.ref], m.method) for m in matches}
+    assert got == {i: (str(tmp_path / src), "sift") for i, (_, src) in enumerate(copies)}
+    # the thumbnail alone ranks each copy's source first, and its views make it flip- and brightness-tolerant
+    src_rows = [fx["ref"].index(s) for _, s in copies]
+    assert np.mean(nb.desc_ref[: len(copies), 0] == src_rows) >= 0.9
+
+
+def test_thumbnail_descriptor_is_a_normalised_cross_correlation() -> None:
+    from ssld.mining.globaldesc import REF_VIEWS, descriptor_views, thumbnail_descriptor
+
+    gray = np.asarray(Image.fromarray(fmnist(1)[0][0]).resize((64, 64)), np.float32)
+    a = thumbnail_descriptor(gray.astype(np.uint8))
+    b = thumbnail_descriptor(np.clip(gray * 0.7 + 30, 0, 255).astype(np.uint8))  # contrast and brightness
+    assert abs(float(np.linalg.norm(a)) - 1) < 1e-5 and float(a @ b) > 0.99
+    assert not thumbnail_descriptor(np.full((40, 40), 128, np.uint8)).any()  # flat: no descriptor
+    views = descriptor_views(gray.astype(np.uint8), reference=True)
+    assert views.shape == (2 * len(REF_VIEWS), a.size) and float(views[0] @ a) > 0.999
+    mirrored = thumbnail_descriptor(np.ascontiguousarray(gray[:, ::-1]).astype(np.uint8))
+    assert float(views[1] @ mirrored) > 0.999

@@ -49,6 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"short side (px) from which SIFT decides (default {_T.sift_min_size})")
     t.add_argument("--sift-min-inliers", type=int, default=_T.sift_min_inliers,
                    help=f"RANSAC inliers that confirm a copy (default {_T.sift_min_inliers})")
+    t.add_argument("--thumb-cand", type=float, default=_T.thumb_cand,
+                   help=f"thumbnail (weight-free descriptor) similarity that sends a large image to SIFT "
+                        f"(default {_T.thumb_cand})")
+    t.add_argument("--thumb-min", type=float, default=_T.thumb_min,
+                   help=f"thumbnail rule for small images: min similarity (default {_T.thumb_min}: off)")
+    t.add_argument("--thumb-margin", type=float, default=_T.thumb_margin,
+                   help=f"thumbnail rule: lead over the second-best reference (default {_T.thumb_margin})")
     t.add_argument("--knn", type=int, default=_T.k, help=f"neighbours searched per pool image (default {_T.k})")
 
 
@@ -68,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "pairs": (0, None), "hash_max": (0, 128),
                         "hash_margin": (0, 128), "sim_min": (-1, 1), "sim_margin": (0, 2),
-                        "sift_min_size": (1, None), "sift_min_inliers": (1, None)})
+                        "sift_min_size": (1, None), "sift_min_inliers": (1, None),
+                        "thumb_margin": (0, 2)})
     if args.knn < 2:
         raise UserError("--knn: must be at least 2 (the margin needs a second-best reference)")
     ref_root = args.ref_root or args.root
@@ -85,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(cfg)
     teacher = load_teacher(cfg, args.weights, device)
     th = Thresholds(args.hash_max, args.hash_margin, args.sim_min, args.sim_margin, args.sift_min_size,
-                    _T.sift_cand_sim, _T.sift_cand_hash, args.sift_min_inliers, args.knn)
+                    _T.sift_cand_sim, _T.sift_cand_hash, args.sift_min_inliers, args.knn, args.thumb_cand,
+                    args.thumb_min, args.thumb_margin)
     progress = progress_enabled(0)
     t0 = time.perf_counter()
     pool_files, ref_files = [s.path for s in pool], [s.path for s in ref]
@@ -93,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     nb = search(pool_files, ref_files, teacher.model, dedup_transform(cfg, split), k=th.k,
                 batch_size=args.batch_size or split.sampler.batch_size,
                 workers=split.loader.num_workers if args.workers is None else args.workers, device=device,
-                amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress, pool_embed=pool_embed)
+                amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress, pool_embed=pool_embed,
+                thumb_knn=True if th.thumb_min <= 1 else None, sift_side=th.sift_min_size)
     matches = decide(nb, th, pool_files, ref_files, progress=progress)
     report = write_dedup_outputs(args.out, pool, ref, args.root, ref_root, nb, matches, args.pairs,
                                  extra={"thresholds": asdict(th), "teacher": teacher.model_name,

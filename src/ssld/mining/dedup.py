@@ -23,10 +23,11 @@ from torch import nn
 
 from ssld.mining.embed import as_stored, cosine_knn, embed_files
 from ssld.mining.hashing import HASH_BITS, compute_hashes, hamming_knn
-from ssld.mining.rules import Thresholds, rule_hits
+from ssld.mining.rules import Thresholds, desc_hits, rule_hits
 from ssld.mining.sift import SiftVerifier
 
 log = logging.getLogger("ssld.mining")
+SIFT_SIDE = 64  # short side (px) from which SIFT can judge an image (Thresholds.sift_min_size's default)
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Neighbours:
     hash_ref: np.ndarray
     emb_sim: np.ndarray
     emb_ref: np.ndarray
+    desc_sim: np.ndarray
+    desc_ref: np.ndarray
     pool_size: np.ndarray
     ref_size: np.ndarray
     pool_ok: np.ndarray
@@ -63,15 +66,20 @@ def _subset_knn(knn: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, n
     return score, np.where(idx >= 0, rows[np.maximum(idx, 0)], -1)
 
 
-def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module, transform, *,
+def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module | None, transform, *,
            k: int = 5, batch_size: int = 128, workers: int = 2, device: str | torch.device = "cpu",
            amp_dtype: torch.dtype | None = None, progress: bool = True,
-           pool_embed: tuple[np.ndarray, np.ndarray] | None = None) -> Neighbours:
+           pool_embed: tuple[np.ndarray, np.ndarray] | None = None, thumb_knn: bool | None = None,
+           sift_side: int = SIFT_SIDE) -> Neighbours:
     """Hash and embed both lists (references also mirrored), then kNN each pool image among the references.
 
     ``pool_embed = (embeddings [n, 1, d], have [n])`` supplies pool embeddings already computed (read from a
     labeled store: :func:`ssld.mining.embed.store_embeddings`); only the rows it lacks go through the teacher.
     Pool embeddings are rounded to float16 either way (the store's precision), so both paths decide alike.
+    ``model=None`` skips the teacher: hashes and the weight-free global descriptor only. The descriptor's kNN
+    runs when ``thumb_knn``; by default only when some pool image and some reference are at least
+    ``sift_side`` px on the short side (where it shortlists for SIFT; small images need it only for the
+    thumbnail rule, which is off by default).
     """
     import time
 
@@ -79,6 +87,10 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
     ref_h = compute_hashes(ref_files, mirrored=True, workers=workers, desc="hash ref", progress=progress)
     pool_h = compute_hashes(pool_files, workers=workers, desc="hash pool", progress=progress)
     t1 = time.perf_counter()
+    if thumb_knn is None:
+        thumb_knn = bool((pool_h.sizes.min(1) >= sift_side).any() and (ref_h.sizes.min(1) >= sift_side).any())
+    if model is None:
+        return _without_teacher(ref_h, pool_h, k, t0, t1, thumb_knn)
     common = {"batch_size": batch_size, "workers": workers, "device": device, "amp_dtype": amp_dtype,
               "progress": progress}
     ref_e, ref_eok = embed_files(model, ref_files, transform, mirrored=True, desc="embed ref", **common)
@@ -96,9 +108,31 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
     ref_ok, pool_ok = ref_h.ok & ref_eok, pool_h.ok & pool_eok
     hd, hr = _subset_knn(hamming_knn, ref_h.codes, ref_ok, pool_h.codes[:, 0], k)
     es, er = _subset_knn(cosine_knn, ref_e, ref_ok, pool_e[:, 0], k)
+    gs, gr = _thumb_knn(ref_h, pool_h, ref_ok, k, thumb_knn)
     t3 = time.perf_counter()
-    return Neighbours(hd, hr, es, er, pool_h.sizes, ref_h.sizes, pool_ok, ref_ok,
+    return Neighbours(hd, hr, es, er, gs, gr, pool_h.sizes, ref_h.sizes, pool_ok, ref_ok,
                       {"hash": t1 - t0, "embed": t2 - t1, "knn": t3 - t2})
+
+
+def _thumb_knn(ref_h, pool_h, ref_ok: np.ndarray, k: int, run: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Thumbnail-descriptor kNN (best view per reference), or empty columns when not wanted."""
+    if run:
+        return _subset_knn(cosine_knn, ref_h.desc, ref_ok, pool_h.desc[:, 0], k)
+    n = len(pool_h.ok)
+    return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
+
+
+def _without_teacher(ref_h, pool_h, k: int, t0: float, t1: float, thumb_knn: bool) -> Neighbours:
+    """Neighbours by hash and global descriptor only (the embedding columns are empty)."""
+    import time
+
+    ref_ok, pool_ok = ref_h.ok, pool_h.ok
+    hd, hr = _subset_knn(hamming_knn, ref_h.codes, ref_ok, pool_h.codes[:, 0], k)
+    gs, gr = _thumb_knn(ref_h, pool_h, ref_ok, k, thumb_knn)
+    es, er = np.full(gs.shape, -np.inf, np.float32), np.full(gr.shape, -1, np.int64)
+    t2 = time.perf_counter()
+    return Neighbours(hd, hr, es, er, gs, gr, pool_h.sizes, ref_h.sizes, pool_ok, ref_ok,
+                      {"hash": t1 - t0, "embed": 0.0, "knn": t2 - t1})
 
 
 def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = None,
@@ -112,15 +146,21 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     matches: list[Match] = []
     sift_tried = np.zeros(len(d1), bool)  # SIFT judged these (a copy or not): the other rules do not apply
     if pool_files is not None and ref_files is not None:
-        cand = nb.pool_ok & large_pool & ((d1 <= th.sift_cand_hash) | (s1 >= th.sift_cand_sim))
+        cand = nb.pool_ok & large_pool & ((d1 <= th.sift_cand_hash) | (s1 >= th.sift_cand_sim)
+                                          | (nb.desc_sim[:, 0] >= th.thumb_cand))
         matches, sift_tried = _sift_pass(nb, th, np.flatnonzero(cand), pool_files, ref_files, large_ref, progress)
     # a large image SIFT could not judge (too few keypoints) is left to the hash: a teacher embedding says
     # "same kind of thing", which is evidence of a copy only where images are too small for anything better
     emb_hit &= ~(large_pool & large_ref[np.maximum(nb.emb_ref[:, 0], 0)])
-    for i in np.flatnonzero((hash_hit | emb_hit) & ~sift_tried):
+    desc_hit = desc_hits(nb, th) & ~(large_pool & large_ref[np.maximum(nb.desc_ref[:, 0], 0)])
+    g1, g2 = nb.desc_sim[:, 0], nb.desc_sim[:, 1]
+    for i in np.flatnonzero((hash_hit | desc_hit | emb_hit) & ~sift_tried):
         if hash_hit[i]:
             margin = float((d2[i] - d1[i]) / HASH_BITS) if np.isfinite(d2[i]) else 1.0
             matches.append(Match(int(i), int(nb.hash_ref[i, 0]), "phash", float(1 - d1[i] / HASH_BITS), margin))
+        elif desc_hit[i]:
+            margin = float(g1[i] - g2[i]) if np.isfinite(g2[i]) else 1.0
+            matches.append(Match(int(i), int(nb.desc_ref[i, 0]), "thumb", float(g1[i]), margin))
         else:
             margin = float(s1[i] - s2[i]) if np.isfinite(s2[i]) else 1.0
             matches.append(Match(int(i), int(nb.emb_ref[i, 0]), "embedding", float(s1[i]), margin))
@@ -137,7 +177,8 @@ def _sift_pass(nb: Neighbours, th: Thresholds, rows: np.ndarray, pool_files: Seq
     tried = np.zeros(len(nb.pool_ok), bool)
     out = []
     for i in tqdm(rows, desc="sift", unit="pair", disable=not progress):
-        refs = dict.fromkeys(int(r) for r in (nb.hash_ref[i, 0], nb.emb_ref[i, 0]) if r >= 0 and large_ref[r])
+        refs = dict.fromkeys(int(r) for r in (nb.hash_ref[i, 0], nb.desc_ref[i, 0], nb.emb_ref[i, 0])
+                             if r >= 0 and large_ref[r])
         verdicts = [(verifier.verify(pool_files[i], ref_files[r]), r) for r in refs]
         conclusive = [(v, r) for v, r in verdicts if v.conclusive]
         if not conclusive:
@@ -178,7 +219,7 @@ def write_dedup_outputs(out: str | os.PathLike[str], pool: Sequence, ref: Sequen
         w.writerow([os.path.relpath(pool[m.pool].path, root), os.path.relpath(ref[m.ref].path, ref_root),
                     m.method, f"{m.score:.4f}", f"{m.margin:.4f}"])
     atomic_write_text(out / "removed.csv", buf.getvalue())
-    order = {"sift": 0, "phash": 1, "embedding": 2}
+    order = {"sift": 0, "phash": 1, "thumb": 2, "embedding": 3}
     top = sorted(matches, key=lambda m: (order[m.method], -m.score))[:n_pairs]
     pairs_grid([(pool[m.pool].path, ref[m.ref].path, f"{m.method} {m.score:.3g}") for m in top], out / "pairs.png")
     by_method = {k: sum(m.method == k for m in matches) for k in order}

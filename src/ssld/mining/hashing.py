@@ -2,7 +2,8 @@
 
 Hashes survive resizing, recompression and mild colour changes; they catch exact and near-exact copies
 cheaply. Each reference is indexed twice (as is and mirrored), so a horizontally flipped copy in the pool
-lands next to its source too. One pass over the files also records each image's size (the SIFT gate).
+lands next to its source too. One pass over the files also records each image's size (the SIFT gate) and its
+weight-free global descriptor views (:mod:`ssld.mining.globaldesc`), so each file is decoded once.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def image_hash(img: Image.Image) -> np.ndarray:
 
 
 class _HashDataset(Dataset):
-    """``ds[i]`` -> ``(i, hashes [2, 16] (as is, mirrored), (width, height))``, or ``(i, None, None)`` if unreadable."""
+    """``ds[i]`` -> ``(i, hashes [v, 16] (as is, mirrored), (width, height), descriptors [views, d])``, or
+    ``(i, None, None, None)`` if unreadable."""
 
     def __init__(self, files: Sequence[str], mirrored: bool):
         self.files = list(files)
@@ -37,17 +39,18 @@ class _HashDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, tuple[int, int] | None]:
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, tuple[int, int] | None, np.ndarray | None]:
         from ssld.data import load_image
+        from ssld.mining.globaldesc import descriptor_views
 
         img = load_image(self.files[i])
         if img is None:
-            return i, None, None
+            return i, None, None, None
         gray = img.convert("L")
         codes = [image_hash(gray)]
         if self.mirrored:
             codes.append(image_hash(ImageOps.mirror(gray)))
-        return i, np.stack(codes), img.size
+        return i, np.stack(codes), img.size, descriptor_views(np.asarray(gray), reference=self.mirrored)
 
 
 def _keep(batch: list[Any]) -> list[Any]:
@@ -56,28 +59,34 @@ def _keep(batch: list[Any]) -> list[Any]:
 
 @dataclass
 class HashResult:
-    """Hashes ``codes [n, v, 16]`` (v = 1, or 2 with mirrored), sizes ``[n, 2]`` (w, h) and a readable mask."""
+    """Hashes ``codes [n, v, 16]`` (v = 1, or 2 with mirrored), sizes ``[n, 2]`` (w, h), a readable mask and the
+    global descriptors ``desc [n, views, d]`` (a reference's views with mirrored, one view otherwise)."""
 
     codes: np.ndarray
     sizes: np.ndarray
     ok: np.ndarray
+    desc: np.ndarray
 
 
 def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 2, desc: str = "hash",
                    progress: bool = True) -> HashResult:
-    """Hash every file (in parallel data-loader workers); unreadable files get ``ok == False``."""
+    """Hash every file (in parallel data-loader workers); unreadable files get ``ok == False``. With ``mirrored``
+    (references) the mirrored hash and every descriptor view are computed too."""
+    from ssld.mining.globaldesc import REF_VIEWS, SIDE
+
     n, v = len(files), 2 if mirrored else 1
     codes = np.zeros((n, v, HASH_BITS // 8), np.uint8)
     sizes = np.zeros((n, 2), np.int64)
     ok = np.zeros(n, bool)
+    descs = np.zeros((n, 2 * len(REF_VIEWS) if mirrored else 1, SIDE * SIDE), np.float32)
     loader = DataLoader(_HashDataset(files, mirrored), batch_size=256, num_workers=workers, collate_fn=_keep)
     with tqdm(total=n, unit="img", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
         for batch in loader:
-            for i, c, size in batch:
+            for i, c, size, d in batch:
                 if c is not None:
-                    codes[i], sizes[i], ok[i] = c, size, True
+                    codes[i], sizes[i], ok[i], descs[i] = c, size, True, d
             bar.update(len(batch))
-    return HashResult(codes, sizes, ok)
+    return HashResult(codes, sizes, ok, descs)
 
 
 def hamming_knn(ref_codes: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,12 +29,27 @@ class Thresholds:
     sift_cand_hash: int = 44
     sift_min_inliers: int = 8
     k: int = 5
+    thumb_cand: float = 0.6  # global-descriptor similarity from which a large pool image goes to SIFT
+    thumb_min: float = 1.01  # global-descriptor rule for small images (> 1: off; docs/mining.md has the curve)
+    thumb_margin: float = 0.02
+
+
+def desc_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
+    """Per pool image: does the global-descriptor rule fire (best reference similar enough and clearly ahead)."""
+    import numpy as np
+
+    g1, g2 = nb.desc_sim[:, 0], nb.desc_sim[:, 1]
+    with np.errstate(invalid="ignore"):
+        return (g1 >= th.thumb_min) & (g1 - g2 >= th.thumb_margin) & (nb.desc_ref[:, 0] >= 0) & nb.pool_ok
 
 
 def rule_hits(nb: Neighbours, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
     """Per pool image: does the hash rule fire, does the embedding rule fire (best match clearly ahead)."""
+    import numpy as np
+
     d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
     s1, s2 = nb.emb_sim[:, 0], nb.emb_sim[:, 1]
-    hash_hit = (d1 <= th.hash_max) & (d2 - d1 >= th.hash_margin) & (nb.hash_ref[:, 0] >= 0)
-    emb_hit = (s1 >= th.sim_min) & (s1 - s2 >= th.sim_margin) & (nb.emb_ref[:, 0] >= 0)
+    with np.errstate(invalid="ignore"):  # missing neighbours are +-inf; inf - inf is no hit
+        hash_hit = (d1 <= th.hash_max) & (d2 - d1 >= th.hash_margin) & (nb.hash_ref[:, 0] >= 0)
+        emb_hit = (s1 >= th.sim_min) & (s1 - s2 >= th.sim_margin) & (nb.emb_ref[:, 0] >= 0)
     return hash_hit & nb.pool_ok, emb_hit & nb.pool_ok

@@ -1,0 +1,313 @@
+"""Dedup on photographs: planted edited copies of reference crops among crops of the same photographs.
+
+The data is built here, never committed, from photographs that installable packages ship: the Debian wallpaper
+packages (``apt-get install gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers
+lomiri-wallpapers``; only the files in ``PHOTOS`` below, chosen by looking at them: photographs, not drawings or
+renders), scikit-image's photographs, and scikit-learn's two sample images when scikit-learn is installed.
+
+Each photograph (long side capped at ``--max-side``) is cut into a grid of non-overlapping square crops of one
+size per photo, uniform in 128-256 px (so crops of the same photo - same light, same texture - are the hard
+negatives). Flat crops (grayscale standard deviation below ``--flat-std``) are dropped and counted. A third of
+the crops (at most ``--refs``) are the references ("val"), the rest the pool. For each seed, ``--plant`` edited
+copies of random references are added to the pool: resize, JPEG q30-90, crop 70-95 % of each side, flip,
+colour jitter, rotation 3-10 deg, blur, a text overlay, or a pair of two of these. Dedup runs without a
+teacher (hashes, the weight-free thumbnail descriptor, SIFT + RANSAC). Reported per seed: recall of the
+planted copies matched to their true source, share of the rest of the pool removed, per-edit recall, what each
+stage contributes (hash alone; + SIFT on hash candidates; + thumbnail shortlist), and the time of each part.
+
+``--scale P,R`` times a P-image pool against R references built by re-using the distinct crops with a small
+jitter (1-6 px shift, brightness x0.97-1.03): such re-used crops are near-copies of each other, so only the time
+is meaningful there, not the recall.
+
+Run: ``OMP_NUM_THREADS=2 python benchmarks/dedup_photos.py [--out bench_out/photos] [--seeds 0,1,2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
+
+from ssld.mining.dedup import decide, search
+from ssld.mining.rules import Thresholds
+
+# photographs among the packages' wallpapers (visual check); Plasma's are directories with one image per size
+PHOTOS = {
+    "plasma-workspace-wallpapers": ("Autumn", "BytheWater", "ColdRipple", "DarkestHour", "EveningGlow",
+                                    "FallenLeaf", "Grey", "OneStandsOut", "Path", "ColorfulCups"),
+    "lomiri-wallpapers": ("Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Kleiber_by_Lukas_Baubkus",
+                          "Picture_0B_by_freespace", "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede",
+                          "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi",
+                          "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+                          "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi"),
+    "mate-backgrounds": ("Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops",
+                         "Storm", "TwoWings", "Wood", "YellowFlower"),
+}
+SKIMAGE = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "hubble_deep_field", "immunohistochemistry",
+           "brick", "gravel", "grass", "moon", "retina")
+EDITS = ("resize", "jpeg", "crop", "flip", "color", "rotate", "blur", "text")
+WORDS = ("SALE", "copyright 2024", "hello world", "#photo", "ssld", "sample text", "www", "42")
+
+
+def find_photos() -> dict[str, Path | np.ndarray]:
+    """Name -> file (largest size of a Plasma wallpaper) or array, for every photograph that is installed."""
+    out: dict[str, Path | np.ndarray] = {}
+    plasma = Path("/usr/share/wallpapers")
+    for name in PHOTOS["plasma-workspace-wallpapers"]:
+        files = sorted((plasma / name / "contents" / "images").glob("*.jpg"), key=lambda p: p.stat().st_size)
+        if files:
+            out[f"plasma/{name}"] = files[-1]
+    for name in PHOTOS["lomiri-wallpapers"]:
+        if (f := Path("/usr/share/backgrounds") / f"{name}.jpg").is_file():
+            out[f"lomiri/{name}"] = f
+    for name in PHOTOS["mate-backgrounds"]:
+        if (f := Path("/usr/share/backgrounds/mate/nature") / f"{name}.jpg").is_file():
+            out[f"mate/{name}"] = f
+    import skimage.data
+
+    for name in SKIMAGE:
+        try:
+            out[f"skimage/{name}"] = np.asarray(getattr(skimage.data, name)())
+        except (AttributeError, ImportError, OSError, ValueError) as e:  # not shipped by this version
+            print(f"skimage.data.{name}: not available ({type(e).__name__})")
+    try:
+        from sklearn.datasets import load_sample_images
+
+        for fname, arr in zip(load_sample_images().filenames, load_sample_images().images, strict=True):
+            out[f"sklearn/{Path(fname).stem}"] = arr
+    except ImportError:
+        pass
+    return out
+
+
+def load_rgb(src: Path | np.ndarray, max_side: int) -> Image.Image:
+    img = Image.fromarray(src) if isinstance(src, np.ndarray) else Image.open(src)
+    if isinstance(src, Path):
+        img.draft("RGB", (max_side, max_side))
+    img = img.convert("RGB")
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.LANCZOS)
+    return img
+
+
+def cut_crops(photos: dict, out: Path, max_side: int, flat_std: float, rng: np.random.Generator) -> tuple[list, dict]:
+    """Non-overlapping square crops (one size per photo, 128-256 px), flat ones dropped; written as JPEG q95."""
+    (out / "crops").mkdir(parents=True, exist_ok=True)
+    crops, stats = [], {"photos": len(photos), "cut": 0, "flat_dropped": 0, "per_photo": {}}
+    for name, src in photos.items():
+        img = load_rgb(src, max_side)
+        w, h = img.size
+        side = int(rng.integers(128, 257))
+        kept = 0
+        for y in range(0, h - side + 1, side):
+            for x in range(0, w - side + 1, side):
+                crop = img.crop((x, y, x + side, y + side))
+                stats["cut"] += 1
+                if float(np.asarray(crop.convert("L"), np.float32).std()) < flat_std:
+                    stats["flat_dropped"] += 1
+                    continue
+                rel = f"crops/{len(crops):06d}.jpg"
+                crop.save(out / rel, quality=95)
+                crops.append({"path": rel, "photo": name})
+                kept += 1
+        stats["per_photo"][name] = kept
+    return crops, stats
+
+
+def edit(img: Image.Image, kind: str, rng: np.random.Generator) -> tuple[Image.Image, dict]:
+    """One edit of ``kind`` with random parameters; returns the image and the parameters (``q`` = JPEG quality)."""
+    w, h = img.size
+    if kind == "resize":
+        f = float(rng.choice([rng.uniform(0.5, 0.9), rng.uniform(1.1, 1.5)]))
+        return img.resize((max(16, round(w * f)), max(16, round(h * f))), Image.BILINEAR), {"f": round(f, 2)}
+    if kind == "jpeg":
+        return img, {"q": int(rng.integers(30, 91))}
+    if kind == "crop":
+        fx, fy = rng.uniform(0.70, 0.95, 2)
+        cw, ch = round(w * fx), round(h * fy)
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        return img.crop((x, y, x + cw, y + ch)), {"fx": round(float(fx), 2), "fy": round(float(fy), 2)}
+    if kind == "flip":
+        return ImageOps.mirror(img), {}
+    if kind == "color":
+        b, c, s = rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.3), rng.uniform(0.5, 1.5)
+        img = ImageEnhance.Color(ImageEnhance.Contrast(ImageEnhance.Brightness(img).enhance(b)).enhance(c)).enhance(s)
+        return img, {"b": round(float(b), 2), "c": round(float(c), 2), "s": round(float(s), 2)}
+    if kind == "rotate":
+        a = float(rng.uniform(3, 10) * rng.choice([-1, 1]))
+        return img.rotate(a, resample=Image.BILINEAR), {"deg": round(a, 1)}
+    if kind == "blur":
+        r = float(rng.uniform(1.0, 2.5))
+        return img.filter(ImageFilter.GaussianBlur(r)), {"r": round(r, 2)}
+    if kind == "text":
+        img = img.copy()
+        size = int(rng.integers(max(10, h // 12), max(12, h // 5)))
+        font = ImageFont.load_default(size=size)
+        word = str(rng.choice(WORDS))
+        pos = (int(rng.integers(0, max(1, w // 2))), int(rng.integers(0, max(1, h - size))))
+        fill = tuple(int(v) for v in rng.choice([[255, 255, 255], [0, 0, 0], [255, 0, 0]]))
+        ImageDraw.Draw(img).text(pos, word, fill=fill, font=font)
+        return img, {"size": size}
+    raise ValueError(kind)
+
+
+def plant(refs: list, n: int, out: Path, root: Path, rng: np.random.Generator) -> list[dict]:
+    """``n`` edited copies of random references: half one edit, half a pair of two different edits."""
+    out.mkdir(parents=True, exist_ok=True)
+    planted = []
+    for j, r in enumerate(rng.choice(len(refs), size=n, replace=False)):
+        kinds = [str(rng.choice(EDITS))] if j % 2 == 0 else [str(k) for k in rng.choice(EDITS, 2, replace=False)]
+        img = Image.open(root / refs[r]["path"]).convert("RGB")
+        params: dict = {}
+        for k in kinds:
+            img, p = edit(img, k, rng)
+            params[k] = p
+        q = params.get("jpeg", {}).get("q", 95)
+        path = out / f"copy{j:05d}.jpg"
+        img.save(path, quality=q)
+        planted.append({"path": str(path), "ref": int(r), "edits": kinds, "params": params})
+    return planted
+
+
+def evaluate(matches: list, planted: list[dict], n_others: int) -> dict:
+    """Recall (right source), others removed, per-edit recall, by-method counts."""
+    by_pool = {m.pool: m for m in matches}
+    hit = [by_pool.get(n_others + j) is not None and by_pool[n_others + j].ref == p["ref"]
+           for j, p in enumerate(planted)]
+    wrong_source = sum(by_pool.get(n_others + j) is not None and not h for j, h in enumerate(hit))
+    others = sum(m.pool < n_others for m in matches)
+    per_edit: dict[str, list[bool]] = {}
+    for p, h in zip(planted, hit, strict=True):
+        key = p["edits"][0] if len(p["edits"]) == 1 else "pair"
+        per_edit.setdefault(key, []).append(h)
+        for k in p["edits"]:
+            per_edit.setdefault(f"any {k}", []).append(h)
+    methods: dict[str, int] = {}
+    for j in range(len(planted)):
+        m = by_pool.get(n_others + j)
+        if m is not None:
+            methods[m.method] = methods.get(m.method, 0) + 1
+    return {"recall": float(np.mean(hit)), "others_removed": others / n_others, "others_removed_n": others,
+            "wrong_source": wrong_source, "copies_by_method": methods,
+            "recall_by_edit": {k: [round(float(np.mean(v)), 3), len(v)] for k, v in sorted(per_edit.items())}}
+
+
+def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds) -> dict:
+    rng = np.random.default_rng(1000 + seed)
+    planted = plant(refs, args.plant, root / f"planted_s{seed}", root, rng)
+    pool_files = [str(root / p["path"]) for p in pool] + [p["path"] for p in planted]
+    ref_files = [str(root / r["path"]) for r in refs]
+    t0 = time.perf_counter()
+    nb = search(pool_files, ref_files, None, None, k=th.k, workers=args.workers, progress=False)
+    t1 = time.perf_counter()
+    full = decide(nb, th, pool_files, ref_files)
+    t2 = time.perf_counter()
+    res = {"seed": seed, "pool": len(pool_files), "ref": len(ref_files), "planted": len(planted),
+           "seconds": {**nb.seconds, "search": t1 - t0, "decide_sift": t2 - t1, "total": t2 - t0},
+           "full": evaluate(full, planted, len(pool))}
+    # what each stage contributes, on the same neighbours
+    stages = {"hash only": (replace(th, thumb_cand=2.0, sift_cand_hash=-1), False),
+              "hash + SIFT on hash candidates": (replace(th, thumb_cand=2.0), True)}
+    for name, (t, with_sift) in stages.items():
+        ts = time.perf_counter()
+        m = decide(nb, t, pool_files if with_sift else None, ref_files if with_sift else None)
+        res[name] = {**evaluate(m, planted, len(pool)), "seconds": time.perf_counter() - ts}
+    # how far the shortlist reaches: the true source among the k thumbnail / hash neighbours
+    n = len(pool)
+    src = np.array([p["ref"] for p in planted])
+    res["source_in_thumb_topk"] = float(np.mean((nb.desc_ref[n:] == src[:, None]).any(1)))
+    res["source_in_hash_topk"] = float(np.mean((nb.hash_ref[n:] == src[:, None]).any(1)))
+    res["source_thumb_top1"] = float(np.mean(nb.desc_ref[n:, 0] == src))
+    res["sift_candidates"] = int(((nb.hash_dist[:, 0] <= th.sift_cand_hash) | (nb.desc_sim[:, 0] >= th.thumb_cand)).sum())
+    return res
+
+
+def scale_run(crops: list, n_pool: int, n_ref: int, root: Path, args, th: Thresholds) -> dict:
+    """Time a ``n_pool`` x ``n_ref`` dedup on crops re-used with a small jitter (time only: see the docstring)."""
+    rng = np.random.default_rng(7)
+    d = root / "scale"
+    d.mkdir(exist_ok=True)
+
+    def jittered(k: int, tag: str) -> list[str]:
+        files = []
+        for j in range(k):
+            src = crops[j % len(crops)]
+            path = d / f"{tag}{j:06d}.jpg"
+            if not path.is_file():
+                img = Image.open(root / src["path"]).convert("RGB")
+                w, h = img.size
+                dx, dy = rng.integers(1, 7, 2)
+                img = img.crop((int(dx), int(dy), w, h))
+                ImageEnhance.Brightness(img).enhance(float(rng.uniform(0.97, 1.03))).save(path, quality=90)
+            files.append(str(path))
+        return files
+
+    ref_files = jittered(n_ref, "r")
+    pool_files = jittered(n_pool, "p")
+    t0 = time.perf_counter()
+    nb = search(pool_files, ref_files, None, None, k=th.k, workers=args.workers, progress=False)
+    t1 = time.perf_counter()
+    matches = decide(nb, th, pool_files, ref_files)
+    t2 = time.perf_counter()
+    cand = int(((nb.hash_dist[:, 0] <= th.sift_cand_hash) | (nb.desc_sim[:, 0] >= th.thumb_cand)).sum())
+    return {"pool": n_pool, "ref": n_ref, "seconds": {**nb.seconds, "search": t1 - t0, "decide_sift": t2 - t1,
+                                                       "total": t2 - t0},
+            "sift_candidates": cand, "removed": len(matches)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="bench_out/photos")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--plant", type=int, default=500)
+    ap.add_argument("--refs", type=int, default=10000)
+    ap.add_argument("--max-side", type=int, default=2560)
+    ap.add_argument("--flat-std", type=float, default=12.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scale", default="", help="P,R: also time a P x R run on re-used crops, e.g. 60000,10000")
+    ap.add_argument("--skip-seeds", action="store_true", help="only the --scale timing")
+    args = ap.parse_args()
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    index = root / "crops.json"
+    if index.is_file():
+        crops, stats = json.loads(index.read_text()).values()
+    else:
+        photos = find_photos()
+        crops, stats = cut_crops(photos, root, args.max_side, args.flat_std, np.random.default_rng(0))
+        index.write_text(json.dumps({"crops": crops, "stats": stats}))
+    order = np.random.default_rng(0).permutation(len(crops))
+    n_ref = min(args.refs, len(crops) // 3)
+    refs, pool = [crops[i] for i in order[:n_ref]], [crops[i] for i in order[n_ref:]]
+    th = Thresholds()
+    print(f"{stats['photos']} photos, {len(crops)} crops ({stats['flat_dropped']} flat of {stats['cut']} dropped); "
+          f"{len(refs)} references, {len(pool)} pool", flush=True)
+    result = {"crops": {k: v for k, v in stats.items() if k != "per_photo"}, "per_photo": stats["per_photo"],
+              "thresholds": asdict(th), "cpu": os.cpu_count(), "seeds": []}
+    if not args.skip_seeds:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            r = run_seed(seed, refs, pool, root, args, th)
+            result["seeds"].append(r)
+            print(json.dumps({k: r[k] for k in ("seed", "seconds")}), flush=True)
+            for name in ("hash only", "hash + SIFT on hash candidates", "full"):
+                e = r[name]
+                print(f"  {name:32s} recall {e['recall']:.3f}  others removed {100 * e['others_removed']:.3f}% "
+                      f"({e['others_removed_n']})  wrong source {e['wrong_source']}", flush=True)
+            print(f"  per edit: {r['full']['recall_by_edit']}", flush=True)
+            print(f"  source in thumb top-k {r['source_in_thumb_topk']:.3f}, top-1 {r['source_thumb_top1']:.3f}, "
+                  f"in hash top-k {r['source_in_hash_topk']:.3f}; SIFT candidates {r['sift_candidates']}", flush=True)
+    if args.scale:
+        p, r = (int(v) for v in args.scale.split(","))
+        result["scale"] = scale_run(crops, p, r, root, args, th)
+        print(json.dumps(result["scale"]), flush=True)
+    (root / "dedup_photos.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
