@@ -88,6 +88,9 @@ def test_init_from_class_folders_and_refusals(tmp_path: Path) -> None:
     assert pl["num_classes"] == 2 and (tmp_path / "p" / "lists" / "classes.txt").read_text() == "0 cat\n1 dog\n"
     assert len(Path(pl["data"]["labeled"]).read_text().splitlines()) == 6
     assert Path(pl["data"]["unlabeled"]).read_text() == "unlabeled/u.png\n"
+    lists = ",".join(str(tmp_path / "p" / "lists" / n) for n in ("train_labeled.txt", "unlabeled.txt", "val.txt"))
+    three = init_pipeline(lists, tmp_path / "three.yaml", root=str(tmp_path / "photos"))
+    assert yaml.safe_load(three.read_text())["Pipeline"]["data"]["image_root"] == str(tmp_path / "photos")
     with pytest.raises(UserError, match="exists; pass --force"):
         init_pipeline(str(tmp_path / "photos"), tmp_path / "p.yaml")
     with pytest.raises(UserError, match="expected list files"):
