@@ -161,7 +161,7 @@ def plant(refs: list, n: int, out: Path, root: Path, rng: np.random.Generator) -
     """``n`` edited copies of random references: half one edit, half a pair of two different edits."""
     out.mkdir(parents=True, exist_ok=True)
     planted = []
-    for j, r in enumerate(rng.choice(len(refs), size=n, replace=False)):
+    for j, r in enumerate(rng.choice(len(refs), size=min(n, len(refs)), replace=False)):
         kinds = [str(rng.choice(EDITS))] if j % 2 == 0 else [str(k) for k in rng.choice(EDITS, 2, replace=False)]
         img = Image.open(root / refs[r]["path"]).convert("RGB")
         params: dict = {}
@@ -206,7 +206,7 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
     t0 = time.perf_counter()
     nb = search(pool_files, ref_files, None, None, k=th.k, workers=args.workers, progress=False)
     t1 = time.perf_counter()
-    full = decide(nb, th, pool_files, ref_files)
+    full = decide(nb, th, pool_files, ref_files, workers=args.workers)
     t2 = time.perf_counter()
     res = {"seed": seed, "pool": len(pool_files), "ref": len(ref_files), "planted": len(planted),
            "seconds": {**nb.seconds, "search": t1 - t0, "decide_sift": t2 - t1, "total": t2 - t0},
@@ -216,7 +216,7 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
               "hash + SIFT on hash candidates": (replace(th, thumb_cand=2.0), True)}
     for name, (t, with_sift) in stages.items():
         ts = time.perf_counter()
-        m = decide(nb, t, pool_files if with_sift else None, ref_files if with_sift else None)
+        m = decide(nb, t, pool_files if with_sift else None, ref_files if with_sift else None, workers=args.workers)
         res[name] = {**evaluate(m, planted, len(pool)), "seconds": time.perf_counter() - ts}
     # how far the shortlist reaches: the true source among the k thumbnail / hash neighbours
     n = len(pool)
@@ -253,7 +253,7 @@ def scale_run(crops: list, n_pool: int, n_ref: int, root: Path, args, th: Thresh
     t0 = time.perf_counter()
     nb = search(pool_files, ref_files, None, None, k=th.k, workers=args.workers, progress=False)
     t1 = time.perf_counter()
-    matches = decide(nb, th, pool_files, ref_files)
+    matches = decide(nb, th, pool_files, ref_files, workers=args.workers)
     t2 = time.perf_counter()
     cand = int(((nb.hash_dist[:, 0] <= th.sift_cand_hash) | (nb.desc_sim[:, 0] >= th.thumb_cand)).sum())
     return {"pool": n_pool, "ref": n_ref, "seconds": {**nb.seconds, "search": t1 - t0, "decide_sift": t2 - t1,
@@ -272,6 +272,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scale", default="", help="P,R: also time a P x R run on re-used crops, e.g. 60000,10000")
     ap.add_argument("--skip-seeds", action="store_true", help="only the --scale timing")
+    ap.add_argument("--photos", type=int, default=0, help="use only the first N photographs (a quick smoke run)")
     args = ap.parse_args()
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
@@ -280,6 +281,8 @@ def main() -> None:
         crops, stats = json.loads(index.read_text()).values()
     else:
         photos = find_photos()
+        if args.photos:
+            photos = dict(list(photos.items())[: args.photos])
         crops, stats = cut_crops(photos, root, args.max_side, args.flat_std, np.random.default_rng(0))
         index.write_text(json.dumps({"crops": crops, "stats": stats}))
     order = np.random.default_rng(0).permutation(len(crops))

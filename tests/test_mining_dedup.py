@@ -129,6 +129,15 @@ def test_without_a_teacher_hash_thumbnail_and_sift_find_photo_copies(tmp_path: P
     matches = decide(nb, Thresholds(), pool, ref)
     got = {m.pool: (ref[m.ref], m.method) for m in matches}
     assert got == {i: (str(tmp_path / src), "sift") for i, (_, src) in enumerate(copies)}
+    import ssld.mining.dedup as dedup_mod
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(dedup_mod, "PARALLEL_MIN", 1)
+    try:  # SIFT split over two forked workers decides the same
+        assert [(m.pool, m.ref, m.score) for m in decide(nb, Thresholds(), pool, ref, workers=2)] == [
+            (m.pool, m.ref, m.score) for m in matches]
+    finally:
+        monkey.undo()
     # the thumbnail alone ranks each copy's source first, and its views make it flip- and brightness-tolerant
     src_rows = [fx["ref"].index(s) for _, s in copies]
     assert np.mean(nb.desc_ref[: len(copies), 0] == src_rows) >= 0.9
@@ -146,3 +155,19 @@ def test_thumbnail_descriptor_is_a_normalised_cross_correlation() -> None:
     assert views.shape == (2 * len(REF_VIEWS), a.size) and float(views[0] @ a) > 0.999
     mirrored = thumbnail_descriptor(np.ascontiguousarray(gray[:, ::-1]).astype(np.uint8))
     assert float(views[1] @ mirrored) > 0.999
+
+
+def test_large_reference_sets_use_hnsw_with_flat_recall(monkeypatch) -> None:
+    """Beyond FLAT_MAX indexed vectors the cosine kNN uses HNSW; near-copies still find the same reference."""
+    from ssld.mining import embed
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(3000, 2, 32)).astype(np.float32)
+    ref /= np.linalg.norm(ref, axis=-1, keepdims=True)
+    query = ref[:500, 0] + 0.05 * rng.normal(size=(500, 32)).astype(np.float32)
+    flat_s, flat_r = embed.cosine_knn(ref, query, 3)
+    monkeypatch.setattr(embed, "FLAT_MAX", 1000)
+    assert type(embed.ip_index(32, 6000)).__name__ == "IndexHNSWFlat"
+    hnsw_s, hnsw_r = embed.cosine_knn(ref, query, 3)
+    assert np.array_equal(flat_r[:, 0], np.arange(500)) and np.mean(hnsw_r[:, 0] == flat_r[:, 0]) >= 0.99
+    np.testing.assert_allclose(hnsw_s[:, 0], flat_s[:, 0], atol=1e-5)

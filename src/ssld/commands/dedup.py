@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
                 workers=split.loader.num_workers if args.workers is None else args.workers, device=device,
                 amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress, pool_embed=pool_embed,
                 thumb_knn=True if th.thumb_min <= 1 else None, sift_side=th.sift_min_size)
-    matches = decide(nb, th, pool_files, ref_files, progress=progress)
+    matches = decide(nb, th, pool_files, ref_files, progress=progress,
+                     workers=max(1, split.loader.num_workers if args.workers is None else args.workers))
     report = write_dedup_outputs(args.out, pool, ref, args.root, ref_root, nb, matches, args.pairs,
                                  extra={"thresholds": asdict(th), "teacher": teacher.model_name,
                                         "weights_sha256": teacher.weights_sha256, "store": args.store,

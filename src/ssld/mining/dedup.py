@@ -27,6 +27,7 @@ from ssld.mining.rules import Thresholds, desc_hits, rule_hits
 from ssld.mining.sift import SiftVerifier
 
 log = logging.getLogger("ssld.mining")
+PARALLEL_MIN = 64  # SIFT candidates from which forked workers pay off
 SIFT_SIDE = 64  # short side (px) from which SIFT can judge an image (Thresholds.sift_min_size's default)
 
 
@@ -136,8 +137,9 @@ def _without_teacher(ref_h, pool_h, k: int, t0: float, t1: float, thumb_knn: boo
 
 
 def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = None,
-           ref_files: Sequence[str] | None = None, progress: bool = False) -> list[Match]:
-    """Apply the rules: SIFT for large pairs (needs the file lists), hash then embedding margins otherwise."""
+           ref_files: Sequence[str] | None = None, progress: bool = False, workers: int = 1) -> list[Match]:
+    """Apply the rules: SIFT for large pairs (needs the file lists; ``workers`` processes), hash, thumbnail
+    then embedding margins otherwise."""
     hash_hit, emb_hit = rule_hits(nb, th)
     d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
     s1, s2 = nb.emb_sim[:, 0], nb.emb_sim[:, 1]
@@ -148,7 +150,8 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     if pool_files is not None and ref_files is not None:
         cand = nb.pool_ok & large_pool & ((d1 <= th.sift_cand_hash) | (s1 >= th.sift_cand_sim)
                                           | (nb.desc_sim[:, 0] >= th.thumb_cand))
-        matches, sift_tried = _sift_pass(nb, th, np.flatnonzero(cand), pool_files, ref_files, large_ref, progress)
+        matches, sift_tried = _sift_pass(nb, th, np.flatnonzero(cand), pool_files, ref_files, large_ref, progress,
+                                         workers)
     # a large image SIFT could not judge (too few keypoints) is left to the hash: a teacher embedding says
     # "same kind of thing", which is evidence of a copy only where images are too small for anything better
     emb_hit &= ~(large_pool & large_ref[np.maximum(nb.emb_ref[:, 0], 0)])
@@ -168,26 +171,53 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
 
 
 def _sift_pass(nb: Neighbours, th: Thresholds, rows: np.ndarray, pool_files: Sequence[str],
-               ref_files: Sequence[str], large_ref: np.ndarray,
-               progress: bool) -> tuple[list[Match], np.ndarray]:
-    """Verify each large candidate against its hash and embedding best matches; conclusive SIFT decides."""
-    from tqdm import tqdm
+               ref_files: Sequence[str], large_ref: np.ndarray, progress: bool,
+               workers: int = 1) -> tuple[list[Match], np.ndarray]:
+    """Verify each large candidate against its hash, thumbnail and embedding best matches; conclusive SIFT
+    decides. With ``workers > 1`` the candidates are split over forked processes (grouped by reference, so each
+    process's descriptor cache sees the same references again)."""
+    tasks = []
+    for i in rows:
+        refs = list(dict.fromkeys(int(r) for r in (nb.hash_ref[i, 0], nb.desc_ref[i, 0], nb.emb_ref[i, 0])
+                                  if r >= 0 and large_ref[r]))
+        if refs:
+            tasks.append((int(i), refs))
+    if workers > 1 and len(tasks) >= PARALLEL_MIN:
+        import multiprocessing as mp
 
-    verifier = SiftVerifier()
+        tasks.sort(key=lambda t: t[1][0])
+        chunks = [tasks[j * len(tasks) // workers:(j + 1) * len(tasks) // workers]
+                  for j in range(workers)]
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.starmap(_verify, [(c, pool_files, ref_files, False) for c in chunks])
+        results = [r for part in parts for r in part]
+    else:
+        results = _verify(tasks, pool_files, ref_files, progress)
     tried = np.zeros(len(nb.pool_ok), bool)
     out = []
-    for i in tqdm(rows, desc="sift", unit="pair", disable=not progress):
-        refs = dict.fromkeys(int(r) for r in (nb.hash_ref[i, 0], nb.desc_ref[i, 0], nb.emb_ref[i, 0])
-                             if r >= 0 and large_ref[r])
-        verdicts = [(verifier.verify(pool_files[i], ref_files[r]), r) for r in refs]
-        conclusive = [(v, r) for v, r in verdicts if v.conclusive]
-        if not conclusive:
-            continue
+    for i, r, inliers, matches in results:
         tried[i] = True
-        best, r = max(conclusive, key=lambda t: t[0].inliers)
-        if best.inliers >= th.sift_min_inliers:
-            out.append(Match(int(i), r, "sift", float(best.inliers), float(best.inliers / max(best.matches, 1))))
-    return out, tried
+        if inliers >= th.sift_min_inliers:
+            out.append(Match(i, r, "sift", float(inliers), float(inliers / max(matches, 1))))
+    return sorted(out, key=lambda m: m.pool), tried
+
+
+def _verify(tasks: list[tuple[int, list[int]]], pool_files: Sequence[str], ref_files: Sequence[str],
+            progress: bool) -> list[tuple[int, int, int, int]]:
+    """``(pool row, best reference, inliers, ratio-test matches)`` of each task SIFT could judge."""
+    import cv2
+    from tqdm import tqdm
+
+    cv2.setNumThreads(1)
+    verifier = SiftVerifier()
+    out = []
+    for i, refs in tqdm(tasks, desc="sift", unit="img", disable=not progress):
+        conclusive = [(v, r) for v, r in ((verifier.verify(pool_files[i], ref_files[r]), r) for r in refs)
+                      if v.conclusive]
+        if conclusive:
+            best, r = max(conclusive, key=lambda t: t[0].inliers)
+            out.append((i, r, best.inliers, best.matches))
+    return out
 
 
 def dedup_transform(cfg, split) -> Callable:

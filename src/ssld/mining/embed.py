@@ -83,15 +83,29 @@ def store_embeddings(store: SoftLabelStore, rel_paths: Sequence[str]) -> tuple[n
     return out, have
 
 
+FLAT_MAX = 1_000_000  # indexed vectors up to which the exact (flat) index is used
+
+
+def ip_index(d: int, n: int):
+    """An inner-product faiss index for ``n`` vectors of width ``d``: exact (flat) up to ``FLAT_MAX`` vectors,
+    HNSW (32 links, efSearch 128) beyond, where a flat search grows as pool x references."""
+    import faiss
+
+    if n <= FLAT_MAX:
+        return faiss.IndexFlatIP(d)
+    index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.hnsw.efSearch = 128
+    return index
+
+
 def cosine_knn(ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Most similar references of each query by inner product: ``(similarity [q, k], ref id [q, k])``.
 
     ``ref [m, v, d]`` holds v views per reference; each query keeps its best view per reference.
     """
-    import faiss
-
     m, v, d = ref.shape
-    index = faiss.IndexFlatIP(d)
+    index = ip_index(d, m * v)
     index.add(np.ascontiguousarray(ref.reshape(m * v, d)))
     sim, idx = index.search(np.ascontiguousarray(query), min(k * v, m * v))
     return best_per_ref(sim, np.where(idx >= 0, idx // v, -1), k, larger_is_better=True)
