@@ -193,3 +193,27 @@ def test_pipeline_labels_the_pool_once_then_dedups_and_selects(tmp_path: Path) -
     assert selected and set(selected) <= kept and not {"img/copy0.png", "img/copy1.png"} & set(selected)
     done = json.loads((run / "select" / "done.json").read_text())
     assert done["metrics"]["selected"] == len(selected)
+
+
+def test_dedup_sharded_over_ranks_equals_unsharded(tmp_path: Path, monkeypatch) -> None:
+    """torchrun: each rank dedups one block of the pool against all references, rank 0 merges; same outputs."""
+    from ssld.engine import distributed
+
+    pool, ref = _pool_with_copies(tmp_path)
+    cfg, weights = _teacher(tmp_path)
+    args = ["dedup", "--pool", str(pool), "--ref", str(ref), "--root", str(tmp_path), "-c", str(cfg),
+            "--weights", str(weights), "--thumb-min", "0.97"]  # the thumbnail rule on: its columns merge too
+    assert main([*args, "--out", str(tmp_path / "single")]) == 0
+    monkeypatch.setattr(distributed, "init_from_env", lambda device: True)
+    monkeypatch.setattr(distributed, "world_size", lambda: 3)
+    monkeypatch.setattr(distributed, "barrier", lambda: None)
+    for rank in (2, 1, 0):  # ranks 2 and 1 finish first; rank 0 then merges (barrier: a no-op here)
+        monkeypatch.setattr(distributed, "rank", lambda r=rank: r)
+        assert main([*args, "--out", str(tmp_path / "sharded")]) == 0
+        parts = sorted(p.name for p in (tmp_path / "sharded" / "parts").glob("*"))
+        assert parts == ([f"rank{r:04d}.npz" for r in range(rank, 3)] if rank else [])  # rank 0 merged them
+    for name in ("kept.txt", "removed.csv"):
+        assert (tmp_path / "sharded" / name).read_text() == (tmp_path / "single" / name).read_text()
+    a, b = (json.loads((tmp_path / d / "dedup_report.json").read_text()) for d in ("single", "sharded"))
+    assert (a["removed"], a["by_method"], a["skipped_pool"]) == (b["removed"], b["by_method"], b["skipped_pool"])
+    assert b["ranks"] == 3 and not (tmp_path / "sharded" / "parts").exists()

@@ -62,14 +62,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
     import time
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
+    from pathlib import Path
 
     from ssld.commands.options import check_ranges
     from ssld.config import load_config
     from ssld.data import read_list
+    from ssld.engine import distributed as dist
     from ssld.engine.amp import resolve_precision
     from ssld.errors import UserError
-    from ssld.mining.dedup import decide, dedup_transform, search, write_dedup_outputs
+    from ssld.mining.dedup import (
+        decide,
+        dedup_transform,
+        merge_parts,
+        save_part,
+        search,
+        shard_rows,
+        write_dedup_outputs,
+    )
     from ssld.mining.label import progress_enabled
     from ssld.mining.teacher import load_teacher, resolve_device
 
@@ -91,26 +101,40 @@ def run(args: argparse.Namespace) -> int:
     if split is None:
         raise UserError(f"DataLoader.Eval: missing in {args.config}; dedup needs its transform_ops")
     device = resolve_device(cfg)
-    teacher = load_teacher(cfg, args.weights, device)
-    th = Thresholds(args.hash_max, args.hash_margin, args.sim_min, args.sim_margin, args.sift_min_size,
-                    _T.sift_cand_sim, _T.sift_cand_hash, args.sift_min_inliers, args.knn, args.thumb_cand,
-                    args.thumb_min, args.thumb_margin)
-    progress = progress_enabled(0)
-    t0 = time.perf_counter()
-    pool_files, ref_files = [s.path for s in pool], [s.path for s in ref]
-    pool_embed = _store_embeddings(args.store, pool_files, teacher, split) if args.store else None
-    nb = search(pool_files, ref_files, teacher.model, dedup_transform(cfg, split), k=th.k,
-                batch_size=args.batch_size or split.sampler.batch_size,
-                workers=split.loader.num_workers if args.workers is None else args.workers, device=device,
-                amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress, pool_embed=pool_embed,
-                thumb_knn=True if th.thumb_min <= 1 else None, sift_side=th.sift_min_size)
-    matches = decide(nb, th, pool_files, ref_files, progress=progress,
-                     workers=max(1, split.loader.num_workers if args.workers is None else args.workers))
+    dist.init_from_env(device)
+    rank, world = dist.rank(), dist.world_size()
+    try:
+        teacher = load_teacher(cfg, args.weights, device)
+        th = Thresholds(args.hash_max, args.hash_margin, args.sim_min, args.sim_margin, args.sift_min_size,
+                        _T.sift_cand_sim, _T.sift_cand_hash, args.sift_min_inliers, args.knn, args.thumb_cand,
+                        args.thumb_min, args.thumb_margin)
+        workers = split.loader.num_workers if args.workers is None else args.workers
+        t0 = time.perf_counter()
+        # torchrun: each rank takes one block of the pool (all references), rank 0 merges
+        rows = shard_rows(len(pool), rank, world)
+        pool_files, ref_files = [pool[i].path for i in rows], [s.path for s in ref]
+        pool_embed = _store_embeddings(args.store, pool_files, teacher, split) if args.store else None
+        nb = search(pool_files, ref_files, teacher.model, dedup_transform(cfg, split), k=th.k,
+                    batch_size=args.batch_size or split.sampler.batch_size, workers=workers, device=device,
+                    amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress_enabled(rank),
+                    pool_embed=pool_embed, thumb_knn=True if th.thumb_min <= 1 else None,
+                    sift_side=th.sift_min_size)
+        matches = decide(nb, th, pool_files, ref_files, progress=progress_enabled(rank), workers=max(1, workers))
+        matches = [replace(m, pool=int(rows[m.pool])) for m in matches]
+        from_store = int(pool_embed[1].sum()) if pool_embed else 0
+        if world > 1:
+            save_part(Path(args.out), rank, rows, nb, matches, {"from_store": from_store})
+            dist.barrier()
+            if rank != 0:
+                return 0
+            nb, matches, counts = merge_parts(Path(args.out), world, len(pool))
+            from_store = counts["from_store"]
+    finally:
+        dist.shutdown()
     report = write_dedup_outputs(args.out, pool, ref, args.root, ref_root, nb, matches, args.pairs,
                                  extra={"thresholds": asdict(th), "teacher": teacher.model_name,
                                         "weights_sha256": teacher.weights_sha256, "store": args.store,
-                                        "pool_embeddings_from_store": int(pool_embed[1].sum()) if pool_embed
-                                        else 0,
+                                        "pool_embeddings_from_store": from_store, "ranks": world,
                                         "seconds_total": time.perf_counter() - t0})
     print(f"dedup: {report['removed']} of {report['pool']} pool images removed as copies of {report['ref']} "
           f"references ({report['by_method']}); kept {report['kept']} -> {os.path.join(args.out, 'kept.txt')}")

@@ -220,6 +220,62 @@ def _verify(tasks: list[tuple[int, list[int]]], pool_files: Sequence[str], ref_f
     return out
 
 
+POOL_FIELDS = ("hash_dist", "hash_ref", "emb_sim", "emb_ref", "desc_sim", "desc_ref", "pool_size", "pool_ok")
+
+
+def shard_rows(n: int, rank: int, world: int) -> np.ndarray:
+    """The pool rows rank ``rank`` of ``world`` handles: one contiguous block each. Every decision depends on
+    one pool image and all references only, so sharding the pool gives the unsharded result."""
+    return np.arange(rank * n // world, (rank + 1) * n // world)
+
+
+def save_part(out: Path, rank: int, rows: np.ndarray, nb: Neighbours, matches: list[Match],
+              counts: dict[str, int]) -> None:
+    """Write one rank's neighbours, matches (pool rows already global) and counts for rank 0 to merge."""
+    from ssld.utils.io import atomic_path
+
+    arrays = {f: getattr(nb, f) for f in (*POOL_FIELDS, "ref_size", "ref_ok")}
+    arrays["rows"] = rows
+    arrays["match_rows"] = np.array([[m.pool, m.ref] for m in matches], np.int64).reshape(-1, 2)
+    arrays["match_values"] = np.array([[m.score, m.margin] for m in matches], np.float64).reshape(-1, 2)
+    arrays["match_methods"] = np.array([m.method for m in matches], dtype="U16")
+    arrays["seconds"] = np.array([list(nb.seconds.values())], np.float64)
+    arrays["seconds_keys"] = np.array(list(nb.seconds), dtype="U16")
+    arrays["counts"] = np.array([list(counts.values())], np.int64)
+    arrays["counts_keys"] = np.array(list(counts), dtype="U32")
+    with atomic_path(Path(out) / "parts" / f"rank{rank:04d}.npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def merge_parts(out: Path, world: int, n: int) -> tuple[Neighbours, list[Match], dict[str, int]]:
+    """Rank 0: the neighbours, matches and summed counts of the whole pool from every rank's part (then the
+    parts are deleted)."""
+    import shutil
+
+    merged: dict[str, np.ndarray] = {}
+    matches: list[Match] = []
+    seconds: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for r in range(world):
+        with np.load(Path(out) / "parts" / f"rank{r:04d}.npz") as z:
+            rows = z["rows"]
+            for f in POOL_FIELDS:
+                part = z[f]
+                if f not in merged:
+                    merged[f] = np.zeros((n, *part.shape[1:]), part.dtype)
+                merged[f][rows] = part
+            merged["ref_size"], merged["ref_ok"] = z["ref_size"], z["ref_ok"]
+            for (i, j), (score, margin), method in zip(z["match_rows"], z["match_values"], z["match_methods"],
+                                                       strict=True):
+                matches.append(Match(int(i), int(j), str(method), float(score), float(margin)))
+            for key, v in zip(z["seconds_keys"], z["seconds"][0], strict=True):
+                seconds[str(key)] = max(seconds.get(str(key), 0.0), float(v))  # ranks run side by side
+            for key, v in zip(z["counts_keys"], z["counts"][0], strict=True):
+                counts[str(key)] = counts.get(str(key), 0) + int(v)
+    shutil.rmtree(Path(out) / "parts", ignore_errors=True)
+    return Neighbours(**merged, seconds=seconds), sorted(matches, key=lambda m: m.pool), counts
+
+
 def dedup_transform(cfg, split) -> Callable:
     """The teacher's preprocessing exactly as ``ssld label`` builds it (so stored pool embeddings and the
     references' match): without a fixed-size crop/resize, images are fitted to ``Global.image_shape``
