@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-from ssld.mining.dedup import decide, search
+from ssld.mining.dedup import decide, search, sift_verdicts
 from ssld.mining.rules import Thresholds
 
 # photographs among the packages' wallpapers (visual check); Plasma's are directories with one image per size
@@ -203,28 +203,42 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
     planted = plant(refs, args.plant, root / f"planted_s{seed}", root, rng)
     pool_files = [str(root / p["path"]) for p in pool] + [p["path"] for p in planted]
     ref_files = [str(root / r["path"]) for r in refs]
+    n = len(pool)
     t0 = time.perf_counter()
     nb = search(pool_files, ref_files, None, None, k=th.k, workers=args.workers, progress=False)
     t1 = time.perf_counter()
-    full = decide(nb, th, pool_files, ref_files, workers=args.workers)
+    sift = sift_verdicts(nb, th, pool_files, ref_files, workers=args.workers)
     t2 = time.perf_counter()
+    full = decide(nb, th, sift=sift)
     res = {"seed": seed, "pool": len(pool_files), "ref": len(ref_files), "planted": len(planted),
-           "seconds": {**nb.seconds, "search": t1 - t0, "decide_sift": t2 - t1, "total": t2 - t0},
-           "full": evaluate(full, planted, len(pool))}
-    # what each stage contributes, on the same neighbours
-    stages = {"hash only": (replace(th, thumb_cand=2.0, sift_cand_hash=-1), False),
-              "hash + SIFT on hash candidates": (replace(th, thumb_cand=2.0), True)}
-    for name, (t, with_sift) in stages.items():
-        ts = time.perf_counter()
-        m = decide(nb, t, pool_files if with_sift else None, ref_files if with_sift else None, workers=args.workers)
-        res[name] = {**evaluate(m, planted, len(pool)), "seconds": time.perf_counter() - ts}
+           "seconds": {**nb.seconds, "search": t1 - t0, "sift": t2 - t1, "total": time.perf_counter() - t0},
+           "sift_judged": int(sift[1].sum()), "full": evaluate(full, planted, n)}
+    # what each stage contributes, on the same neighbours: hash alone; SIFT on the hash's candidates only
+    no_thumb = replace(nb, desc_sim=np.full_like(nb.desc_sim, -np.inf), desc_ref=np.full_like(nb.desc_ref, -1))
+    ts = time.perf_counter()
+    sift_hash = sift_verdicts(no_thumb, th, pool_files, ref_files, workers=args.workers)
+    res["hash only"] = evaluate(decide(no_thumb, th), planted, n)
+    res["hash + SIFT on hash candidates"] = {**evaluate(decide(no_thumb, th, sift=sift_hash), planted, n),
+                                             "seconds": time.perf_counter() - ts}
+    # the rules' trade-off on the same SIFT verdicts: min inliers, and the thumbnail rule where SIFT cannot judge
+    res["curve"] = []
+    for inl in (5, 6, 8, 10, 12):
+        for t_min, t_margin in ((1.01, 0.02), (0.95, 0.02), (0.92, 0.03), (0.9, 0.05)):
+            t = replace(th, sift_min_inliers=inl, thumb_min=t_min, thumb_margin=t_margin)
+            e = evaluate(decide(nb, t, sift=sift), planted, n)
+            res["curve"].append({"sift_min_inliers": inl, "thumb_min": t_min, "thumb_margin": t_margin,
+                                 "recall": e["recall"], "others_removed": e["others_removed"]})
     # how far the shortlist reaches: the true source among the k thumbnail / hash neighbours
-    n = len(pool)
     src = np.array([p["ref"] for p in planted])
     res["source_in_thumb_topk"] = float(np.mean((nb.desc_ref[n:] == src[:, None]).any(1)))
     res["source_in_hash_topk"] = float(np.mean((nb.hash_ref[n:] == src[:, None]).any(1)))
     res["source_thumb_top1"] = float(np.mean(nb.desc_ref[n:, 0] == src))
-    res["sift_candidates"] = int(((nb.hash_dist[:, 0] <= th.sift_cand_hash) | (nb.desc_sim[:, 0] >= th.thumb_cand)).sum())
+    res["copies_sift_judged"] = float(np.mean(sift[1][n:]))
+    missed = [j for j in range(len(planted)) if not any(m.pool == n + j and m.ref == planted[j]["ref"] for m in full)]
+    res["missed_examples"] = [{**planted[j], "thumb_sim": float(nb.desc_sim[n + j, 0]),
+                               "thumb_src_rank": int(np.flatnonzero(nb.desc_ref[n + j] == planted[j]["ref"])[0])
+                               if (nb.desc_ref[n + j] == planted[j]["ref"]).any() else -1,
+                               "sift_judged": bool(sift[1][n + j])} for j in missed[:40]]
     return res
 
 
@@ -297,14 +311,17 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             r = run_seed(seed, refs, pool, root, args, th)
             result["seeds"].append(r)
-            print(json.dumps({k: r[k] for k in ("seed", "seconds")}), flush=True)
+            print(json.dumps({k: r[k] for k in ("seed", "seconds", "sift_judged")}), flush=True)
             for name in ("hash only", "hash + SIFT on hash candidates", "full"):
                 e = r[name]
                 print(f"  {name:32s} recall {e['recall']:.3f}  others removed {100 * e['others_removed']:.3f}% "
                       f"({e['others_removed_n']})  wrong source {e['wrong_source']}", flush=True)
             print(f"  per edit: {r['full']['recall_by_edit']}", flush=True)
             print(f"  source in thumb top-k {r['source_in_thumb_topk']:.3f}, top-1 {r['source_thumb_top1']:.3f}, "
-                  f"in hash top-k {r['source_in_hash_topk']:.3f}; SIFT candidates {r['sift_candidates']}", flush=True)
+                  f"in hash top-k {r['source_in_hash_topk']:.3f}; copies SIFT judged {r['copies_sift_judged']:.3f}",
+                  flush=True)
+            for row in r["curve"]:
+                print(f"    {row}", flush=True)
     if args.scale:
         p, r = (int(v) for v in args.scale.split(","))
         result["scale"] = scale_run(crops, p, r, root, args, th)

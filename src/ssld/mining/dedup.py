@@ -137,25 +137,26 @@ def _without_teacher(ref_h, pool_h, k: int, t0: float, t1: float, thumb_knn: boo
 
 
 def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = None,
-           ref_files: Sequence[str] | None = None, progress: bool = False, workers: int = 1) -> list[Match]:
+           ref_files: Sequence[str] | None = None, progress: bool = False, workers: int = 1,
+           sift: tuple[list[Match], np.ndarray] | None = None) -> list[Match]:
     """Apply the rules: SIFT for large pairs (needs the file lists; ``workers`` processes), hash, thumbnail
-    then embedding margins otherwise."""
+    then embedding margins otherwise. ``sift`` (from :func:`sift_verdicts`) reuses SIFT verdicts computed
+    once, e.g. to sweep thresholds."""
     hash_hit, emb_hit = rule_hits(nb, th)
     d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
     s1, s2 = nb.emb_sim[:, 0], nb.emb_sim[:, 1]
     large_pool = nb.pool_size.min(axis=1) >= th.sift_min_size
     large_ref = nb.ref_size.min(axis=1) >= th.sift_min_size
-    matches: list[Match] = []
-    sift_tried = np.zeros(len(d1), bool)  # SIFT judged these (a copy or not): the other rules do not apply
-    if pool_files is not None and ref_files is not None:
-        cand = nb.pool_ok & large_pool & ((d1 <= th.sift_cand_hash) | (s1 >= th.sift_cand_sim)
-                                          | (nb.desc_sim[:, 0] >= th.thumb_cand))
-        matches, sift_tried = _sift_pass(nb, th, np.flatnonzero(cand), pool_files, ref_files, large_ref, progress,
-                                         workers)
-    # a large image SIFT could not judge (too few keypoints) is left to the hash: a teacher embedding says
-    # "same kind of thing", which is evidence of a copy only where images are too small for anything better
+    if sift is None and pool_files is not None and ref_files is not None:
+        sift = sift_verdicts(nb, th, pool_files, ref_files, progress, workers)
+    # SIFT judged these (a copy or not): the other rules do not apply to them
+    verdicts, sift_tried = sift if sift is not None else ([], np.zeros(len(d1), bool))
+    matches = [m for m in verdicts if m.score >= th.sift_min_inliers]
+    # a large image SIFT could not judge (too few keypoints) is left to the hash and the thumbnail: a teacher
+    # embedding says "same kind of thing", which is evidence of a copy only where images are too small for
+    # anything better
     emb_hit &= ~(large_pool & large_ref[np.maximum(nb.emb_ref[:, 0], 0)])
-    desc_hit = desc_hits(nb, th) & ~(large_pool & large_ref[np.maximum(nb.desc_ref[:, 0], 0)])
+    desc_hit = desc_hits(nb, th)
     g1, g2 = nb.desc_sim[:, 0], nb.desc_sim[:, 1]
     for i in np.flatnonzero((hash_hit | desc_hit | emb_hit) & ~sift_tried):
         if hash_hit[i]:
@@ -170,12 +171,24 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     return sorted(matches, key=lambda m: m.pool)
 
 
-def _sift_pass(nb: Neighbours, th: Thresholds, rows: np.ndarray, pool_files: Sequence[str],
-               ref_files: Sequence[str], large_ref: np.ndarray, progress: bool,
-               workers: int = 1) -> tuple[list[Match], np.ndarray]:
-    """Verify each large candidate against its hash, thumbnail and embedding best matches; conclusive SIFT
-    decides. With ``workers > 1`` the candidates are split over forked processes (grouped by reference, so each
-    process's descriptor cache sees the same references again)."""
+def sift_verdicts(nb: Neighbours, th: Thresholds, pool_files: Sequence[str], ref_files: Sequence[str],
+                  progress: bool = False, workers: int = 1) -> tuple[list[Match], np.ndarray]:
+    """SIFT on the large candidates (hash, thumbnail or embedding close enough): ``(best verdict per judged
+    pool image as a Match scored by its inliers, mask of the pool images SIFT could judge)``."""
+    d1, s1 = nb.hash_dist[:, 0], nb.emb_sim[:, 0]
+    large_pool = nb.pool_size.min(axis=1) >= th.sift_min_size
+    large_ref = nb.ref_size.min(axis=1) >= th.sift_min_size
+    with np.errstate(invalid="ignore"):
+        cand = nb.pool_ok & large_pool & ((d1 <= th.sift_cand_hash) | (s1 >= th.sift_cand_sim)
+                                          | (nb.desc_sim[:, 0] >= th.thumb_cand))
+    return _sift_pass(nb, np.flatnonzero(cand), pool_files, ref_files, large_ref, progress, workers)
+
+
+def _sift_pass(nb: Neighbours, rows: np.ndarray, pool_files: Sequence[str], ref_files: Sequence[str],
+               large_ref: np.ndarray, progress: bool, workers: int = 1) -> tuple[list[Match], np.ndarray]:
+    """Verify each large candidate against its hash, thumbnail and embedding best matches. With ``workers > 1``
+    the candidates are split over forked processes (grouped by reference, so each process's descriptor cache
+    sees the same references again)."""
     tasks = []
     for i in rows:
         refs = list(dict.fromkeys(int(r) for r in (nb.hash_ref[i, 0], nb.desc_ref[i, 0], nb.emb_ref[i, 0])
@@ -186,8 +199,7 @@ def _sift_pass(nb: Neighbours, th: Thresholds, rows: np.ndarray, pool_files: Seq
         import multiprocessing as mp
 
         tasks.sort(key=lambda t: t[1][0])
-        chunks = [tasks[j * len(tasks) // workers:(j + 1) * len(tasks) // workers]
-                  for j in range(workers)]
+        chunks = [tasks[j * len(tasks) // workers:(j + 1) * len(tasks) // workers] for j in range(workers)]
         with mp.get_context("fork").Pool(workers) as pool:
             parts = pool.starmap(_verify, [(c, pool_files, ref_files, False) for c in chunks])
         results = [r for part in parts for r in part]
@@ -197,8 +209,7 @@ def _sift_pass(nb: Neighbours, th: Thresholds, rows: np.ndarray, pool_files: Seq
     out = []
     for i, r, inliers, matches in results:
         tried[i] = True
-        if inliers >= th.sift_min_inliers:
-            out.append(Match(i, r, "sift", float(inliers), float(inliers / max(matches, 1))))
+        out.append(Match(i, r, "sift", float(inliers), float(inliers / max(matches, 1))))
     return sorted(out, key=lambda m: m.pool), tried
 
 
