@@ -286,8 +286,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scale", default="", help="P,R: also time a P x R run on re-used crops, e.g. 60000,10000")
     ap.add_argument("--skip-seeds", action="store_true", help="only the --scale timing")
+    ap.add_argument("--sift-contrast", type=float, default=None, help="SIFT contrast threshold (default: the module's)")
     ap.add_argument("--photos", type=int, default=0, help="use only the first N photographs (a quick smoke run)")
     args = ap.parse_args()
+    if args.sift_contrast is not None:
+        from ssld.mining import sift
+
+        sift.CONTRAST = args.sift_contrast
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
     index = root / "crops.json"

@@ -17,6 +17,7 @@ import numpy as np
 RATIO = 0.75
 MIN_KEYPOINTS = 8
 MIN_SCALE = 0.2  # a copy is at most 5x smaller or larger than its source
+CONTRAST = 0.04  # SIFT's contrast threshold (OpenCV's default); lower finds more keypoints in smooth photos
 
 
 @dataclass
@@ -46,8 +47,9 @@ def _gray(path: str, max_side: int) -> np.ndarray | None:
 class SiftVerifier:
     """Counts RANSAC inliers between a pool image and a reference; keeps recent descriptors in an LRU cache."""
 
-    def __init__(self, max_side: int = 512, ratio: float = RATIO, reproj_px: float = 4.0, cache: int = 1024):
-        self.sift = cv2.SIFT_create()
+    def __init__(self, max_side: int = 512, ratio: float = RATIO, reproj_px: float = 4.0, cache: int = 1024,
+                 contrast: float | None = None):
+        self.sift = cv2.SIFT_create(contrastThreshold=CONTRAST if contrast is None else contrast)
         self.matcher = cv2.BFMatcher(cv2.NORM_L2)
         self.max_side, self.ratio, self.reproj_px = max_side, ratio, reproj_px
         self._cache: OrderedDict[tuple[str, bool], tuple] = OrderedDict()
