@@ -158,7 +158,8 @@ def test_thumbnail_descriptor_is_a_normalised_cross_correlation() -> None:
 
 
 def test_large_reference_sets_use_hnsw_with_flat_recall(monkeypatch) -> None:
-    """Beyond FLAT_MAX indexed vectors the cosine kNN uses HNSW; near-copies still find the same reference."""
+    """Many query x reference pairs: IVF; beyond FLAT_MAX indexed vectors: HNSW; near-copies still find the same
+    reference as with the exact index."""
     from ssld.mining import embed
 
     rng = np.random.default_rng(0)
@@ -166,8 +167,13 @@ def test_large_reference_sets_use_hnsw_with_flat_recall(monkeypatch) -> None:
     ref /= np.linalg.norm(ref, axis=-1, keepdims=True)
     query = ref[:500, 0] + 0.05 * rng.normal(size=(500, 32)).astype(np.float32)
     flat_s, flat_r = embed.cosine_knn(ref, query, 3)
+    monkeypatch.setattr(embed, "IVF_PAIRS", 100_000)  # 500 queries x 6000 vectors: IVF
+    assert type(embed.ip_index(32, 6000, 500)).__name__ == "IndexIVFFlat"
+    ivf_s, ivf_r = embed.cosine_knn(ref, query, 3)
     monkeypatch.setattr(embed, "FLAT_MAX", 1000)
     assert type(embed.ip_index(32, 6000)).__name__ == "IndexHNSWFlat"
     hnsw_s, hnsw_r = embed.cosine_knn(ref, query, 3)
-    assert np.array_equal(flat_r[:, 0], np.arange(500)) and np.mean(hnsw_r[:, 0] == flat_r[:, 0]) >= 0.99
-    np.testing.assert_allclose(hnsw_s[:, 0], flat_s[:, 0], atol=1e-5)
+    assert np.array_equal(flat_r[:, 0], np.arange(500))
+    for s, r in ((ivf_s, ivf_r), (hnsw_s, hnsw_r)):
+        assert np.mean(r[:, 0] == flat_r[:, 0]) >= 0.99
+        np.testing.assert_allclose(s[r[:, 0] == flat_r[:, 0], 0], flat_s[r[:, 0] == flat_r[:, 0], 0], atol=1e-5)

@@ -83,19 +83,27 @@ def store_embeddings(store: SoftLabelStore, rel_paths: Sequence[str]) -> tuple[n
     return out, have
 
 
-FLAT_MAX = 1_000_000  # indexed vectors up to which the exact (flat) index is used
+FLAT_MAX = 1_000_000  # indexed vectors up to which an exact (flat) or IVF index is used, HNSW beyond
+IVF_PAIRS = 2_000_000_000  # query x indexed pairs beyond which a flat search costs more than an IVF one
+IVF_NPROBE = 16
 
 
-def ip_index(d: int, n: int):
-    """An inner-product faiss index for ``n`` vectors of width ``d``: exact (flat) up to ``FLAT_MAX`` vectors,
-    HNSW (32 links, efSearch 128) beyond, where a flat search grows as pool x references."""
+def ip_index(d: int, n: int, queries: int = 0):
+    """An inner-product faiss index for ``n`` vectors of width ``d`` searched by ``queries`` vectors: exact
+    (flat) while ``queries x n <= IVF_PAIRS``; IVF (``2 sqrt(n)`` lists, ``IVF_NPROBE`` probed; needs
+    ``train``) beyond that up to ``FLAT_MAX`` vectors; HNSW (32 links, efSearch 128) beyond ``FLAT_MAX``."""
     import faiss
 
-    if n <= FLAT_MAX:
+    if n > FLAT_MAX:
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+        return index
+    if queries * n <= IVF_PAIRS:
         return faiss.IndexFlatIP(d)
-    index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 80
-    index.hnsw.efSearch = 128
+    nlist = max(16, int(2 * n ** 0.5))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.nprobe = IVF_NPROBE
     return index
 
 
@@ -105,7 +113,11 @@ def cosine_knn(ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, 
     ``ref [m, v, d]`` holds v views per reference; each query keeps its best view per reference.
     """
     m, v, d = ref.shape
-    index = ip_index(d, m * v)
-    index.add(np.ascontiguousarray(ref.reshape(m * v, d)))
+    vectors = np.ascontiguousarray(ref.reshape(m * v, d))
+    index = ip_index(d, m * v, len(query))
+    if not index.is_trained:  # IVF: its lists from (a sample of) the indexed vectors themselves
+        sample = vectors[np.random.default_rng(0).permutation(len(vectors))[: 40 * index.nlist]]
+        index.train(sample)
+    index.add(vectors)
     sim, idx = index.search(np.ascontiguousarray(query), min(k * v, m * v))
     return best_per_ref(sim, np.where(idx >= 0, idx // v, -1), k, larger_is_better=True)
