@@ -143,3 +143,26 @@ def head_classes(arrays: dict[str, np.ndarray], rules: list[Rule]) -> int | None
         if rule.head and weight is not None and weight.ndim == 2:
             return int(weight.shape[1])
     return None
+
+
+def to_paddle_arrays(state: dict[str, torch.Tensor], rules: list[Rule], label: str) -> dict[str, np.ndarray]:
+    """The reverse of :func:`apply_rules`: PaddleClas-named float arrays made of a timm state dict.
+
+    Linear weights go back to Paddle's ``[in, out]`` layout and lose the folded dropout scale; an architecture
+    whose PaddleClas file holds arrays ssld drops (``unused`` rules) cannot be rebuilt and says so.
+    """
+    out: dict[str, np.ndarray] = {}
+    for rule in rules:
+        if rule.kind == "unused":
+            raise UserError(f"'{label}': its PaddleClas file holds arrays ssld does not keep ({rule.src}.*); "
+                            "it cannot be written back as .pdparams")
+        for src_key, dst_key in _pairs(rule, state):
+            if dst_key not in state:
+                raise UserError(f"'{label}': the weights have no '{dst_key}' (for {src_key})")
+            value = state[dst_key].detach().cpu()
+            if rule.kind == "linear" and src_key.endswith(".weight"):
+                if rule.scale != 1.0:
+                    value = value / rule.scale
+                value = value.t()
+            out[src_key] = np.ascontiguousarray(value.numpy())
+    return out

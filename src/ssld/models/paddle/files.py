@@ -60,3 +60,43 @@ def convert_file(src: str | os.PathLike[str], arch: str | None, out: str | os.Pa
     save_safetensors(model.state_dict(), out, metadata=meta)
     params = sum(p.numel() for p in model.parameters())
     return Converted(name, timm_name, classes, len(arrays), params, Path(out))
+
+
+def export_file(src: str | os.PathLike[str], arch: str, out: str | os.PathLike[str]) -> Converted:
+    """The reverse of :func:`convert_file`: ssld/timm weights of ``arch`` (a PaddleClas name) -> ``.pdparams``.
+
+    ``src`` is anything ``ssld`` loads as weights (``.safetensors``, a checkpoint); the class count comes from
+    its classifier. The file is what ``paddle.save(model.state_dict())`` writes for PaddleClas's ``arch``.
+    """
+    import timm
+
+    from ssld.models.names import resolve_model_name
+    from ssld.models.paddle import rules_for
+    from ssld.models.paddle.convert import to_paddle_arrays
+    from ssld.models.paddle.pdsave import save_pdparams
+    from ssld.models.weights import read_state_dict
+
+    src_path = Path(src)
+    try:
+        timm_name = resolve_model_name(arch)
+    except UserError as e:
+        raise UserError(f"--arch: {e}") from None
+    state = read_state_dict(src_path)
+    model = timm.create_model(timm_name, pretrained=False)
+    rules = rules_for(model, src_path)
+    head = next((r for r in rules if r.head), None)
+    weight = state.get(f"{head.dst}.weight") if head else None
+    classes = int(weight.shape[0]) if weight is not None else model.num_classes
+    if classes != model.num_classes:
+        model = timm.create_model(timm_name, pretrained=False, num_classes=classes)
+    target = model.state_dict()
+    bad = next((k for k in target if not k.endswith("num_batches_tracked")
+                and (k not in state or state[k].shape != target[k].shape)), None)
+    if bad is not None:
+        got = tuple(state[bad].shape) if bad in state else "nothing"
+        raise UserError(f"{src_path}: weights do not fit '{arch}' ({timm_name}): {bad} {tuple(target[bad].shape)}, "
+                        f"the file has {got}")
+    arrays = to_paddle_arrays(state, rules, timm_name)
+    save_pdparams(arrays, out)
+    params = sum(p.numel() for p in model.parameters())
+    return Converted(arch, timm_name, classes, len(arrays), params, Path(out))
