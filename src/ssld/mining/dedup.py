@@ -85,8 +85,9 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
     import time
 
     t0 = time.perf_counter()
-    ref_h = compute_hashes(ref_files, mirrored=True, workers=workers, desc="hash ref", progress=progress)
-    pool_h = compute_hashes(pool_files, workers=workers, desc="hash pool", progress=progress)
+    hash_args = {"workers": workers, "progress": progress, "thumbs": thumb_knn, "thumb_side": sift_side}
+    ref_h = compute_hashes(ref_files, mirrored=True, desc="hash ref", **hash_args)
+    pool_h = compute_hashes(pool_files, desc="hash pool", **hash_args)
     t1 = time.perf_counter()
     if thumb_knn is None:
         thumb_knn = bool((pool_h.sizes.min(1) >= sift_side).any() and (ref_h.sizes.min(1) >= sift_side).any())

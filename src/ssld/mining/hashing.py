@@ -32,9 +32,10 @@ class _HashDataset(Dataset):
     """``ds[i]`` -> ``(i, hashes [v, 16] (as is, mirrored), (width, height), descriptors [views, d])``, or
     ``(i, None, None, None)`` if unreadable."""
 
-    def __init__(self, files: Sequence[str], mirrored: bool):
+    def __init__(self, files: Sequence[str], mirrored: bool, thumbs: bool | None = True, thumb_side: int = 64):
         self.files = list(files)
         self.mirrored = mirrored
+        self.thumbs, self.thumb_side = thumbs, thumb_side
 
     def __len__(self) -> int:
         return len(self.files)
@@ -50,7 +51,11 @@ class _HashDataset(Dataset):
         codes = [image_hash(gray)]
         if self.mirrored:
             codes.append(image_hash(ImageOps.mirror(gray)))
-        return i, np.stack(codes), img.size, descriptor_views(np.asarray(gray), reference=self.mirrored)
+        if self.thumbs or (self.thumbs is None and min(img.size) >= self.thumb_side):
+            desc = descriptor_views(np.asarray(gray), reference=self.mirrored)
+        else:  # not needed (a small image, thumbnail rule off): zeros match nothing
+            desc = None
+        return i, np.stack(codes), img.size, desc
 
 
 def _keep(batch: list[Any]) -> list[Any]:
@@ -69,9 +74,11 @@ class HashResult:
 
 
 def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 2, desc: str = "hash",
-                   progress: bool = True) -> HashResult:
+                   progress: bool = True, thumbs: bool | None = True, thumb_side: int = 64) -> HashResult:
     """Hash every file (in parallel data-loader workers); unreadable files get ``ok == False``. With ``mirrored``
-    (references) the mirrored hash and every descriptor view are computed too."""
+    (references) the mirrored hash and every descriptor view are computed too. Thumbnail descriptors are
+    computed for every image with ``thumbs``, for none without, and with ``None`` only for images at least
+    ``thumb_side`` px on the short side (those SIFT may verify)."""
     from ssld.mining.globaldesc import REF_VIEWS, SIDE
 
     n, v = len(files), 2 if mirrored else 1
@@ -79,12 +86,15 @@ def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 
     sizes = np.zeros((n, 2), np.int64)
     ok = np.zeros(n, bool)
     descs = np.zeros((n, 2 * len(REF_VIEWS) if mirrored else 1, SIDE * SIDE), np.float32)
-    loader = DataLoader(_HashDataset(files, mirrored), batch_size=256, num_workers=workers, collate_fn=_keep)
+    loader = DataLoader(_HashDataset(files, mirrored, thumbs, thumb_side), batch_size=256, num_workers=workers,
+                        collate_fn=_keep)
     with tqdm(total=n, unit="img", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
         for batch in loader:
             for i, c, size, d in batch:
                 if c is not None:
-                    codes[i], sizes[i], ok[i], descs[i] = c, size, True, d
+                    codes[i], sizes[i], ok[i] = c, size, True
+                    if d is not None:
+                        descs[i] = d
             bar.update(len(batch))
     return HashResult(codes, sizes, ok, descs)
 
