@@ -19,7 +19,7 @@ help:
 	@echo "make demo   - set up, then run the SSLD pipeline (quick profile) on Fashion-MNIST"
 	@echo "              (RUN_DIR=runs/demo; DEMO_ARGS=--force reuses a run dir made by an older config)"
 	@echo "make test   - set up, then run the test suite"
-	@echo "make bench  - set up, then run the benchmark suite (docs/benchmarks.md)"
+	@echo "make bench  - set up, then run the benchmark suite (docs/benchmarks.md); PADDLECLAS_SRC=DIR adds PaddleClas side by side"
 	@echo "make bench-photos - dedup on photographs from the Debian wallpaper packages (docs/mining.md)"
 	@echo "make ablate - set up, then run the ablations (long; resumable)"
 
@@ -56,7 +56,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(if $(PADDLECLAS_SRC),--paddleclas-src $(PADDLECLAS_SRC))
 
 # photographs for benchmarks/dedup_photos.py (Debian wallpaper packages; installed once, as root)
 WALLPAPERS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers lomiri-wallpapers

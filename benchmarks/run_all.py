@@ -6,11 +6,14 @@
 (d) the same KD in torchdistill: pinned to the same loader and arithmetic (top-1 must match), and each framework as
     shipped (images/s, target: ssld ahead; top-1 within 0.3 points over seeds);
 (e) peak RSS of each variant, each alone in a fresh process; plus the speed options behind the defaults and the
-data loading cost per sample (torchvision chain vs ssld's numpy ops vs the decoded-image cache).
+data loading cost per sample (torchvision chain vs ssld's numpy ops vs the decoded-image cache);
+(paddleclas) with ``--paddleclas-src DIR``: the same distillation YAML in PaddleClas's ``tools/train.py`` and in ``ssld
+train`` (benchmarks/paddleclas_side_by_side.py); without it, one line says the section is skipped.
 Every benchmark runs in its own process; raw numbers land in bench_out/*.json, the tables in
 bench_out/summary.md (copied into docs/benchmarks.md by hand, with the machine's state).
 
-Run: ``make bench`` or ``PYTHONPATH=src python benchmarks/run_all.py [--quick] [--only a,b,c,d,e,defaults,loader]``
+Run: ``make bench [PADDLECLAS_SRC=DIR]`` or ``PYTHONPATH=src python benchmarks/run_all.py [--quick]
+[--only a,b,c,d,e,defaults,loader,paddleclas] [--paddleclas-src DIR] [--paddle-python PY]``
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 import common
 
-SECTIONS = ("a", "b", "c", "d", "e", "defaults", "loader")
+SECTIONS = ("a", "b", "c", "d", "e", "defaults", "loader", "paddleclas")
 
 
 def run(script: str, *args: str) -> dict[str, Any]:
@@ -134,6 +137,9 @@ def tables(res: dict[str, Any]) -> str:
             lines.append(f"| {name} | {us:.0f} | {ld['per_sample_cost_over_torchvision'][name]:.2f} | "
                          f"{rates[len(rates) // 2]:.0f} ({rates[0]:.0f}-{rates[-1]:.0f}) |")
         lines.append("")
+    if "paddleclas" in res:
+        lines += ["### The same distillation YAML in PaddleClas and ssld (benchmarks/paddleclas_side_by_side.py)", "",
+                  res["paddleclas"], ""]
     return "\n".join(lines)
 
 
@@ -143,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {','.join(SECTIONS)}")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile in the speed options")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every benchmark runs (seconds)")
+    ap.add_argument("--paddleclas-src", default="", help="a PaddleClas checkout: runs the (paddleclas) section")
+    ap.add_argument("--paddle-python", default="/work/paddle-venv/bin/python",
+                    help="python with paddlepaddle and PaddleClas's requirements (the paddleclas section)")
     args = ap.parse_args(argv)
     only = [s for s in args.only.split(",") if s]
     unknown = sorted(set(only) - set(SECTIONS))
@@ -177,6 +186,12 @@ def main(argv: list[str] | None = None) -> None:
     if "loader" in only:
         run("bench_loader.py", *q, *(["--rounds", "1"] if args.smoke else []))
         res["loader"] = json.loads((common.OUT / "loader.json").read_text())
+    if "paddleclas" in only and not args.paddleclas_src:
+        print("[bench] paddleclas: skipped (no --paddleclas-src / PADDLECLAS_SRC given)", file=sys.stderr, flush=True)
+    elif "paddleclas" in only:
+        common.in_subprocess("paddleclas_side_by_side.py", "--paddleclas-src", args.paddleclas_src,
+                             "--paddle-python", args.paddle_python, *q, timeout=7200)
+        res["paddleclas"] = (common.OUT / "paddleclas_side_by_side.md").read_text().strip()
     res["wall_seconds"] = time.perf_counter() - t0
     res["machine_after"] = common.machine()
     common.write_result("summary", res)
