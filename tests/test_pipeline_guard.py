@@ -76,6 +76,7 @@ def test_undertrained_teacher_trips_the_guard_and_the_flag_goes_on(tmp_path: Pat
     assert "train the teacher longer" in msg and "--allow-weak-teacher" in msg
     result = json.loads((run / GUARD).read_text())
     assert result["margin"] < 1.0 and result["holdout_images"] == 30 and f"{result['margin']:+.2f} points" in msg
+    assert result["teacher_trained_on_holdout"] == 30 and "the teacher trained on 30 of them" in msg
     assert (run / "baseline" / "done.json").is_file() and not (run / "label").exists()  # stopped before mining
     pipe = open_pipeline(config, run_dir=run, allow_weak_teacher=True)  # same run folder: no --force needed
     pipe.out = lambda s: None

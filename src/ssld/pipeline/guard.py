@@ -52,19 +52,24 @@ def compare(run_dir: Path) -> dict[str, Any] | None:
     root = str(run_dir / "data") if root in (None, ".") else root
     cfg = load_config(run_dir / "teacher" / "config.yaml")
     score = evaluate_weights(cfg, run_dir / "teacher" / WEIGHTS, str(holdout), root)
+    teacher_list = Path(cfg.DataLoader.Train.dataset.cls_label_path)
+    seen = {line.split()[0] for line in teacher_list.read_text().splitlines() if line.strip()}
+    held = [line.split()[0] for line in holdout.read_text().splitlines() if line.strip()]
     out = {"fingerprints": key, "holdout_images": score.get("count"), "teacher_holdout_top1": score["top1"],
            "student_holdout_top1": student, "student_lr": metrics.get("lr"),
            "margin": round(score["top1"] - student, 2) if student is not None else None,
-           "holdout": f"baseline/{HOLDOUT}"}
+           "holdout": f"baseline/{HOLDOUT}", "teacher_trained_on_holdout": sum(h in seen for h in held)}
     write_json(path, out)
     return out
 
 
 def verdict_line(result: dict[str, Any], guard: GuardSection) -> str:
     """The comparison in one sentence (the stop message, the warning and the report use it)."""
+    seen = result.get("teacher_trained_on_holdout")
     return (f"teacher {result['teacher_holdout_top1']:.2f} % vs labels-only student {result['student_holdout_top1']:.2f} % "
-            f"on the {result['holdout_images']} held-out labeled images ({result['holdout']}): "
-            f"{result['margin']:+.2f} points, the guard asks for at least {guard.min_margin:+g}")
+            f"on the {result['holdout_images']} held-out labeled images ({result['holdout']}"
+            + (f"; the teacher trained on {seen} of them, so its score is optimistic" if seen else "")
+            + f"): {result['margin']:+.2f} points, the guard asks for at least {guard.min_margin:+g}")
 
 
 def check_teacher(run_dir: Path, guard: GuardSection) -> dict[str, Any] | None:
