@@ -281,7 +281,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--plant", type=int, default=500)
     ap.add_argument("--refs", type=int, default=10000)
-    ap.add_argument("--max-side", type=int, default=2560)
+    ap.add_argument("--max-side", type=int, default=4096)
     ap.add_argument("--flat-std", type=float, default=12.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scale", default="", help="P,R: also time a P x R run on re-used crops, e.g. 60000,10000")

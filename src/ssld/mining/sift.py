@@ -17,7 +17,7 @@ import numpy as np
 RATIO = 0.75
 MIN_KEYPOINTS = 8
 MIN_SCALE = 0.2  # a copy is at most 5x smaller or larger than its source
-CONTRAST = 0.04  # SIFT's contrast threshold (OpenCV's default); lower finds more keypoints in smooth photos
+CONTRAST = 0.01  # SIFT contrast threshold (OpenCV: 0.04): more keypoints in smooth photos (docs/mining.md)
 
 
 @dataclass
