@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -282,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             out = work / f"{name}_seed{seed}"
             overrides = ["-o", f"Global.output_dir={out}", "-o", f"Global.seed={seed + 1}"]
             log = work / f"{name}_seed{seed}.log"
+            shutil.rmtree(out, ignore_errors=True)  # a fresh run, never a resume of an earlier one
             if name == "ssld":
                 r = run([*ssld, "train", "-c", str(cfg), *overrides], ROOT, log)
                 r.update(ssld_result(out))
