@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 REPO = Path(__file__).resolve().parents[1]
 FM_CONFIGS = REPO / "configs" / "fashion_mnist"
 
@@ -71,4 +74,21 @@ def minimal_pipeline(path: Path, classes: int = 10, data: str = "{labeled_per_cl
     """A valid pipeline file over the repo's Fashion-MNIST training configs (referenced by absolute path)."""
     text = MINIMAL.replace("@CLASSES@", str(classes)).replace("@DATA@", data).replace("@FM@", str(FM_CONFIGS))
     path.write_text(text)
+    return path
+
+
+def band_images(root: Path, name: str, n_per_class: int, labeled: bool, rng: np.random.Generator) -> Path:
+    """Labeled (or unlabeled) 28 px PNGs whose class is a bright band at its own height: learnable in a few
+    steps. Writes ``root/name/*.png`` and returns the list file ``root.parent/name.txt``."""
+    lines = []
+    for c in range(10):
+        for i in range(n_per_class):
+            img = rng.integers(0, 40, (28, 28), dtype=np.uint8)
+            img[c * 2:c * 2 + 6, :] += 200  # a class-specific bright band
+            rel = f"{name}/{c}_{i}.png"
+            (root / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(root / rel)
+            lines.append(f"{rel} {c}" if labeled else rel)
+    path = root.parent / f"{name}.txt"
+    path.write_text("\n".join(lines) + "\n")
     return path

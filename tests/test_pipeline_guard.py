@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_pipeline import FM_CONFIGS
-from PIL import Image
+from conftest_pipeline import FM_CONFIGS, band_images
 
 from ssld.errors import UserError
 from ssld.pipeline.api import open_pipeline
@@ -21,25 +20,10 @@ from ssld.pipeline.guard import GUARD, check_teacher
 LOADERS = "DataLoader.Train.loader.num_workers: 0, DataLoader.Eval.loader.num_workers: 0"
 
 
-def _images(root: Path, name: str, n_per_class: int, labeled: bool, rng: np.random.Generator) -> Path:
-    lines = []
-    for c in range(10):
-        for i in range(n_per_class):
-            img = rng.integers(0, 40, (28, 28), dtype=np.uint8)
-            img[c * 2:c * 2 + 6, :] += 200  # a class-specific bright band: easy to learn in a few steps
-            rel = f"{name}/{c}_{i}.png"
-            (root / name).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(root / rel)
-            lines.append(f"{rel} {c}" if labeled else rel)
-    path = root.parent / f"{name}.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def _pipeline(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     root = tmp_path / "imgs"
-    lists = {n: _images(root, n, k, n != "pool", rng) for n, k in (("labeled", 6), ("pool", 2), ("val", 2))}
+    lists = {n: band_images(root, n, k, n != "pool", rng) for n, k in (("labeled", 6), ("pool", 2), ("val", 2))}
     # an undertrained teacher: one optimizer step at a tiny lr; the student gets 40 steps on the band images
     weak = (f"{{Global.epochs: 1, Global.max_steps_per_epoch: 1, Optimizer.lr.learning_rate: 0.00001, "
             f"Optimizer.lr.warmup_epoch: 0, {LOADERS}}}")

@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest_pipeline import FM_CONFIGS
-from PIL import Image
+from conftest_pipeline import FM_CONFIGS, band_images
 
 from ssld.pipeline.api import open_pipeline
 
@@ -17,25 +16,10 @@ FAST = ("{Global.epochs: 1, Global.eval_interval: 1, DataLoader.Train.loader.num
         "DataLoader.Eval.loader.num_workers: 0, DataLoader.Train.sampler.batch_size: 8}")
 
 
-def _images(root: Path, name: str, n_per_class: int, labeled: bool, rng: np.random.Generator) -> Path:
-    lines = []
-    for c in range(10):
-        for i in range(n_per_class):
-            img = rng.integers(0, 40, (28, 28), dtype=np.uint8)
-            img[c * 2:c * 2 + 6, :] += 200  # a class-specific bright band
-            rel = f"{name}/{c}_{i}.png"
-            (root / name).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(root / rel)
-            lines.append(f"{rel} {c}" if labeled else rel)
-    path = root.parent / f"{name}.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_offline_teacher_pipeline_runs_end_to_end(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     root = tmp_path / "imgs"
-    lists = {n: _images(root, n, k, n != "pool", rng) for n, k in (("labeled", 3), ("pool", 4), ("val", 2),
+    lists = {n: band_images(root, n, k, n != "pool", rng) for n, k in (("labeled", 3), ("pool", 4), ("val", 2),
                                                                      ("more", 2))}
     teacher_list = tmp_path / "teacher.txt"  # a teacher that sees more labeled data than the student
     teacher_list.write_text(lists["labeled"].read_text() + lists["more"].read_text())
