@@ -30,11 +30,20 @@ def guess_paddle_name(path: str | os.PathLike[str]) -> str | None:
     return max(names, key=len) if names else None
 
 
+def _timm_name(arch: str) -> str:
+    """The timm name ``--arch`` resolves to; an unknown name is a UserError naming the option."""
+    from ssld.models.names import resolve_model_name
+
+    try:
+        return resolve_model_name(arch)
+    except UserError as e:
+        raise UserError(f"--arch: {e}") from None
+
+
 def convert_file(src: str | os.PathLike[str], arch: str | None, out: str | os.PathLike[str]) -> Converted:
     """Read ``src`` (.pdparams), convert it for ``arch`` (PaddleClas or timm name) and write ``out`` atomically."""
     import timm
 
-    from ssld.models.names import resolve_model_name
     from ssld.models.paddle import rules_for
     from ssld.models.paddle.convert import apply_rules, head_classes
     from ssld.models.paddle.unpickle import read_pdparams
@@ -44,10 +53,7 @@ def convert_file(src: str | os.PathLike[str], arch: str | None, out: str | os.Pa
     name = arch or guess_paddle_name(src_path)
     if name is None:
         raise UserError(f"--arch: not given, and the file name '{src_path.name}' starts with no PaddleClas model name")
-    try:
-        timm_name = resolve_model_name(name)
-    except UserError as e:
-        raise UserError(f"--arch: {e}") from None
+    timm_name = _timm_name(name)
     arrays = read_pdparams(src_path)
     model = timm.create_model(timm_name, pretrained=False)
     rules = rules_for(model, src_path)
@@ -70,17 +76,13 @@ def export_file(src: str | os.PathLike[str], arch: str, out: str | os.PathLike[s
     """
     import timm
 
-    from ssld.models.names import resolve_model_name
     from ssld.models.paddle import rules_for
     from ssld.models.paddle.convert import to_paddle_arrays
     from ssld.models.paddle.pdsave import save_pdparams
     from ssld.models.weights import read_state_dict
 
     src_path = Path(src)
-    try:
-        timm_name = resolve_model_name(arch)
-    except UserError as e:
-        raise UserError(f"--arch: {e}") from None
+    timm_name = _timm_name(arch)
     state = read_state_dict(src_path)
     model = timm.create_model(timm_name, pretrained=False)
     rules = rules_for(model, src_path)
