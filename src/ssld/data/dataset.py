@@ -203,7 +203,8 @@ def collate(batch: Sequence[dict[str, Any] | Skipped | None] | dict[str, Any]) -
     bad = [b.index if isinstance(b, Skipped) else -1 for b in batch if not isinstance(b, dict)]
     return {
         "image": torch.stack([b["image"] for b in good]) if good else torch.empty(0, 3, 0, 0),
-        "label": torch.tensor([b["label"] for b in good], dtype=torch.long),
+        "label": (torch.stack([b["label"] for b in good]) if good and isinstance(good[0]["label"], torch.Tensor)
+                  else torch.tensor([b["label"] for b in good], dtype=torch.long)),  # multi-label rows: tensors
         "index": torch.tensor([b["index"] for b in good], dtype=torch.long),
         "bad": bad,
     }

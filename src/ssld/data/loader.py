@@ -21,6 +21,7 @@ from ssld.data.transforms import build_transform
 from ssld.errors import UserError
 
 LIST_DATASETS = ("ImageNetDataset", "ListDataset", "CommonDataset")
+MULTILABEL = "MultiLabelDataset"
 log = logging.getLogger("ssld.data")
 
 
@@ -42,6 +43,8 @@ def build_dataset(split: DataSplitConfig, train: bool, seed: int, image_size: in
         transform = build_transform(ds.transform_ops, image_size=image_size, fit_size=fit_size)
     except UserError as e:
         raise UserError(f"{where}.{e}") from None
+    if ds.name == MULTILABEL:
+        return _multilabel(split, train, seed, transform, num_classes)
     if ds.name in LIST_DATASETS:
         if not ds.cls_label_path:
             raise UserError(f"{where}.cls_label_path: required for {ds.name} (a list file of 'path label' lines)")
@@ -56,7 +59,30 @@ def build_dataset(split: DataSplitConfig, train: bool, seed: int, image_size: in
                             f"Arch.class_num {num_classes}")
     if not samples:
         raise UserError(f"{where}: no images in {ds.cls_label_path or ds.image_root}")
-    dataset = ImageListDataset(samples, transform, seed=seed)
+    return _cached(ImageListDataset(samples, transform, seed=seed), split, train)
+
+
+def _multilabel(split: DataSplitConfig, train: bool, seed: int, transform: Any,
+                num_classes: int | None) -> ImageListDataset:
+    """A ``MultiLabelDataset`` list (``ssld.data.multilabel``)."""
+    from ssld.data.multilabel import MultiLabelListDataset, read_multilabel_list
+
+    ds, where = split.dataset, _where(train)
+    if not ds.cls_label_path:
+        raise UserError(f"{where}.cls_label_path: required for {ds.name} (a list file of '<path><TAB>0,1,...' "
+                        "lines)")
+    if not Path(ds.cls_label_path).is_file():
+        raise UserError(f"{where}.cls_label_path: list file not found: {ds.cls_label_path}")
+    samples, targets = read_multilabel_list(ds.cls_label_path, ds.image_root, num_classes, "Arch.class_num")
+    if not samples:
+        raise UserError(f"{where}: no images in {ds.cls_label_path}")
+    dataset = MultiLabelListDataset(samples, targets, transform, seed=seed, label_ratio=ds.label_ratio)
+    return _cached(dataset, split, train)
+
+
+def _cached(dataset: ImageListDataset, split: DataSplitConfig, train: bool) -> ImageListDataset:
+    """The dataset, decoded into memory first when ``cache_images`` is on."""
+    ds, where, samples = split.dataset, _where(train), dataset.samples
     if ds.cache_images:
         import sys
 

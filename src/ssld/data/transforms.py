@@ -202,7 +202,9 @@ def _timm_auto_augment(config_str: str = "rand-m9-mstd0.5-inc1", interpolation: 
 def _random_erasing(EPSILON: float = 0.5, sl: float = 0.02, sh: float = 0.4, r1: float = 0.3,
                     mean: Sequence[float] = (0.0, 0.0, 0.0), attempt: int = 100, use_log_aspect: bool = False,
                     mode: str = "const") -> Built:
-    """``const`` fills with ``mean`` (torchvision); ``rand``/``pixel`` fill with normal noise (timm)."""
+    """``const`` fills with ``mean`` (torchvision); ``rand``/``pixel`` fill with normal noise (timm). Numbers may
+    be PaddleClas arithmetic strings (``sh: 1.0/3.0``)."""
+    EPSILON, sl, sh, r1 = (_number(v) for v in (EPSILON, sl, sh, r1))
     if mode == "const":
         return "tensor", [v2.RandomErasing(p=EPSILON, scale=(sl, sh), ratio=(r1, 1 / r1), value=list(mean))]
     if mode in ("rand", "pixel"):
@@ -216,6 +218,57 @@ def _random_erasing(EPSILON: float = 0.5, sl: float = 0.02, sh: float = 0.4, r1:
 def _pad(padding: int | Sequence[int], fill: int | Sequence[int] = 0, padding_mode: str = "constant") -> Built:
     _ltrb(padding)  # the same checks as the array version (no negative padding)
     return "image", [v2.Pad(padding, fill=fill, padding_mode=padding_mode)]
+
+
+class PadTo:
+    """PaddleClas ``Padv2``: place the image on a ``(h, w)`` canvas of ``fill`` (or one padded up to a multiple of
+    ``divisor``), at the top left (``mode`` 0), centred (1), bottom right (2) or at ``offsets`` ``[x, y]`` (-1).
+    A side already longer than the canvas is kept whole (PaddleClas stops on an assertion there)."""
+
+    def __init__(self, size: tuple[int, int] | None, divisor: int, mode: int, offsets: Sequence[int] | None,
+                 fill: tuple[int, int, int]) -> None:
+        self.size, self.divisor, self.mode, self.offsets, self.fill = size, divisor, mode, offsets, fill
+
+    def __call__(self, img: Image.Image | np.ndarray) -> Image.Image:
+        img = _to_pil(img)
+        w0, h0 = img.size
+        h, w = self.size or (-(-h0 // self.divisor) * self.divisor, -(-w0 // self.divisor) * self.divisor)
+        h, w = max(h, h0), max(w, w0)
+        if (h, w) == (h0, w0):
+            return img
+        x, y = {0: (0, 0), 1: ((w - w0) // 2, (h - h0) // 2), 2: (w - w0, h - h0)}.get(
+            self.mode, tuple(self.offsets or (0, 0)))
+        canvas = Image.new("RGB", (w, h), self.fill)
+        canvas.paste(img.convert("RGB"), (int(x), int(y)))
+        return canvas
+
+    def __repr__(self) -> str:
+        return f"PadTo(size={self.size}, divisor={self.divisor}, mode={self.mode}, fill={self.fill})"
+
+
+def _padv2(size: int | Sequence[int] | None = None, size_divisor: int = 32, pad_mode: int = 0,
+           offsets: Sequence[int] | None = None, fill_value: float | Sequence[float] = (127.5, 127.5, 127.5)) -> Built:
+    """PaddleClas ``Padv2`` (``size`` is ``int`` or ``[w, h]``; ``fill_value`` rounded to 8-bit pixels)."""
+    if pad_mode not in (-1, 0, 1, 2):
+        raise ValueError(f"pad_mode must be -1, 0, 1 or 2, got {pad_mode}")
+    if pad_mode == -1 and not (isinstance(offsets, (list, tuple)) and len(offsets) == 2
+                               and all(isinstance(v, int) and v >= 0 for v in offsets)):
+        raise ValueError(f"pad_mode -1 needs offsets [x, y] (non-negative integers), got {offsets!r}")
+    if not isinstance(size_divisor, int) or size_divisor < 1:
+        raise ValueError(f"size_divisor must be a positive integer, got {size_divisor!r}")
+    hw = None if size is None else _hw(size)
+    fills = [fill_value] * 3 if isinstance(fill_value, (int, float, str)) else list(fill_value)
+    if len(fills) != 3:
+        raise ValueError(f"fill_value must be one number or three, got {fill_value!r}")
+    fill = tuple(min(255, max(0, round(_number(v)))) for v in fills)
+    return "image", [PadTo(None if hw is None else ((hw, hw) if isinstance(hw, int) else (hw[0], hw[1])),
+                           size_divisor, pad_mode, offsets, fill)]  # type: ignore[arg-type]
+
+
+def _random_crop_image(size: int | Sequence[int]) -> Built:
+    """PaddleClas ``RandomCropImage``: a random ``size`` crop without padding (``size`` is ``int`` or ``[w, h]``;
+    an image smaller than it is scaled up to cover it, where PaddleClas fails)."""
+    return _random_crop(size)
 
 
 def _random_crop(size: int | Sequence[int], padding: int | Sequence[int] | None = None, pad_if_needed: bool = False,
@@ -278,9 +331,10 @@ OPS: dict[str, Callable[..., Built]] = {
     "DecodeImage": _decode, "RandCropImage": _rand_crop, "RandFlipImage": _rand_flip, "ResizeImage": _resize,
     "CropImage": _crop, "NormalizeImage": _normalize, "ToCHWImage": _noop, "AutoAugment": _auto_augment,
     "RandAugment": _rand_augment, "TimmAutoAugment": _timm_auto_augment, "RandomErasing": _random_erasing,
-    "Pad": _pad, "RandomCrop": _random_crop, "Grayscale": _grayscale,
+    "Pad": _pad, "RandomCrop": _random_crop, "Grayscale": _grayscale, "Padv2": _padv2,
+    "RandomCropImage": _random_crop_image,
 }
-_SIZED = ("RandCropImage", "CropImage", "ResizeImage", "RandomCrop")
+_SIZED = ("RandCropImage", "CropImage", "ResizeImage", "RandomCrop", "RandomCropImage")
 
 
 Parsed = list[tuple[int, str, dict[str, Any]]]  # (index in transform_ops, op name, kwargs)
@@ -325,7 +379,7 @@ def _override_size(parsed: Parsed, image_size: int) -> None:
 
 def _fixed_size(parsed: Parsed) -> bool:
     """Whether the pipeline's output size is fixed by a crop or a resize to an exact size."""
-    return any(n in ("RandCropImage", "CropImage", "RandomCrop") or (n == "ResizeImage" and k.get("size") is not None)
+    return any(n in ("RandCropImage", "CropImage", "RandomCrop", "RandomCropImage") or (n == "ResizeImage" and k.get("size") is not None)
                for _, n, k in parsed)
 
 

@@ -1,4 +1,6 @@
-"""Evaluation: top-1/top-5 and cross-entropy of the inference model, gathered across ranks without duplicates.
+"""Evaluation: top-1/top-5 and cross-entropy of the inference model, gathered across ranks without duplicates;
+for multi-label data (``[B, C]`` or ``[B, 2, C]`` labels) the attribute metrics of ``ssld.engine.attr_metrics``
+and the mean binary cross-entropy instead.
 
 A ``DistributedSampler``-style sampler pads the last shard by repeating samples; every row carries its dataset
 index, so after gathering, each index is counted once. The teacher of a DistillationModel never runs here: only
@@ -34,10 +36,12 @@ def evaluate(
     loader: Iterable[dict[str, Any]],
     device: torch.device | None = None,
     precision: Precision | None = None,
+    threshold: float = 0.5,
 ) -> dict[str, float]:
     """Top-1/top-5 (k capped at the class count), mean CE and the number of distinct labeled samples.
 
-    Rows with label -1 (unlabeled) and unreadable files are not counted; ``bad`` reports the latter.
+    Rows with label -1 (unlabeled) and unreadable files are not counted; ``bad`` reports the latter. Multi-label
+    batches give the attribute metrics at ``threshold`` (on the sigmoid) instead of top-k.
     """
     net = inference_model(model)
     device = device or next(net.parameters()).device
@@ -45,12 +49,18 @@ def evaluate(
     net.eval()
     rows: list[torch.Tensor] = []
     bad: set[int] = set()
+    multi = False  # multi-label batches seen
     try:
         for batch in loader:
             bad.update(i for i in batch["bad"] if i >= 0)
             watchdog.beat()
             labels = batch["label"].to(device)
-            keep = labels >= 0
+            if labels.dim() > 1:  # multi-label: targets, or (targets, positive ratios)
+                multi = True
+                labels = labels[:, 0] if labels.dim() == 3 else labels
+                keep = (labels >= 0).any(dim=1)
+            else:
+                keep = labels >= 0
             if not bool(keep.any()):
                 continue
             images = batch["image"].to(device, non_blocking=True)[keep]
@@ -61,19 +71,29 @@ def evaluate(
             else:
                 logits = net(images)
             logits = logits.float()
+            index = batch["index"].to(device)[keep]
+            if labels.dim() > 1:
+                rows.append(_multilabel_rows(index, logits, labels))
+                continue
             hits = topk_hits(logits, labels)
             loss = F.cross_entropy(logits, labels, reduction="none")
-            index = batch["index"].to(device)[keep]
             rows.append(torch.stack([index.double(), hits[1].double(), hits[5].double(), loss.double()], dim=1))
     finally:
         net.train(was_training)
-    local = torch.cat(rows) if rows else torch.zeros((0, 4), dtype=torch.float64, device=device)
+    local = torch.cat(rows) if rows else None  # 4 columns, or 2 + 2C for multi-label rows
+    meta = dist.all_gather_object((sorted(bad), multi, None if local is None else local.shape[1]))
+    bad_all = set().union(*(b for b, _, _ in meta))
+    multi = any(m for _, m, _ in meta)
+    if local is None:
+        local = torch.zeros((0, max((w or 0 for _, _, w in meta), default=0) or 4), dtype=torch.float64,
+                            device=device)
     gathered = dist.all_gather_tensor(local).cpu()
-    bad_all = set().union(*dist.all_gather_object(sorted(bad)))
     index = gathered[:, 0].long()
     _, first = _first_occurrence(index)
     unique = gathered[first]
     n = unique.shape[0]
+    if multi:  # rows: index, loss, C targets, C probabilities
+        return _multilabel_metrics(unique, threshold, len(bad_all))
     if n == 0:
         return {"top1": 0.0, "top5": 0.0, "loss": 0.0, "count": 0, "bad": len(bad_all)}
     return {
@@ -92,3 +112,22 @@ def _first_occurrence(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     first = torch.full((uniq.numel(),), index.numel(), dtype=torch.long)
     first.scatter_reduce_(0, inverse, pos, reduce="amin")
     return uniq, first
+
+
+def _multilabel_rows(index: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``[n, 2 + 2C]`` rows: index, mean BCE over the known entries, targets, sigmoid probabilities."""
+    known = (targets >= 0).to(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, targets.clamp_min(0).to(logits), reduction="none")
+    loss = (bce * known).sum(1) / known.sum(1).clamp_min(1)
+    return torch.cat([index.double()[:, None], loss.double()[:, None], targets.double(),
+                      torch.sigmoid(logits).double()], dim=1)
+
+
+def _multilabel_metrics(unique: torch.Tensor, threshold: float, bad: int) -> dict[str, float]:
+    from ssld.engine.attr_metrics import NAMES, attr_metrics
+
+    n, classes = unique.shape[0], (unique.shape[1] - 2) // 2
+    if n == 0:
+        return {**dict.fromkeys(NAMES, 0.0), "loss": 0.0, "count": 0, "bad": bad}
+    targets, probs = unique[:, 2:2 + classes].numpy(), unique[:, 2 + classes:].numpy()
+    return {**attr_metrics(targets, probs, threshold), "loss": float(unique[:, 1].mean()), "count": n, "bad": bad}
