@@ -78,7 +78,8 @@ def build_parts(cfg: SSLDConfig) -> tuple[Any, Any, Any]:
 
 
 def step(cfg: SSLDConfig, batch_size: int) -> dict[str, float]:
-    """One forward+backward+optimizer step on random images (half of them unlabeled) at Global.image_shape."""
+    """One forward+backward+optimizer step on random images (half of them unlabeled) at Global.image_shape; a
+    ``MultiLabelDataset`` config gets random multi-hot labels (with positive ratios when ``label_ratio``)."""
     import torch
 
     from ssld.engine.amp import resolve_precision
@@ -87,8 +88,15 @@ def step(cfg: SSLDConfig, batch_size: int) -> dict[str, float]:
     precision = resolve_precision(cfg.AMP, torch.device("cpu"))
     g = torch.Generator().manual_seed(cfg.Global.seed)
     images = torch.randn(batch_size, *cfg.Global.image_shape, generator=g)
-    labels = torch.randint(0, cfg.Arch.class_num, (batch_size,), generator=g)
-    labels[batch_size // 2:] = -1
+    train = cfg.DataLoader.Train.dataset if cfg.DataLoader.Train is not None else None
+    if train is not None and train.name == "MultiLabelDataset":
+        from ssld.data.loader import config_options
+        from ssld.data.multilabel import random_targets
+
+        labels = random_targets(batch_size, config_options(cfg)["num_classes"], train.label_ratio, g)
+    else:
+        labels = torch.randint(0, cfg.Arch.class_num, (batch_size,), generator=g)
+        labels[batch_size // 2:] = -1
     model.train()
     with precision.autocast():
         parts = loss_fn(model(images), labels)

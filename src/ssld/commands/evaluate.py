@@ -1,4 +1,5 @@
-"""``ssld eval``: top-1/top-5 of a trained model on the config's ``DataLoader.Eval`` set."""
+"""``ssld eval``: top-1/top-5 of a trained model on the config's ``DataLoader.Eval`` set (the attribute metrics,
+mA first, for multi-label data)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ssld.engine import distributed as dist
     from ssld.engine import evaluate
     from ssld.engine.amp import resolve_precision
+    from ssld.engine.attr_metrics import attr_threshold
     from ssld.engine.evaluate import inference_model
     from ssld.engine.model_setup import build, resolve_device, use_channels_last
     from ssld.errors import UserError
@@ -55,14 +57,15 @@ def run(args: argparse.Namespace) -> int:
         model.to(device)
         if use_channels_last(cfg.Global.channels_last, device):
             model.to(memory_format=torch.channels_last)
-        metrics = evaluate(model, loader, device, resolve_precision(cfg.AMP, device))
+        metrics = evaluate(model, loader, device, resolve_precision(cfg.AMP, device), attr_threshold(cfg.Metric))
     finally:
         dist.shutdown()
     if rank == 0:
         metrics = {"weights": args.weights, "image_size": args.image_size, **metrics}
         bad = metrics.get("bad", 0)
-        print(f"top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}  ({metrics['count']} images"
-              + (f"; {bad} unreadable, skipped)" if bad else ")"))
+        scores = (f"mA {metrics['mA']:.4f}  instance F1 {metrics['instance_f1']:.4f}" if "mA" in metrics
+                  else f"top-1 {metrics['top1']:.4f}  top-5 {metrics['top5']:.4f}")
+        print(f"{scores}  ({metrics['count']} images" + (f"; {bad} unreadable, skipped)" if bad else ")"))
         print(json.dumps(metrics))
         if args.out:
             write_json(args.out, metrics)

@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         dist.shutdown()
     if rank == 0:
-        keys = ("top1", "top5", "best_top1", "img_s", "train_seconds", "skipped_images")
+        scores = ("mA", "instance_f1", "best_mA") if "best_mA" in report else ("top1", "top5", "best_top1")
+        keys = (*scores, "img_s", "train_seconds", "skipped_images")
         print(json.dumps({k: report.get(k) for k in keys}))
         print(f"outputs in {cfg.Global.output_dir}")
     return 0
