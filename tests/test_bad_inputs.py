@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import yaml
+from helpers.configs import EVAL_OPS, NORMALIZE, PAD_CROP_OPS, write_config
 from PIL import Image
 
 from ssld.cli import main
@@ -21,12 +21,8 @@ from ssld.config import load_config
 from ssld.data import build_dataset, build_transform
 from ssld.data.batched import batched_form
 
-NORMALIZE = {"NormalizeImage": {"scale": "1.0/255.0", "mean": [0.286] * 3, "std": [0.353] * 3, "order": ""}}
-CIFAR_OPS: list[Any] = [{"DecodeImage": {"to_rgb": True}}, {"Pad": {"padding": 2}}, {"RandomCrop": {"size": 28}},
-                        {"RandFlipImage": {"flip_code": 1}}, NORMALIZE]
 PIL_OPS: list[Any] = [{"DecodeImage": {"to_rgb": True}}, {"RandomCrop": {"size": 28, "padding": 2}},
                       {"RandAugment": {}}, NORMALIZE]
-EVAL_OPS: list[Any] = [{"DecodeImage": {"to_rgb": True}}, NORMALIZE]  # no crop or resize: images used as they are
 
 
 def _png(path: Path, h: int, w: int, seed: int) -> str:
@@ -55,7 +51,7 @@ def _split(root: Path, list_name: str, ops: list[Any], cache: bool = False, trai
             "loader": {"num_workers": 0}}
 
 
-def _config(tmp: Path, root: Path, train_ops: list[Any] = CIFAR_OPS, cache: bool = False,
+def _config(tmp: Path, root: Path, train_ops: list[Any] = PAD_CROP_OPS, cache: bool = False,
             name: str = "cfg.yaml") -> Path:
     cfg = {"Global": {"output_dir": str(tmp / "out"), "epochs": 1, "image_shape": [3, 28, 28], "seed": 0,
                       "device": "cpu", "log_interval": 1},
@@ -64,9 +60,7 @@ def _config(tmp: Path, root: Path, train_ops: list[Any] = CIFAR_OPS, cache: bool
            "Optimizer": {"name": "Momentum", "momentum": 0.9, "lr": {"name": "Cosine", "learning_rate": 0.05}},
            "DataLoader": {"Train": _split(root, "train.txt", train_ops, cache),
                           "Eval": _split(root, "val.txt", EVAL_OPS, train=False)}}
-    path = tmp / name
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
+    return write_config(tmp / name, cfg)
 
 
 def _one_error_line(stderr: str, *needles: str) -> str:
@@ -91,7 +85,7 @@ def _main_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: s
 # --- images of any size ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ops", [CIFAR_OPS, PIL_OPS, EVAL_OPS], ids=["array", "pil", "no-crop"])
+@pytest.mark.parametrize("ops", [PAD_CROP_OPS, PIL_OPS, EVAL_OPS], ids=["array", "pil", "no-crop"])
 @pytest.mark.parametrize("hw", [(1, 1), (3, 5), (28, 28), (40, 30), (300, 2)])
 def test_every_image_size_reaches_the_network_size(ops: list[Any], hw: tuple[int, int]) -> None:
     transform = build_transform(ops, fit_size=(28, 28))
@@ -108,7 +102,7 @@ def test_images_of_the_network_size_pass_untouched() -> None:
 
 def test_batched_path_scales_up_images_smaller_than_the_crop() -> None:
     """All-tiny cached images stack into one array and take the batched path, which must not fail either."""
-    transform = build_transform(CIFAR_OPS, fit_size=(28, 28))
+    transform = build_transform(PAD_CROP_OPS, fit_size=(28, 28))
     batched = batched_form(transform)
     assert batched is not None
     stack = np.random.default_rng(0).integers(0, 255, (6, 3, 5, 3), dtype=np.uint8)
@@ -136,8 +130,8 @@ def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[str, str]
     return out, err
 
 
-@pytest.mark.parametrize(("ops", "cache", "tiny"), [(CIFAR_OPS, True, True), (PIL_OPS, False, True),
-                                                    (CIFAR_OPS, True, False)],
+@pytest.mark.parametrize(("ops", "cache", "tiny"), [(PAD_CROP_OPS, True, True), (PIL_OPS, False, True),
+                                                    (PAD_CROP_OPS, True, False)],
                          ids=["arrays-per-image", "pil-per-image", "batched-all-tiny"])
 def test_train_takes_tiny_images_and_counts_the_unreadable_one(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                               caplog: pytest.LogCaptureFixture, ops: list[Any],

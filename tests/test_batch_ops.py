@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_engine import export_fashion_mnist, supervised_config
+from helpers.configs import supervised_config
+from helpers.fashion_mnist import export_fashion_mnist
 
 from ssld.config.schema import SSLDConfig
 from ssld.engine import train

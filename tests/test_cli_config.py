@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest_engine import run_cli, supervised_config, write_config
+from helpers.cli import run_cli
+from helpers.configs import supervised_config, write_config
 
 from ssld.cli import main
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_engine import ROOT, distill_config, export_fashion_mnist, write_config
+from helpers.configs import distill_config, write_config
+from helpers.fashion_mnist import export_fashion_mnist
+from helpers.paths import ROOT
 
 from ssld.config import load_config
 from ssld.engine import train

@@ -8,6 +8,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from helpers.configs import REFERENCE_ARCH
 from torch import nn
 
 from ssld.config.schema import ArchConfig
@@ -154,18 +155,6 @@ def test_pretrained_list_overrides_models_pretrained(tmp_path: Path) -> None:
     bad = arch.model_copy(update={"pretrained_list": [str(tmp_path / "nope.pt"), None]})
     with pytest.raises(UserError, match=r"^Arch.pretrained_list\[0\]: file not found: .*nope.pt$"):
         build_model(bad)
-
-
-REFERENCE_ARCH = {  # the reference's Arch block, as written (distillation_en.md)
-    "name": "DistillationModel",
-    "pretrained_list": None,
-    "freeze_params_list": [True, False],
-    "models": [
-        {"Teacher": {"name": "MobileNetV3_large_x1_0", "pretrained": True, "use_ssld": True}},
-        {"Student": {"name": "MobileNetV3_small_x1_0", "pretrained": False}},
-    ],
-    "infer_model_name": "Student",
-}
 
 
 def test_reference_arch_block(tmp_path: Path) -> None:

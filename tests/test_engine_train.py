@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_engine import (
-    distill_config,
-    export_fashion_mnist,
-    supervised_config,
-    write_config,
-)
+from helpers.configs import distill_config, supervised_config, write_config
+from helpers.fashion_mnist import export_fashion_mnist
 
 from ssld.cli import main
 from ssld.config import load_config

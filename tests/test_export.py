@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest_deploy import make_config, write_config
+from helpers.configs import make_config, write_config
 from safetensors.torch import load_file
 
 from ssld.cli import main

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_deploy import (
-    EVAL_OPS,
-    make_config,
-    split_config,
-    write_fashion_pngs,
-    write_list,
-)
+from helpers.configs import NORMALIZE, RESIZED_EVAL_OPS, make_config, split_config
+from helpers.fashion_mnist import write_fashion_pngs, write_list
 from safetensors.torch import load_file
 
 from ssld.config.schema import ModelSpec
@@ -23,7 +18,7 @@ from ssld.models import create_model, save_safetensors
 
 TRAIN_OPS = [{"DecodeImage": {"to_rgb": True}},
              {"RandCropImage": {"size": 28, "scale": [0.35, 1.0]}},
-             {"RandFlipImage": {"flip_code": 1}}, EVAL_OPS[-1]]
+             {"RandFlipImage": {"flip_code": 1}}, NORMALIZE]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def fixres_config(data: dict, out: Path, bn_recalibrate: bool):
     return make_config(
         out, {"name": "resnet8", "class_num": 10},
-        eval_split=split_config(data["root"], data["val"], EVAL_OPS, batch_size=32),
+        eval_split=split_config(data["root"], data["val"], RESIZED_EVAL_OPS, batch_size=32),
         train_split=split_config(data["root"], data["train"], TRAIN_OPS, batch_size=24, shuffle=True),
         FixRes={"enabled": True, "bn_recalibrate": bn_recalibrate, "epochs": 2, "recalibrate_batches": 3},
         Optimizer={"name": "Momentum", "lr": {"name": "Cosine", "learning_rate": 0.05}},

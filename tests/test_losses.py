@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.configs import NAMES, PAIR
 
 from ssld.losses import (
     LOSSES,
@@ -15,10 +16,6 @@ from ssld.losses import (
     describe_loss,
     validate_loss_list,
 )
-
-PAIR = [["Student", "Teacher"]]
-NAMES = ["Student", "Teacher"]
-
 
 # ---- independent float64 reference formulas ---------------------------------------------------------------
 

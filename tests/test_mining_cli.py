@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from conftest_mining import write_fmnist_list
+from helpers.configs import LABEL_OPS, label_config
+from helpers.fashion_mnist import write_fmnist_list
 
 from ssld.cli import main
 from ssld.config import load_config
@@ -19,16 +19,9 @@ from ssld.mining.teacher import load_teacher
 from ssld.models import build_model, create_model, save_safetensors
 from ssld.utils.io import sha256_file
 
-OPS = [{"NormalizeImage": {"scale": 0.00392156862745098, "mean": [0.286] * 3, "std": [0.353] * 3}}]
-
 
 def _config(tmp_path: Path, arch: dict) -> Path:
-    split = {"dataset": {"name": "ImageNetDataset", "image_root": ".", "transform_ops": OPS},
-             "sampler": {"batch_size": 8}, "loader": {"num_workers": 0}}
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump({"Global": {"device": "cpu", "image_shape": [3, 28, 28]}, "Arch": arch,
-                                    "DataLoader": {"Train": split, "Eval": split}}))
-    return path
+    return label_config(tmp_path / "cfg.yaml", arch, batch_size=8)
 
 
 def test_label_then_select_from_the_command_line(tmp_path: Path, capsys) -> None:
@@ -45,9 +38,9 @@ def test_label_then_select_from_the_command_line(tmp_path: Path, capsys) -> None
     s = SoftLabelStore.open(store)
     m = s.manifest
     assert m["teacher"] == "cifar_resnet_tiny" and m["weights_sha256"] == sha256_file(weights)
-    assert m["source_sha256"] == sha256_file(lst) and m["transform"] == OPS and m["k"] == 3 and m["complete"]
+    assert m["source_sha256"] == sha256_file(lst) and m["transform"] == LABEL_OPS and m["k"] == 3 and m["complete"]
     assert s.paths[0] == "img/00000.png" and len(s) == 40
-    ds = ImageListDataset(read_list(lst, tmp_path), build_transform(OPS))
+    ds = ImageListDataset(read_list(lst, tmp_path), build_transform(LABEL_OPS))
     with torch.no_grad():
         probs = model.eval()(torch.stack([ds[i]["image"] for i in range(40)])).softmax(-1).numpy()
     np.testing.assert_array_equal(s.topk_idx[:, 0], probs.argmax(1))

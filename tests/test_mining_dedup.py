@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest_mining import TinyNet, fmnist, write_photo_fixture
+from helpers.fashion_mnist import fmnist
+from helpers.models import TinyNet
+from helpers.photos import write_photo_fixture
 from PIL import Image, ImageOps
 
 from ssld.cli import main

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest_mining import TinyNet, write_fmnist_list
+from helpers.fashion_mnist import write_fmnist_list
+from helpers.models import TinyNet
 
 from ssld.data import ImageListDataset, build_transform, read_list
 from ssld.errors import UserError

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from conftest_mining import TinyNet, fmnist, write_fmnist_list
+from helpers.configs import LABEL_OPS, label_config
+from helpers.fashion_mnist import fmnist, write_fmnist_list
+from helpers.models import TinyNet
 from PIL import Image, ImageOps
 
 from ssld.cli import main
@@ -27,16 +28,9 @@ from ssld.mining.rules import Thresholds
 from ssld.mining.store import SoftLabelStore
 from ssld.models import create_model, save_safetensors
 
-OPS = [{"NormalizeImage": {"scale": 0.00392156862745098, "mean": [0.286] * 3, "std": [0.353] * 3}}]
-
 
 def _teacher(tmp_path: Path, seed: int = 0) -> tuple[Path, Path]:
-    split = {"dataset": {"name": "ImageNetDataset", "image_root": ".", "transform_ops": OPS},
-             "sampler": {"batch_size": 16}, "loader": {"num_workers": 0}}
-    cfg = tmp_path / "teacher.yaml"
-    cfg.write_text(yaml.safe_dump({"Global": {"device": "cpu", "image_shape": [3, 28, 28]},
-                                   "Arch": {"name": "cifar_resnet_tiny", "class_num": 10},
-                                   "DataLoader": {"Train": split, "Eval": split}}))
+    cfg = label_config(tmp_path / "teacher.yaml", {"name": "cifar_resnet_tiny", "class_num": 10})
     weights = tmp_path / f"teacher{seed}.safetensors"
     torch.manual_seed(seed)
     save_safetensors(create_model(ModelSpec(name="cifar_resnet_tiny"), 10).state_dict(), weights)
@@ -117,7 +111,7 @@ def test_single_pass_gives_the_two_pass_removals_and_selection(tmp_path: Path, c
     from ssld.models import load_weights
 
     load_weights(teacher, str(weights))
-    tf = build_transform(OPS, fit_size=(28, 28))
+    tf = build_transform(LABEL_OPS, fit_size=(28, 28))
     store = SoftLabelStore.open(tmp_path / "s1")
     nb2 = search(files, refs, teacher, tf, workers=0, progress=False)
     nb1 = search(files, refs, teacher, tf, workers=0, progress=False,
@@ -157,7 +151,7 @@ def test_pipeline_labels_the_pool_once_then_dedups_and_selects(tmp_path: Path) -
     """The mining stages in pipeline order: label (whole pool, embeddings), dedup (--store), select (--keep)."""
     import shutil
 
-    from conftest_pipeline import minimal_pipeline
+    from helpers.pipeline import minimal_pipeline
 
     from ssld.pipeline.config import load_pipeline_config
     from ssld.pipeline.mining_stages import dedup_stage, label_stage, select_stage

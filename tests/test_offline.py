@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import yaml
+from helpers.configs import EVAL_OPS, PAD_CROP_OPS, write_config
 
 from ssld.cli import main as ssld_main
 from ssld.config import load_config
@@ -24,10 +24,6 @@ from ssld.errors import UserError
 from ssld.losses import build_loss
 from ssld.models import create_model, load_weights, save_safetensors
 
-NORMALIZE = {"NormalizeImage": {"scale": "1.0/255.0", "mean": [0.286] * 3, "std": [0.353] * 3, "order": ""}}
-EVAL_OPS: list[Any] = [{"DecodeImage": {"to_rgb": True}}, NORMALIZE]
-TRAIN_OPS: list[Any] = [{"DecodeImage": {"to_rgb": True}}, {"Pad": {"padding": 2}}, {"RandomCrop": {"size": 28}},
-                        {"RandFlipImage": {"flip_code": 1}}, NORMALIZE]
 LOSS = [{"DistillationKLDivLoss": {"weight": 1.0, "T": 4, "model_name_pairs": [["Student", "Teacher"]]}}]
 
 
@@ -57,13 +53,8 @@ def _config(root: Path, teacher: Path, store: Path | None, out: Path, epochs: in
                  "freeze_params_list": [True, False], "infer_model_name": "Student"},
         "Loss": {"Train": LOSS},
         "Optimizer": {"name": "Momentum", "momentum": 0.9, "lr": {"name": "Cosine", "learning_rate": 0.05}},
-        "DataLoader": {"Train": split("train.txt", TRAIN_OPS, True), "Eval": split("val.txt", EVAL_OPS, False)},
+        "DataLoader": {"Train": split("train.txt", PAD_CROP_OPS, True), "Eval": split("val.txt", EVAL_OPS, False)},
     }
-
-
-def _write(path: Path, cfg: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
 
 
 def _label(root: Path, cfg_path: Path, teacher: Path, out: Path, lst: str = "train.txt", topk: int = 10) -> Path:
@@ -85,7 +76,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "half.txt").write_text("".join(lines.splitlines(keepends=True)[::2]))
     teacher = base / "teacher.safetensors"
     save_safetensors(_teacher(1).state_dict(), teacher)
-    cfg_path = _write(base / "label.yaml", _config(root, teacher, None, base / "unused"))
+    cfg_path = write_config(base / "label.yaml", _config(root, teacher, None, base / "unused"))
     return {"base": base, "root": root, "teacher": teacher, "cfg": cfg_path,
             "store": _label(root, cfg_path, teacher, base / "store"),
             "store_top3": _label(root, cfg_path, teacher, base / "store_top3", topk=3),
@@ -94,7 +85,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _offline_cfg(setup: dict[str, Path], store: Path, name: str, epochs: int = 1) -> Path:
     cfg = _config(setup["root"], setup["teacher"], store, setup["base"] / f"run_{name}", epochs)
-    return _write(setup["base"] / f"{name}.yaml", cfg)
+    return write_config(setup["base"] / f"{name}.yaml", cfg)
 
 
 def _teacher_probs(setup: dict[str, Path], indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

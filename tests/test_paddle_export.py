@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from helpers.paths import TESTS
 from safetensors.torch import load_file, save_file
 
 from ssld.cli import main
@@ -24,7 +25,6 @@ from ssld.models.paddle import read_pdparams, rules_for
 from ssld.models.paddle.convert import apply_rules, to_paddle_arrays
 from ssld.models.paddle.pdsave import pdparams_bytes, save_pdparams
 
-HERE = Path(__file__).resolve().parent
 CLASSES = 10
 
 
@@ -112,7 +112,7 @@ def test_paddleclas_loads_it_and_agrees(tmp_path: Path, arch: str, name: str, mo
                  "--out", str(tmp_path / "m.pdparams")]) == 0
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    run = subprocess.run([sys.executable, str(HERE / "paddle" / "load_exported.py"), name, module, str(CLASSES),
+    run = subprocess.run([sys.executable, str(TESTS / "paddle" / "load_exported.py"), name, module, str(CLASSES),
                           str(tmp_path / "m.pdparams"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr[-2000:]

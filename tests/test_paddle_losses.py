@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.configs import NAMES, PAIR
 
 from ssld.losses import build_loss, validate_loss_list
-
-PAIR = [["Student", "Teacher"]]
-NAMES = ["Student", "Teacher"]
 
 
 def _logits(shape=(8, 6), seed=0, scale=3.0):

@@ -20,14 +20,13 @@ import numpy as np
 import pytest
 import timm
 import torch
+from helpers.paths import TESTS
 
 from ssld.cli import main
 from ssld.errors import UserError
 from ssld.models import load_weights, resolve_model_name
 from ssld.models.paddle import read_pdparams, rules_for
 from ssld.models.paddle.convert import Rule, _pairs
-
-HERE = Path(__file__).resolve().parent
 
 # PaddleClas name, backbone module, input size (odd stage sizes where the net allows: 56 px gives ResNet a 7 px map
 # before a stride-2 average pool, which exercises ceil_mode).
@@ -74,7 +73,7 @@ def refs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert (out / "done").exists(), (out / "failed").read_text() if (out / "failed").exists() else "timed out"
         return out
     specs = [{"name": n, "module": m, "size": s, "kwargs": {"class_num": CLASSES}} for n, m, s in ARCHS]
-    run = subprocess.run([sys.executable, str(HERE / "paddle" / "reference.py"), str(out), json.dumps(specs)],
+    run = subprocess.run([sys.executable, str(TESTS / "paddle" / "reference.py"), str(out), json.dumps(specs)],
                          capture_output=True, text=True, timeout=300, check=False)
     (out / ("done" if run.returncode == 0 else "failed")).write_text(run.stderr[-3000:])
     assert run.returncode == 0, run.stderr[-3000:]
@@ -224,12 +223,8 @@ def test_pretrained_model_without_suffix_and_the_rule_kinds(refs: Path, tmp_path
 def test_distillation_with_a_pdparams_teacher_through_ssld_train(refs: Path, tmp_path: Path) -> None:
     """``Arch.models[0].Teacher.pretrained: ResNet18_vd.pdparams`` trains a student a few steps and leaves the
     converted teacher as it was; ``ssld eval --weights`` reads the same .pdparams file."""
-    from conftest_engine import (
-        distill_config,
-        export_fashion_mnist,
-        supervised_config,
-        write_config,
-    )
+    from helpers.configs import distill_config, supervised_config, write_config
+    from helpers.fashion_mnist import export_fashion_mnist
 
     from ssld.models.paddle import convert_pdparams
 

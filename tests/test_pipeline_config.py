@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest_pipeline import FM_CONFIGS, minimal_pipeline
+from helpers.paths import FM_CONFIGS
+from helpers.pipeline import minimal_pipeline
 
 from ssld.errors import UserError
 from ssld.pipeline.api import open_pipeline

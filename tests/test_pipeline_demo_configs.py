@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_pipeline import FM_CONFIGS
+from helpers.paths import FM_CONFIGS
 
 import ssld.pipeline.baseline as baseline_mod
 import ssld.pipeline.stages as stages_mod

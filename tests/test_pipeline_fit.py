@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_pipeline import FM_CONFIGS
+from helpers.paths import FM_CONFIGS
 from PIL import Image
 
 from ssld.errors import UserError

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_pipeline import FM_CONFIGS, band_images
+from helpers.paths import FM_CONFIGS
+from helpers.pipeline import band_images
 
 from ssld.errors import UserError
 from ssld.pipeline.api import open_pipeline

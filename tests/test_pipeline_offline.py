@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest_pipeline import FM_CONFIGS, band_images
+from helpers.paths import FM_CONFIGS
+from helpers.pipeline import band_images
 
 from ssld.pipeline.api import open_pipeline
 

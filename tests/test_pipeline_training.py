@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest_pipeline import FM_CONFIGS
+from helpers.paths import FM_CONFIGS
 
 from ssld.errors import UserError
 from ssld.pipeline.baseline import split_labeled, ssld_step_budget

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest_deploy import make_config, write_config, write_fashion_pngs
+from helpers.configs import make_config, write_config
+from helpers.fashion_mnist import write_fashion_pngs
 from PIL import Image
 
 from ssld.cli import main

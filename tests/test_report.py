@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest_pipeline import build_fixture_run
+from helpers.pipeline import build_fixture_run
 
 from ssld.cli import main
 from ssld.errors import UserError

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH_SIZES = (1, 2, 3, 8, 16)
 STEPS_PER_BATCH_SIZE = 2
 SMALL = "Global.image_shape=[3,64,64]"  # the ImageNet networks at a small input size (their last stage: 2x2)

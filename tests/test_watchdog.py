@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_engine import ROOT, export_fashion_mnist, supervised_config, write_config
+from helpers.configs import supervised_config, write_config
+from helpers.fashion_mnist import export_fashion_mnist
+from helpers.paths import ROOT
 
 
 @pytest.fixture(scope="module")

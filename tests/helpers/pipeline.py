@@ -1,4 +1,4 @@
-"""Helpers for the pipeline and report tests: a hand-built run directory and tiny pipeline files."""
+"""Pipeline and report test helpers: a hand-built finished run, a minimal pipeline file and learnable band images."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-FM_CONFIGS = REPO / "configs" / "fashion_mnist"
+from helpers.paths import FM_CONFIGS
 
 RESULTS = {
     "teacher": (86.1, "cifar_resnet20", 2000, 480),
