@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_pipeline import FM_CONFIGS
+from helpers.paths import FM_CONFIGS
 
-from ssld import ablate
-from ssld.ablate import load_ablation, run_ablation
 from ssld.errors import UserError
+from ssld.pipeline import ablate
+from ssld.pipeline.ablate import load_ablation, run_ablation
 from ssld.pipeline.api import open_pipeline
 from ssld.pipeline.config import deep_merge
 
@@ -131,7 +131,7 @@ def test_rows_option_takes_a_name_with_commas_whole(tmp_path: Path) -> None:
 
 
 def test_final_value_is_the_last_stage_a_row_ran() -> None:
-    from ssld.ablate import _values, summarize
+    from ssld.pipeline.ablate import _values, summarize
 
     cells = [summarize({"distill": {"top1": 80.0}, "finetune": {"top1": 81.0}, "fixres": {"top1": 82.0}}),
              summarize({"distill": {"top1": 70.0}, "finetune": {"top1": 71.0}}),

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest_deploy import (
-    EVAL_OPS,
-    make_config,
-    split_config,
-    write_config,
-    write_fashion_pngs,
-    write_list,
-)
+from helpers.configs import RESIZED_EVAL_OPS, make_config, split_config, write_config
+from helpers.fashion_mnist import write_fashion_pngs, write_list
 from safetensors.torch import load_file
 
 from ssld.cli import main
@@ -24,7 +18,7 @@ from ssld.data import Sample, read_list
 from ssld.errors import UserError
 from ssld.export import export_model
 from ssld.models import create_model, save_safetensors
-from ssld.transfer_grid import carve_val, init_weights, parse_grid, ramp, settings
+from ssld.transfer.grid import carve_val, init_weights, parse_grid, ramp, settings
 
 
 def test_carve_val_is_stratified_and_disjoint() -> None:
@@ -54,8 +48,8 @@ def test_grid_parsing_and_lr_mult_length() -> None:
 def _new_task_config(tmp_path: Path, root: Path, train: Path, test: Path, epochs: int = 1):
     return make_config(
         tmp_path / "run", {"name": "resnet8", "class_num": 5},
-        eval_split=split_config(root, test, EVAL_OPS, batch_size=64),
-        train_split=split_config(root, train, EVAL_OPS, batch_size=16, shuffle=True),
+        eval_split=split_config(root, test, RESIZED_EVAL_OPS, batch_size=64),
+        train_split=split_config(root, train, RESIZED_EVAL_OPS, batch_size=16, shuffle=True),
         Optimizer={"name": "Momentum", "lr": {"name": "Cosine", "learning_rate": 0.05},
                    "regularizer": {"name": "L2", "coeff": 1e-4}},
         Global={"epochs": epochs, "log_interval": 100},

@@ -27,9 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssld.ablate import run_ablation
     from ssld.commands.options import SEED, check_ranges
     from ssld.errors import UserError
+    from ssld.pipeline.ablate import run_ablation
 
     check_ranges(args, {"seed_list": SEED}, flags={"seed_list": "--seed"})
     if args.seeds is not None and args.seeds < 1:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _rows(text: str, config: str) -> list[str]:
     """``--rows``: one row whose name or slug is the whole text (names may contain commas), else a comma list."""
-    from ssld.ablate import load_ablation, slug
+    from ssld.pipeline.ablate import load_ablation, slug
 
     ab, _ = load_ablation(config)
     if slug(text) in {slug(r.name) for r in ab.rows}:

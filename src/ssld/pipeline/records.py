@@ -1,14 +1,17 @@
-"""What a stage leaves on disk: ``done.json`` (finished), ``started.json`` (interrupted), output hashes."""
+"""What a stage leaves on disk: ``done.json`` (finished), ``started.json`` (interrupted), output hashes.
+
+Both files are ``ssld.utils.cache`` records keyed by the stage's input hash (field ``hash``): ``done.json`` is
+the finished unit of work, ``started.json`` marks one under way that may resume while the hash matches."""
 
 from __future__ import annotations
 
-import json
 import resource
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ssld.utils.cache import FinishedWork
 from ssld.utils.io import sha256_file
 
 DONE = "done.json"
@@ -16,15 +19,19 @@ STARTED = "started.json"
 IDENTITY = "pipeline.json"
 
 
+def done_work(stage_dir: Path) -> FinishedWork:
+    """The stage's ``done.json``: its finished record, keyed by the stage's input hash."""
+    return FinishedWork(stage_dir / DONE, key_field="hash")
+
+
+def started_work(stage_dir: Path) -> FinishedWork:
+    """The stage's ``started.json``: the input hash of the attempt under way (an interrupted one resumes from it)."""
+    return FinishedWork(stage_dir / STARTED, key_field="hash")
+
+
 def read_done(stage_dir: Path) -> dict[str, Any] | None:
     """The stage's ``done.json`` record, or None when the stage never finished."""
-    path = stage_dir / DONE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    return done_work(stage_dir).read()
 
 
 def hash_outputs(stage_dir: Path, outputs: Iterable[str]) -> dict[str, str]:
@@ -51,11 +58,3 @@ def cpu_seconds() -> float:
     measure of a stage's cost next to its wall time."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def read_hash(path: Path) -> str | None:
-    """The input hash recorded in a ``started.json`` (None when unreadable)."""
-    try:
-        return json.loads(path.read_text()).get("hash")
-    except (OSError, ValueError):
-        return None

@@ -6,7 +6,8 @@ outputs). On a rerun a stage is skipped when its ``done.json`` hash still matche
 settings, input files or any upstream output changed, which in turn changes its own fingerprint and so every stage
 after it. A stage killed half-way left ``started.json`` (its hash) and resumes in place when the hash still
 matches; otherwise its directory is cleared first. ``done.json`` is written last and atomically, so Ctrl-C never
-leaves a stage that looks finished but is not.
+leaves a stage that looks finished but is not. Both files are ``ssld.utils.cache`` records keyed by the hash
+(``pipeline.records``), the mechanism transfer and ablate cache their finished work with.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ from typing import Any
 
 from ssld.errors import UserError
 from ssld.pipeline.records import (
-    DONE,
     IDENTITY,
-    STARTED,
     cpu_seconds,
+    done_work,
     hash_outputs,
     read_done,
-    read_hash,
     remove_stage_dir,
+    started_work,
 )
 from ssld.pipeline.status import StageRow, format_status
+from ssld.utils.cache import input_key
 from ssld.utils.io import sha256_file, sha256_json, write_json
 
 log = logging.getLogger("ssld.pipeline")
@@ -138,7 +139,7 @@ class Pipeline:
             record = read_done(self.run_dir / dep)
             upstream[dep] = record["fingerprint"] if record else None
         files = {Path(f).name: self._file_hash(stage, f) for f in stage.input_files}
-        return sha256_json({"stage": stage.name, "settings": stage.settings, "upstream": upstream, "files": files})
+        return input_key({"stage": stage.name, "settings": stage.settings, "upstream": upstream, "files": files})
 
     def _file_hash(self, stage: Stage, path: str) -> str:
         p = Path(path)
@@ -154,10 +155,11 @@ class Pipeline:
         """``done`` (finished, inputs unchanged), ``stale`` (finished from other inputs), ``partial`` (interrupted)
         or ``pending``."""
         d = self.run_dir / stage.name
-        record = read_done(d)
+        done = done_work(d)
+        record = done.read()
         if record is not None:
-            return "done" if record.get("hash") == self.stage_hash(stage) else "stale"
-        return "partial" if (d / STARTED).is_file() else "pending"
+            return "done" if done.matches(record, self.stage_hash(stage)) else "stale"
+        return "partial" if started_work(d).path.is_file() else "pending"
 
     def rows(self) -> list[StageRow]:
         """One status row per stage (from the files on disk now)."""
@@ -237,22 +239,21 @@ class Pipeline:
         if digest is None:
             raise self._missing_dep_error(stage)
         d = self.run_dir / stage.name
-        record = read_done(d)
-        if record is not None and record.get("hash") == digest and not forced:
+        done, started = done_work(d), started_work(d)
+        if not forced and done.load(digest) is not None:
             log.info("%s: done, inputs unchanged: skipped", stage.name)
             return
         self._pass_gates(stage)
         if not forced and self._try_reuse(stage, digest):
             return
-        started = d / STARTED
         # an interrupted stage resumes when its inputs are unchanged, also under --only/--from (they force
         # finished stages to rerun; an unfinished one has nothing to redo)
-        resume = record is None and started.is_file() and read_hash(started) == digest
+        resume = done.read() is None and started.load(digest) is not None
         if not resume:
             remove_stage_dir(d)
         d.mkdir(parents=True, exist_ok=True)
         if not resume:
-            write_json(started, {"hash": digest, "started_at": time.time()})
+            started.save(digest, {"started_at": time.time()})
         log.info("%s: %s", stage.name, "resuming" if resume else "running")
         upstream = {dep: read_done(self.run_dir / dep) or {} for dep in stage.deps}
         ctx = StageContext(stage.name, d, self.run_dir, stage.settings, upstream, resume)
@@ -260,7 +261,7 @@ class Pipeline:
         result = stage.run(ctx)
         wall, cpu = time.time() - t0, cpu_seconds() - cpu0
         outputs = hash_outputs(d, result.outputs)
-        done = {
+        record = {
             "stage": stage.name,
             "hash": digest,
             "fingerprint": sha256_json({"hash": digest, "outputs": outputs}),
@@ -274,8 +275,8 @@ class Pipeline:
             "resumed": resume,
             "finished_at": time.time(),
         }
-        write_json(d / DONE, done)
-        started.unlink(missing_ok=True)
+        done.save(digest, record)
+        started.path.unlink(missing_ok=True)
         self._hashes.clear()
         self._elapsed[stage.name] = wall
 
@@ -295,8 +296,7 @@ class Pipeline:
             src = other / stage.name
             if src.resolve() == (self.run_dir / stage.name).resolve():
                 continue
-            record = read_done(src)
-            if record is not None and record.get("hash") == digest:
+            if done_work(src).load(digest) is not None:
                 dst = self.run_dir / stage.name
                 remove_stage_dir(dst)
                 dst.symlink_to(src.resolve(), target_is_directory=True)

@@ -1,4 +1,4 @@
-"""The pieces of the transfer-learning search (``ssld.transfer``): the grid over base lr, ``lr_mult_list`` and
+"""The pieces of the transfer-learning search (``ssld.transfer.search``): the grid over base lr, ``lr_mult_list`` and
 L2 decay, the validation split carved from the new task's training list, and the shared starting weights
 (backbone + one fresh classifier for the new classes)."""
 

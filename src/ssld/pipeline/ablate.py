@@ -3,8 +3,9 @@
 An ablation file names a pipeline file and a list of rows; each row deep-merges ``overrides`` onto the
 ``Pipeline`` section. Row × seed is an ordinary pipeline run in ``OUT/<row>/s<seed>``; stages whose hash matches
 a finished stage of another row (or a ``reuse`` run) are linked instead of recomputed, so a row that changes only
-the distill loss trains no new teacher. Each finished seed is cached in ``OUT/results/<row>.json`` at once: the
-command can be killed and started again, and it goes on with the next missing row × seed.
+the distill loss trains no new teacher. Each finished seed is cached in ``OUT/results/<row>/s<seed>.json`` at once
+(an ``ssld.utils.cache`` record keyed by the hash of its recipe, field ``recipe``): the command can be killed and
+started again, and it goes on with the next missing row × seed.
 
 ``pipeline`` is relative to the ablation file's folder; ``out_dir``, ``results`` and ``reuse`` to the current
 directory (like ``--run-dir``).
@@ -24,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ssld.config.loader import read_yaml, validation_error_line
 from ssld.errors import UserError
 from ssld.pipeline.config import deep_merge
-from ssld.utils.io import atomic_write_text, write_json
+from ssld.utils.cache import FinishedWork
+from ssld.utils.io import atomic_write_text
 
 BEGIN, END = "<!-- ssld-ablate:begin -->", "<!-- ssld-ablate:end -->"
 
@@ -113,6 +115,11 @@ def cell_path(out_dir: Path, row: AblationRow, seed: int) -> Path:
     return out_dir / "results" / slug(row.name) / f"s{seed}.json"
 
 
+def cell(out_dir: Path, row: AblationRow, seed: int) -> FinishedWork:
+    """One row × seed as finished work: its summary, keyed by ``recipe_key`` in the field ``recipe``."""
+    return FinishedWork(cell_path(out_dir, row, seed), key_field="recipe")
+
+
 def run_ablation(
     path: str | Path, seeds: int | list[int] | None = None, rows: list[str] | None = None,
     write: str | Path | None = None, out: Callable[[str], None] = print, table_only: bool = False,
@@ -134,13 +141,14 @@ def run_ablation(
     seed_list = ab.seeds if seeds is None else list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     for row in [] if table_only else chosen:
         for seed in seed_list:
-            cell, key = cell_path(out_dir, row, seed), recipe_key(ab, base, row, seed)
-            if cell.is_file():
-                if json.loads(cell.read_text()).get("recipe") == key:
-                    continue
+            work, key = cell(out_dir, row, seed), recipe_key(ab, base, row, seed)
+            cached = work.read()
+            if work.matches(cached, key):
+                continue
+            if cached is not None:
                 out(f"ablate: row '{row.name}', seed {seed}: cached result is of another recipe, running again")
             out(f"ablate: row '{row.name}', seed {seed}")
-            write_json(cell, {**run_row_seed(ab, base, row, seed, out_dir), "recipe": key})
+            work.save(key, run_row_seed(ab, base, row, seed, out_dir))
     shown = seed_list if isinstance(seeds, int) else sorted(set(ab.seeds) | set(seed_list))
     table = ablation_table(ab, base, out_dir, shown)
     insert_section(Path(write or ab.results), table, f"ssld ablate -c {path}")
@@ -176,11 +184,9 @@ def current_cells(ab: AblationFile, base: Path, out_dir: Path, row: AblationRow,
     """The cached results of ``row`` on ``seeds`` that were measured on the current recipe (stale ones left out)."""
     cells = []
     for s in seeds:
-        path = cell_path(out_dir, row, s)
-        if path.is_file():
-            cell = json.loads(path.read_text())
-            if cell.get("recipe") == recipe_key(ab, base, row, s):
-                cells.append(cell)
+        work = cell(out_dir, row, s)
+        if work.path.is_file() and (record := work.load(recipe_key(ab, base, row, s))) is not None:
+            cells.append(record)
     return cells
 
 

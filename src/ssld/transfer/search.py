@@ -4,19 +4,20 @@ Every grid point finetunes the same starting weights (backbone + a fresh classif
 NEW task's training list minus a stratified validation part, and is scored on that validation part; the test
 list (``DataLoader.Eval``) is never looked at while choosing. The chosen setting is then retrained on the whole
 training list and evaluated on the test list. Results: ``transfer_results.json`` and ``transfer_results.md`` in
-``Global.output_dir``; finished grid points are reused when the search is run again with the same inputs.
+``Global.output_dir``; finished grid points are reused when the search is run again with the same inputs (each
+run's ``transfer_point.json``, an ``ssld.utils.cache`` record keyed by its setting, starting weights, training list
+and epochs).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from ssld.config.schema import DataSplitConfig, SSLDConfig
 from ssld.errors import UserError
-from ssld.transfer_grid import (
+from ssld.transfer.grid import (
     Setting,
     carve_val,
     default_grid,
@@ -24,6 +25,7 @@ from ssld.transfer_grid import (
     parse_grid,
     settings,
 )
+from ssld.utils.cache import FinishedWork
 from ssld.utils.io import atomic_write_text, sha256_file, write_json
 
 log = logging.getLogger("ssld.transfer")
@@ -61,15 +63,10 @@ def _train_once(cfg: SSLDConfig, setting: Setting, init_hash: str) -> dict[str, 
     """Train one run, or reuse its report when the same setting and starting weights already finished."""
     from ssld.engine import train
 
-    out = Path(cfg.Global.output_dir)
-    key = json.loads(json.dumps({"setting": [setting.lr, setting.lr_mult, setting.l2], "init": init_hash,
-                                 "train": cfg.DataLoader.Train.dataset.cls_label_path, "epochs": cfg.Global.epochs}))
-    done = out / "transfer_point.json"
-    if done.is_file() and json.loads(done.read_text()).get("key") == key:
-        return json.loads(done.read_text())["report"]
-    report = train(cfg)
-    write_json(done, {"key": key, "report": report})
-    return report
+    key = {"setting": [setting.lr, setting.lr_mult, setting.l2], "init": init_hash,
+           "train": cfg.DataLoader.Train.dataset.cls_label_path, "epochs": cfg.Global.epochs}
+    point = FinishedWork(Path(cfg.Global.output_dir) / "transfer_point.json", key_field="key")
+    return point.reuse_or_run(key, lambda: {"report": train(cfg)})["report"]
 
 
 def _samples(cfg: SSLDConfig) -> list[Any]:
