@@ -334,15 +334,19 @@ class OptimizerConfig(Section):
 
 # PaddleClas datasets ssld does not read, and why: refused as "not supported", not as unknown names
 DATASETS_UNSUPPORTED: dict[str, str] = {
-    "MultiLabelDataset": "multi-label lists and their metrics are not implemented",
+    **dict.fromkeys(("Market1501", "MSMT17", "DukeMTMC", "VeriWild", "CompCars", "LogoDataset", "ICartoonDataset",
+                     "FiveValidationDataset", "AdaFaceDataset"), "retrieval/recognition datasets are not implemented"),
+    **dict.fromkeys(("MixDataset", "MultiScaleDataset", "CustomLabelDataset"), "not implemented"),
 }
 
 
 class DatasetConfig(Section):
-    """A dataset: list file (``ImageNetDataset``/``ListDataset``: ``path label`` lines) or ``ImageFolder``."""
+    """A dataset: list file (``ImageNetDataset``/``ListDataset``: ``path label`` lines), ``ImageFolder``, or
+    ``MultiLabelDataset`` (``path<TAB>0,1,0...`` lines, ssld.data.multilabel)."""
 
     ignored_group: ClassVar[str] = "dataset"
-    name: Literal["ImageNetDataset", "ListDataset", "ImageFolder", "CommonDataset"] = "ImageNetDataset"
+    name: Literal["ImageNetDataset", "ListDataset", "ImageFolder", "CommonDataset", "MultiLabelDataset"] = \
+        "ImageNetDataset"
 
     @field_validator("name", mode="before")
     @classmethod
@@ -353,6 +357,8 @@ class DatasetConfig(Section):
 
     image_root: str = "."
     cls_label_path: str | None = None
+    label_ratio: bool = Field(False, description="MultiLabelDataset: labels carry each class's positive ratio "
+                              "(the weight_ratio losses need it)")
     transform_ops: list[dict[str, Any] | str] = Field(default_factory=list)
     soft_labels: str | None = Field(None, description="soft-label store: offline teacher targets")
     cache_images: bool = Field(False, description="decode every image once into memory (small datasets only)")
@@ -397,8 +403,26 @@ class LossConfig(Section):
 
 
 class MetricConfig(Section):
+    """Accepted as PaddleClas writes it; evaluation reports top-1/top-5, or the attribute metrics for
+    multi-label data, whose ``ATTRMetric: {threshold: t}`` is read (ssld.engine.attr_metrics)."""
+
     Train: list[dict[str, Any]] | None = None
     Eval: list[dict[str, Any]] | None = None
+
+    @field_validator("Eval")
+    @classmethod
+    def _attr_metric(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for i, entry in enumerate(v or []):
+            opts = entry.get("ATTRMetric", {}) if isinstance(entry, dict) else {}
+            if not isinstance(opts, dict | None):
+                raise ValueError(f"[{i}].ATTRMetric: expected {{threshold: 0.5}}, got {opts!r}")  # noqa: TRY004 (pydantic)
+            extra = sorted(set(opts or {}) - {"threshold"})
+            if extra:
+                raise ValueError(f"[{i}].ATTRMetric: unknown argument {extra[0]!r} (accepted: threshold)")
+            t = (opts or {}).get("threshold", 0.5)
+            if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < 1:
+                raise ValueError(f"[{i}].ATTRMetric.threshold: must be a number between 0 and 1, got {t!r}")
+        return v
 
 
 class InferConfig(Section):

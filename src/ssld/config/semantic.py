@@ -63,6 +63,11 @@ def check_semantics(cfg: SSLDConfig, source: str, lines: dict[KeyPath, int]) -> 
                 from None
         if arch.is_distillation:
             _check_feature_keys(cfg, source, split, entries)
+    from ssld.config.multilabel import multilabel_problem
+
+    problem = multilabel_problem(cfg)
+    if problem is not None:
+        raise _fail(source, lines, *problem)
 
 
 def _check_feature_keys(cfg: SSLDConfig, source: str, split: str, entries: list) -> None:

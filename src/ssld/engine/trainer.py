@@ -16,6 +16,7 @@ import torch
 
 from ssld.config.schema import SSLDConfig
 from ssld.engine import distributed as dist
+from ssld.engine.attr_metrics import attr_threshold, selection_metric
 from ssld.engine.checkpoint import save_checkpoint
 from ssld.engine.evaluate import evaluate
 from ssld.engine.model_setup import use_channels_last
@@ -74,15 +75,18 @@ def _end_of_epoch(run: TrainingRun, epoch: int, result: EpochResult) -> dict[str
     metrics: dict[str, Any] = {}
     due = (epoch + 1) % g.eval_interval == 0 or epoch + 1 == g.epochs
     if run.eval_loader is not None and due and epoch + 1 > g.start_eval_epoch:
-        metrics = evaluate(run.tm.student, run.eval_loader, run.device, run.precision)
+        threshold = attr_threshold(run.cfg.Metric)
+        metrics = evaluate(run.tm.student, run.eval_loader, run.device, run.precision, threshold)
         row.update(metrics)
         if run.state.ema is not None:
-            ema = evaluate(run.state.ema.module, run.eval_loader, run.device, run.precision)
+            ema = evaluate(run.state.ema.module, run.eval_loader, run.device, run.precision, threshold)
             row.update({f"ema_{k}": v for k, v in ema.items()})
-        log.info("epoch %d: top1 %.4f top5 %.4f (%d images)", epoch + 1, metrics["top1"], metrics["top5"],
+        key = selection_metric(metrics)  # top1, or mA for multi-label data
+        shown = ("top1", "top5") if key == "top1" else ("mA", "instance_f1")
+        log.info("epoch %d: %s (%d images)", epoch + 1, " ".join(f"{k} {metrics[k]:.4f}" for k in shown),
                  metrics["count"])
-        if metrics["top1"] > run.best:
-            run.best = metrics["top1"]
+        if metrics[key] > run.best:
+            run.best = metrics[key]
             _save(run, run.pos, "best.pt")
     run.metrics.write(row)
     if (epoch + 1) % g.save_interval == 0 or epoch + 1 == g.epochs:
@@ -137,12 +141,13 @@ def train(cfg: SSLDConfig) -> dict[str, Any]:
             last_eval = _end_of_epoch(run, epoch, result) or last_eval
     if start_epoch >= g.epochs and run.eval_loader is not None:  # resumed a finished run: report its metrics
         log.info("%s: training already complete (%d epochs)", g.checkpoints, g.epochs)
-        last_eval = evaluate(run.tm.student, run.eval_loader, run.device, run.precision)
+        last_eval = evaluate(run.tm.student, run.eval_loader, run.device, run.precision,
+                             attr_threshold(cfg.Metric))
     report = {
         "epochs": g.epochs, "steps": run.pos.step, "world_size": dist.world_size(), "device": str(run.device),
         "precision": run.precision.name, "wall_seconds": time.time() - t_start, "train_seconds": train_seconds,
         "img_s": images * dist.world_size() / max(train_seconds, 1e-9),
-        "best_top1": run.best if run.best >= 0 else None, **last_eval,
+        f"best_{selection_metric(last_eval)}": run.best if run.best >= 0 else None, **last_eval,
         "skipped_images": len(skipped), "skipped": sorted(skipped.values()),
     }
     if dist.is_main():
