@@ -74,8 +74,8 @@ def read_multilabel_list(list_path: str | os.PathLike[str], image_root: str | os
         row = _parse_labels(labels, where)
         expected = num_classes if num_classes is not None else (len(rows[0]) if rows else len(row))
         if len(row) != expected:
-            whose = f"{classes_key} {num_classes}" if num_classes is not None else "the first line's count"
-            raise UserError(f"{where}: {len(row)} labels, but {whose} is {expected}")
+            whose = f"{classes_key} is {num_classes}" if num_classes is not None else f"the first line has {expected}"
+            raise UserError(f"{where}: {len(row)} labels, but {whose} (one label per class)")
         samples.append(Sample(os.path.join(root, path), 0 if any(v >= 0 for v in row) else UNLABELED))
         rows.append(row)
     width = num_classes if num_classes is not None else 0
