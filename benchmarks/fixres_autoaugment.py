@@ -3,7 +3,7 @@
 1. FixRes: a ResNet-8 student trained with RandomResizedCrop (RandCropImage, scale 0.25-1: objects look larger
    in training than in the plain 28 px test view) is tested at 28 px (x1), at 32 px (x1.15), at 32 px after BN
    recalibration only, and at 32 px after the FixRes finetune (classifier only, test preprocessing, BN stats
-   re-estimated at 32 px) -- ``ssld.fixres.run_fixres``.
+   re-estimated at 32 px) -- ``ssld.engine.fixres.run_fixres``.
 2. Recipe: the plain augmentation of configs/fashion_mnist/distill.yaml (pad + random crop + flip, L2 1e-4)
    against the reference's v2 (the same + AutoAugment, half the L2 decay), same network, epochs and seed.
    Both are trained from the labels here (supervised CE) to keep the budget small; the reference measured v2 on
@@ -77,8 +77,8 @@ def main() -> None:
 
     from ssld.data.fashion_mnist import export
     from ssld.engine import train
+    from ssld.engine.fixres import evaluate_at, fixres_split, recalibrate_bn, run_fixres
     from ssld.export import load_infer_model
-    from ssld.fixres import evaluate_at, fixres_split, recalibrate_bn, run_fixres
 
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,13 @@ from safetensors.torch import load_file
 
 from ssld.config.schema import ModelSpec
 from ssld.data import build_loader
-from ssld.fixres import fixres_size, fixres_split, recalibrate_bn, resolved, run_fixres
+from ssld.engine.fixres import (
+    fixres_size,
+    fixres_split,
+    recalibrate_bn,
+    resolved,
+    run_fixres,
+)
 from ssld.models import create_model, save_safetensors
 
 TRAIN_OPS = [{"DecodeImage": {"to_rgb": True}},
@@ -99,3 +106,17 @@ def test_ssld_train_runs_the_fixres_finetune_when_enabled(data: dict, tmp_path: 
     report = train(fixres_config(data, tmp_path, bn_recalibrate=False))
     assert report["trainable"] == ["fc.bias", "fc.weight"]
     assert (tmp_path / "fixres_report.json").is_file()
+
+
+def test_finetune_runs_on_the_engine_loop_and_resumes(data: dict, tmp_path: Path) -> None:
+    cfg = fixres_config(data, tmp_path, bn_recalibrate=True)
+    first = run_fixres(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert [r["train_loss"] for r in epochs] == first["train_loss"] and first["steps"] == 2 * 5  # 120 images / 24
+    assert epochs[-1]["top1"] == first["top1"] and first["precision"] == "float32"
+    latest = tmp_path / "checkpoints" / "latest.pt"
+    resumed = run_fixres(cfg.model_copy(update={"Global": cfg.Global.model_copy(update={"checkpoints": str(latest)})}))
+    # the finished finetune's checkpoint carries the recalibrated statistics and what they scored
+    for key in ("bn_batches", "after_bn_recalibration", "after_finetune", "train_loss", "steps"):
+        assert resumed[key] == first[key], key

@@ -98,6 +98,8 @@ class GlobalConfig(Section):
     ema: bool = False
     ema_decay: float = 0.9998
     log_interval: int = Field(20, ge=1)
+    tensorboard: bool = Field(False, description="also write the logged metrics as TensorBoard scalars under "
+                              "<output_dir>/tensorboard (needs the tensorboard package)")
     stall_timeout: float = Field(900, ge=0, description="seconds without a finished batch before training ends "
                                  "with one line (a hung worker, collective or kernel); 0: never")
 
@@ -431,8 +433,9 @@ class InferConfig(Section):
 
 
 class FixResConfig(Section):
-    """FixRes finetune (Touvron et al. 2019; the reference's "Fix strategy"), run by ``ssld.fixres``: every weight
-    but the classifier is frozen and training uses the eval preprocessing at ``test_size``."""
+    """FixRes finetune (Touvron et al. 2019; the reference's "Fix strategy"), run by ``ssld.engine.fixres`` on the
+    engine's training loop: every weight but the classifier is frozen and training uses the eval preprocessing at
+    ``test_size``."""
 
     enabled: bool = False
     train_size: int | None = Field(None, ge=1, description="resolution the model was trained at (default: eval crop)")

@@ -2,6 +2,10 @@
 
 Data lists, the loss, the checkpoint to resume and the model are checked first (each mistake is a one-line
 ``UserError``); only then are the optimizer, schedule, precision, EMA and the resume position put together.
+
+The model, data and loss come from the config, or from a caller as :class:`RunParts` (the Python API's own
+``nn.Module``s and Datasets, FixRes's classifier-only model): either way the same loop, checkpoints, resume,
+precision and DDP follow from the config's ``Global``, ``AMP`` and ``Optimizer`` sections.
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +39,41 @@ from ssld.engine.offline_teacher import OfflineTeacher, build_offline
 from ssld.engine.optim import build_optimizer
 from ssld.engine.resume import Trainables, restore_position, restore_trainables
 from ssld.engine.scheduler import build_scheduler
+from ssld.engine.tensorboard import metrics_log
 from ssld.engine.train_loop import Position
 from ssld.errors import UserError
 
 log = logging.getLogger("ssld.engine")
+
+
+@dataclass
+class RunData:
+    """The loaders of a run. Batches are ``{"image", "label", "index", "bad"}`` dicts (``ssld.data.collate``);
+    ``sampler`` has ``set_epoch``, ``set_start_batch`` and ``shard_size`` (``ssld.data.ResumableSampler``)."""
+
+    train_loader: Any
+    sampler: Any
+    eval_loader: Any | None
+    batch_size: int  # per process
+    num_samples: int
+    sample_name: Callable[[int], str]  # names sample i in reports of unreadable images
+    batch_transform: BatchTransform | None = None
+
+
+@dataclass
+class RunParts:
+    """What a caller hands the engine in place of the config's ``Arch``, ``Loss`` and ``DataLoader`` sections.
+
+    ``model`` comes with its weights (``Global.pretrained_model`` is not loaded into it); ``data`` is called once
+    the process group is up, so its samplers can shard by rank; ``extra`` is saved in every checkpoint.
+    """
+
+    model: torch.nn.Module
+    data: Callable[[], RunData]
+    loss_fn: torch.nn.Module  # forward(outputs, labels) -> {"loss": total, "<part>": value, ...}
+    offline: OfflineTeacher | None = None
+    bn_eval: bool = False  # BatchNorm keeps its running statistics while training (FixRes)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,23 +82,21 @@ class TrainingRun:
 
     cfg: SSLDConfig
     device: torch.device
-    train_loader: Any
-    sampler: Any
-    eval_loader: Any
+    data: RunData
     loss_fn: torch.nn.Module
     tm: TrainModel
     state: Trainables
     precision: Precision
-    batch_size: int
     iters_per_epoch: int
     pos: Position
     best: float
     cfg_hash: str
     ckpt: dict[str, Any] | None
     offline: OfflineTeacher | None
-    batch_transform: BatchTransform | None
     out: Path
     metrics: MetricsLog
+    bn_eval: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -85,8 +119,9 @@ def build_train_loss(cfg: SSLDConfig) -> torch.nn.Module:
         raise UserError(f"Loss.Train{e if str(e).startswith('[') else ': ' + str(e)}") from None
 
 
-def _loaders(cfg: SSLDConfig, device: torch.device) -> tuple[Any, Any, Any]:
-    """Train loader and sampler, and the eval loader (None when not evaluating); raises UserError for bad data."""
+def config_data(cfg: SSLDConfig) -> RunData:
+    """The config's train loader and sampler, and the eval loader (None when not evaluating); raises UserError
+    for bad data."""
     from ssld.data import build_loader
     from ssld.data.loader import config_options
 
@@ -96,7 +131,14 @@ def _loaders(cfg: SSLDConfig, device: torch.device) -> tuple[Any, Any, Any]:
     eval_loader = None
     if cfg.Global.eval_during_train and cfg.DataLoader.Eval is not None:
         eval_loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed, **config_options(cfg))
-    return train_loader, sampler, eval_loader
+    samples = train_loader.dataset.dataset.samples
+    _warn_unlabeled(cfg, samples)
+    train_ds = cfg.DataLoader.Train.dataset
+    batch_transform = build_batch_transform(
+        train_ds.batch_transform_ops, cfg.Arch.class_num, sum(1 for s in samples if s.label < 0),
+        train_ds.soft_labels is not None)
+    return RunData(train_loader, sampler, eval_loader, cfg.DataLoader.Train.sampler.batch_size, len(samples),
+                   lambda i: samples[i].path, batch_transform)
 
 
 def _warn_unlabeled(cfg: SSLDConfig, samples: list[Any]) -> None:
@@ -126,17 +168,15 @@ def _iters_per_epoch(sampler: Any, batch_size: int, drop_last: bool, cap: int | 
     return max(1, min(iters, cap) if cap else iters)
 
 
-def _build_model(cfg: SSLDConfig, ckpt: dict[str, Any] | None) -> tuple[torch.nn.Module, OfflineTeacher | None]:
-    """The model with its starting weights: resumed, ``Global.pretrained_model``, or as built."""
-    g = cfg.Global
+def config_model(cfg: SSLDConfig) -> tuple[torch.nn.Module, OfflineTeacher | None]:
+    """The config's model (``Arch``; student-only with an offline store, plus the stand-in teacher) with
+    ``Global.pretrained_model`` loaded unless the run resumes."""
     offline = build_offline(cfg)  # soft_labels set: student-only model + stand-in teacher (never built)
     model = build(cfg) if offline is None else offline[0]
     if offline is None:
         warn_random_teacher(cfg)
-    if g.pretrained_model and ckpt is None:
-        load_pretrained(model, g.pretrained_model)
-    if ckpt is not None:
-        _load_model_state(model, ckpt["model"], str(g.checkpoints))
+    if cfg.Global.pretrained_model and not cfg.Global.checkpoints:
+        load_pretrained(model, cfg.Global.pretrained_model)
     return model, offline[1] if offline else None
 
 
@@ -155,28 +195,34 @@ def check_output_dir(path: str, key: str = "Global.output_dir") -> None:
         raise UserError(f"{key}: {out} cannot be written (no permission in {parent})")
 
 
-def setup_run(cfg: SSLDConfig) -> TrainingRun:
-    """Validate the inputs, build model, optimizer and schedule, and restore a checkpoint when resuming."""
+def setup_run(cfg: SSLDConfig, parts: RunParts | None = None) -> TrainingRun:
+    """Validate the inputs, build model, optimizer and schedule, and restore a checkpoint when resuming.
+
+    ``parts`` replaces what ``Arch``, ``Loss`` and ``DataLoader`` would build (see :class:`RunParts`).
+    """
     g = cfg.Global
     check_output_dir(g.output_dir)
     device = resolve_device(g.device)
     dist.init_from_env(device)
     seed_everything(g.seed, g.deterministic)
-    train_loader, sampler, eval_loader = _loaders(cfg, device)
-    _warn_unlabeled(cfg, train_loader.dataset.dataset.samples)
-    loss_fn = build_train_loss(cfg)
-    train_ds = cfg.DataLoader.Train.dataset
-    batch_transform = build_batch_transform(
-        train_ds.batch_transform_ops, cfg.Arch.class_num,
-        sum(1 for s in train_loader.dataset.dataset.samples if s.label < 0), train_ds.soft_labels is not None)
-    ckpt = load_checkpoint(g.checkpoints) if g.checkpoints else None
-    model, offline = _build_model(cfg, ckpt)
+    if parts is None:  # data lists, loss and checkpoint are checked before the model is built
+        data = config_data(cfg)
+        loss_fn = build_train_loss(cfg)
+        ckpt = load_checkpoint(g.checkpoints) if g.checkpoints else None
+        model, offline = config_model(cfg)
+        parts = RunParts(model, lambda: data, loss_fn, offline)
+    else:
+        data = parts.data()
+        ckpt = load_checkpoint(g.checkpoints) if g.checkpoints else None
+    model, loss_fn = parts.model, parts.loss_fn
+    if ckpt is not None:
+        _load_model_state(model, ckpt["model"], str(g.checkpoints))
     optimizer = build_optimizer(model, cfg.Optimizer, cfg.Arch.lr_mult_list)
     tm = prepare(model, cfg, device)
     loss_fn.to(device)
     precision = resolve_precision(cfg.AMP, device)
-    bs = cfg.DataLoader.Train.sampler.batch_size
-    iters = _iters_per_epoch(sampler, bs, train_loader.drop_last, g.max_steps_per_epoch)
+    bs = data.batch_size
+    iters = _iters_per_epoch(data.sampler, bs, data.train_loader.drop_last, g.max_steps_per_epoch)
     scheduler = build_scheduler(optimizer, cfg.Optimizer, -(-iters // g.accum_steps), g.epochs)
     ema = None
     if g.ema:
@@ -192,7 +238,6 @@ def setup_run(cfg: SSLDConfig) -> TrainingRun:
         restore_trainables(ckpt, state, pos)
         best = float(ckpt.get("best_top1", -1.0))
     out = Path(g.output_dir)
-    metrics = MetricsLog(out / "metrics.jsonl", dist.is_main())
-    metrics.truncate_after(pos.step if ckpt is not None else -1)
-    return TrainingRun(cfg, device, train_loader, sampler, eval_loader, loss_fn, tm, state, precision, bs, iters,
-                       pos, best, cfg_hash, ckpt, offline, batch_transform, out, metrics)
+    metrics = metrics_log(out, g.tensorboard, pos.step if ckpt is not None else -1)
+    return TrainingRun(cfg, device, data, loss_fn, tm, state, precision, iters, pos, best, cfg_hash, ckpt,
+                       parts.offline, out, metrics, parts.bn_eval, parts.extra)

@@ -98,6 +98,7 @@ class StepContext:
     ddp_modules: list[nn.Module] = field(default_factory=list)
     offline: Any = None  # ssld.engine.offline_teacher.OfflineTeacher: teacher logits from the batch's soft_target
     batch_transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    bn_eval: bool = False  # BatchNorm layers stay in eval mode (running statistics, never updated): FixRes
 
 
 @dataclass
@@ -114,6 +115,13 @@ def _grad_anchor(outputs: Any) -> torch.Tensor:
     tensors = outputs.values() if isinstance(outputs, dict) else [outputs]
     return sum((t.float().sum() * 0.0 for t in tensors if torch.is_tensor(t) and t.requires_grad),
                torch.zeros(()))
+
+
+def set_bn_eval(model: nn.Module) -> None:
+    """Put every BatchNorm in eval mode: running statistics are used and never updated."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def base_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -133,6 +141,8 @@ def _progress(total: int, initial: int, epoch: int) -> Any:
 def train_epoch(ctx: StepContext, loader: Iterable[dict[str, Any]], pos: Position) -> EpochResult:
     """Run the rest of ``pos.epoch`` from ``pos.batch``; ``pos`` is advanced in place."""
     ctx.model.train()
+    if ctx.bn_eval:
+        set_bn_eval(ctx.model)
     world = dist.world_size()
     sums: dict[str, torch.Tensor] = {}
     count = 0

@@ -231,7 +231,7 @@ def fixres_stage(p: PipelineConfig, source: str) -> Stage:
     path = p.config_path(sec.config)
 
     def run(ctx: StageContext) -> StageResult:
-        from ssld.fixres import run_fixres
+        from ssld.engine.fixres import run_fixres
 
         raw = read_training_yaml(path, sec.overrides, "Pipeline.fixres")
         raw.setdefault("Global", {})["pretrained_model"] = str(ctx.stage_dir(source) / WEIGHTS)
