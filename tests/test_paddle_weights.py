@@ -245,3 +245,45 @@ def test_distillation_with_a_pdparams_teacher_through_ssld_train(refs: Path, tmp
     args = ["eval", "-c", str(write_config(tmp_path / "e.yaml", eval_cfg)), "--weights", teacher]
     assert main([*args, "--out", str(out_json)]) == 0
     assert json.loads(out_json.read_text())["count"] == 40
+
+
+# Families whose faithful networks ssld re-initialises by Paddle's rules (ssld.models.paddle.init).
+INIT_ARCHS = ["MobileNetV3_small_x1_0", "PPLCNet_x1_0", "MobileNetV1_x0_5", "MobileNetV2_x0_5", "ResNet18_vd",
+              "Res2Net50_26w_4s"]
+
+
+@pytest.mark.parametrize("name", INIT_ARCHS)
+def test_random_init_follows_paddleclas(refs: Path, name: str) -> None:
+    """A network built from scratch starts from PaddleClas's initial weights: every conv and linear weight has the
+    spread of PaddleClas's own random init (the refs keep those untouched), classifier included."""
+    torch.manual_seed(0)
+    model = timm.create_model(resolve_model_name(name), num_classes=CLASSES)
+    state = model.state_dict()
+    paddle = read_pdparams(refs / f"{name}.pdparams")
+    ratios = {}
+    for rule in rules_for(model):
+        for src, dst in _pairs(rule, state):
+            ref = np.asarray(paddle[src], dtype=np.float64)
+            if ref.ndim < 2 or ref.size < 256:
+                continue
+            ratios[dst] = float(state[dst].double().std()) / float((ref * rule.scale).std())
+    assert len(ratios) >= 10, f"{name}: only {len(ratios)} weights compared"
+    off = {k: round(v, 2) for k, v in ratios.items() if not 0.8 <= v <= 1.25}
+    assert not off, f"{name}: std ours / PaddleClas's outside [0.8, 1.25]: {off}"
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(bool((m.weight == 1).all()) and bool((m.bias == 0).all()) for m in bn)  # no zeroed last BN scale
+
+
+def test_paddleclas_bn_weight_decay_exemption_reaches_the_optimizer() -> None:
+    """MobileNetV3 and PP-LCNet exempt their BatchNorm parameters from L2 (``L2Decay(0.0)``); ResNet does not."""
+    from ssld.config.schema import OptimizerConfig
+    from ssld.engine.optim import param_groups
+
+    cfg = OptimizerConfig.model_validate({"name": "Momentum", "momentum": 0.9, "lr": {"name": "Cosine",
+                                          "learning_rate": 0.1}, "regularizer": {"name": "L2", "coeff": 1e-4}})
+    for name, bn_decay in (("MobileNetV3_small_x1_0", 0.0), ("PPLCNet_x0_25", 0.0), ("ResNet18_vd", 1e-4)):
+        model = timm.create_model(resolve_model_name(name), num_classes=CLASSES)
+        bn_ids = {id(p) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()}
+        decay = {id(p): g["weight_decay"] for g in param_groups(model, cfg) for p in g["params"]}
+        assert {decay[i] for i in bn_ids} == {bn_decay}, name
+        assert max(decay.values()) == pytest.approx(1e-4)

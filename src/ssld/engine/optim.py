@@ -1,7 +1,7 @@
 """Optimizer factory: PaddleClas ``Optimizer`` sections become torch optimizers with parameter groups.
 
 Groups split the trainable parameters two ways: weight decay or none (``one_dim_param_no_weight_decay``,
-``no_weight_decay_name``), and per-stage learning-rate multipliers (``lr_mult_list``). A multiplier is stored as
+``no_weight_decay_name``, or a parameter's own ``no_weight_decay`` attribute), and per-stage learning-rate multipliers (``lr_mult_list``). A multiplier is stored as
 the group's ``lr_scale``, which timm's schedulers apply every time they set the learning rate. Frozen parameters
 (the teacher) never enter the optimizer.
 """
@@ -48,6 +48,8 @@ def _lr_scales(model: nn.Module, mults: list[float], key: str) -> dict[str, floa
 
 
 def _no_decay(name: str, p: torch.Tensor, cfg: OptimizerConfig) -> bool:
+    if getattr(p, "no_weight_decay", False):  # set by the model (PaddleClas's L2Decay(0.0) on some BN layers)
+        return True
     if cfg.one_dim_param_no_weight_decay and p.ndim <= 1:
         return True
     return bool(cfg.no_weight_decay_name) and any(s in name for s in cfg.no_weight_decay_name.split())

@@ -31,6 +31,7 @@ from torch import nn
 
 from ssld.models.paddle.common import PaddleHardSigmoid, default_cfg
 from ssld.models.paddle.convert import Rule
+from ssld.models.paddle.init import init_like_paddle
 
 # PaddleClas's dropout before the classifier (MobileNetV3, PP-LCNet), folded into the classifier on conversion.
 HEAD_DROPOUT = 0.2
@@ -99,7 +100,9 @@ def _mnv3(variant: str, size: str, scale: float, pretrained: bool, **kwargs: Any
         "round_chs_fn": _keep, "act_layer": nn.Hardswish, "norm_layer": nn.BatchNorm2d, "drop_rate": HEAD_DROPOUT,
         "se_layer": partial(SqueezeExcite, gate_layer=gate, force_act_layer=nn.ReLU, rd_round_fn=int),
     }
-    return build_model_with_cfg(MobileNetV3, variant, pretrained, **(args | kwargs))
+    model = build_model_with_cfg(MobileNetV3, variant, pretrained, **(args | kwargs))
+    return model if pretrained else init_like_paddle(model, "xavier", bn_no_weight_decay=True,
+                                                        linear_scale=1.0 - model.drop_rate)
 
 
 # ---- MobileNetV1 ------------------------------------------------------------------------------------------------
@@ -114,7 +117,8 @@ def _mnv1(variant: str, scale: float, pretrained: bool, **kwargs: Any) -> Effici
         "block_args": _decode(_stages(rows, [s for _, s in _MNV1])), "num_features": 0, "stem_size": int(32 * scale),
         "fix_stem": True, "round_chs_fn": _keep, "act_layer": nn.ReLU, "norm_layer": nn.BatchNorm2d,
     }
-    return build_model_with_cfg(EfficientNet, variant, pretrained, **(args | kwargs))
+    model = build_model_with_cfg(EfficientNet, variant, pretrained, **(args | kwargs))
+    return model if pretrained else init_like_paddle(model, "kaiming", kaiming=lambda name, conv: True)
 
 
 # ---- MobileNetV2 ------------------------------------------------------------------------------------------------
@@ -141,7 +145,8 @@ def _mnv2(variant: str, scale: float, pretrained: bool, **kwargs: Any) -> Effici
         "stem_size": int(32 * scale), "fix_stem": True, "round_chs_fn": _keep, "act_layer": nn.ReLU6,
         "norm_layer": nn.BatchNorm2d,
     }
-    return build_model_with_cfg(EfficientNet, variant, pretrained, **(args | kwargs))
+    model = build_model_with_cfg(EfficientNet, variant, pretrained, **(args | kwargs))
+    return model if pretrained else init_like_paddle(model, "xavier")
 
 
 # ---- PP-LCNet ---------------------------------------------------------------------------------------------------
@@ -168,7 +173,14 @@ def _lcnet(variant: str, scale: float, pretrained: bool, **kwargs: Any) -> Mobil
         "drop_rate": HEAD_DROPOUT,
         "se_layer": partial(SqueezeExcite, gate_layer=gate, force_act_layer=nn.ReLU, rd_round_fn=int),
     }
-    return build_model_with_cfg(MobileNetV3, variant, pretrained, **(args | kwargs))
+    model = build_model_with_cfg(MobileNetV3, variant, pretrained, **(args | kwargs))
+    return model if pretrained else init_like_paddle(model, "xavier", kaiming=_lcnet_kaiming, bn_no_weight_decay=True,
+                                                        linear_scale=1.0 - model.drop_rate)
+
+
+def _lcnet_kaiming(name: str, conv: nn.Conv2d) -> bool:
+    """PP-LCNet gives its stem and block convs KaimingNormal; the squeeze-excite and head convs keep the default."""
+    return name != "conv_head" and ".se." not in f".{name}."
 
 
 # ---- registration -----------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from torch import nn
 
 from ssld.models.paddle.common import default_cfg
 from ssld.models.paddle.convert import Rule, conv_bn
+from ssld.models.paddle.init import init_like_paddle
 
 
 class PaddleResNet(ResNet):
@@ -54,7 +55,8 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
         args = {"block": BasicBlock, "layers": _BASIC[depth]}
     if vd:
         args |= {"stem_width": 32, "stem_type": "deep", "avg_down": True}
-    return build_model_with_cfg(PaddleResNet, variant, pretrained, **(args | kwargs))
+    model = build_model_with_cfg(PaddleResNet, variant, pretrained, **(args | kwargs))
+    return model if pretrained else init_like_paddle(model, "uniform")
 
 
 @register_model

@@ -19,6 +19,7 @@ from torch import nn
 
 from ssld.models.paddle.common import default_cfg
 from ssld.models.paddle.convert import Rule
+from ssld.models.paddle.init import init_like_paddle
 
 _DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 200: (3, 12, 48, 3)}
 _VARIANTS = {
@@ -45,7 +46,7 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
         else:
             pool = module.pool
             module.pool = nn.AvgPool2d(pool.kernel_size, pool.stride, pool.padding, count_include_pad=False)
-    return model
+    return model if pretrained else init_like_paddle(model, "uniform")
 
 
 def _register(name: str) -> None:
