@@ -1,0 +1,10 @@
+"""The Python API: ssld's distillation engine on your own ``nn.Module``s and torch Datasets, without YAML.
+
+``distill(teacher, student, train=..., val=..., loss="dml", epochs=..., lr=..., out_dir=...) -> TrainResult`` and
+``train(model, train=..., ...)`` run the same engine as ``ssld train -c X.yaml`` (checkpoints, exact resume, AMP,
+DDP under torchrun, ``metrics.jsonl``, TensorBoard). See docs/python_api.md.
+"""
+
+from ssld.api.training import TrainResult, distill, train
+
+__all__ = ["TrainResult", "distill", "train"]
