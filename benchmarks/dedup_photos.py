@@ -2,18 +2,20 @@
 
 The data is built here, never committed, from photographs that installable packages ship: the Debian wallpaper
 packages (``apt-get install gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers
-lomiri-wallpapers``; only the files in ``PHOTOS`` below, chosen by looking at them: photographs, not drawings or
-renders), scikit-image's photographs, and scikit-learn's two sample images when scikit-learn is installed.
+lomiri-wallpapers``), OpenCV's sample images (``apt-get install opencv-doc``), scikit-image's and matplotlib's
+photographs, and scikit-learn's two sample images when scikit-learn is installed; only the files named below,
+chosen by looking at them: photographs, not drawings or renders (of a stereo pair or an exposure series, one).
 
 Each photograph (long side capped at ``--max-side``) is cut into a grid of non-overlapping square crops of one
 size per photo, uniform in 128-256 px (so crops of the same photo - same light, same texture - are the hard
-negatives). Flat crops (grayscale standard deviation below ``--flat-std``) are dropped and counted. A third of
-the crops (at most ``--refs``) are the references ("val"), the rest the pool. For each seed, ``--plant`` edited
-copies of random references are added to the pool: resize, JPEG q30-90, crop 70-95 % of each side, flip,
-colour jitter, rotation 3-10 deg, blur, a text overlay, or a pair of two of these. Dedup runs without a
-teacher (hashes, the weight-free thumbnail descriptor, SIFT + RANSAC). Reported per seed: recall of the
-planted copies matched to their true source, share of the rest of the pool removed, per-edit recall, what each
-stage contributes (hash alone; + SIFT on hash candidates; + thumbnail shortlist), and the time of each part.
+negatives). Crops with structure (grayscale standard deviation >= ``--flat-std``) are split into references
+("val", a third, at most ``--refs``) and pool; flat crops (sky, walls, blur) go to the pool only, as
+distractors that no copy is planted from, and are counted apart. For each seed, ``--plant`` edited copies of
+random references are added to the pool: resize, JPEG q30-90, crop 70-95 % of each side, flip, colour jitter,
+rotation 3-10 deg, blur, a text overlay, or a pair of two of these. Dedup runs without a teacher (hashes, the
+weight-free thumbnail descriptor, the aligned NCC check, SIFT + RANSAC). Reported per seed: recall of the
+planted copies matched to their true source, share of the rest of the pool removed (all of it, and its crops
+with structure), per-edit recall, what each stage contributes, and the time of each part.
 
 ``--scale P,R`` times a P-image pool against R references built by re-using the distinct crops with a small
 jitter (1-6 px shift, brightness x0.97-1.03): such re-used crops are near-copies of each other, so only the time
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-from ssld.mining.dedup import decide, search, sift_verdicts
+from ssld.mining.dedup import align_verdicts, decide, search, sift_verdicts
 from ssld.mining.rules import Thresholds
 
 # photographs among the packages' wallpapers (visual check); Plasma's are directories with one image per size
@@ -48,9 +50,15 @@ PHOTOS = {
                           "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi"),
     "mate-backgrounds": ("Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops",
                          "Storm", "TwoWings", "Wood", "YellowFlower"),
+    "ukui/lomiri backgrounds": ("analogpattern_by_Peter_Nerlich", "Infinite-Sea_by_Aury88"),
+    # opencv-doc's sample photographs (one of each stereo pair / exposure series / video pair)
+    "opencv-doc": ("aero1", "aloeL", "apple", "baboon", "basketball1", "board", "box_in_scene", "building",
+                   "butterfly", "chicky_512", "ela_original", "fruits", "graf1", "home", "leuvenA",
+                   "licenseplate_motion", "messi5", "orange", "rubberwhale1", "squirrel_cls", "HappyFish"),
 }
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 SKIMAGE = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "hubble_deep_field", "immunohistochemistry",
-           "brick", "gravel", "grass", "moon", "retina")
+           "brick", "gravel", "grass", "moon", "retina", "stereo_motorcycle", "cell", "microaneurysms", "clock")
 EDITS = ("resize", "jpeg", "crop", "flip", "color", "rotate", "blur", "text")
 WORDS = ("SALE", "copyright 2024", "hello world", "#photo", "ssld", "sample text", "www", "42")
 
@@ -69,13 +77,27 @@ def find_photos() -> dict[str, Path | np.ndarray]:
     for name in PHOTOS["mate-backgrounds"]:
         if (f := Path("/usr/share/backgrounds/mate/nature") / f"{name}.jpg").is_file():
             out[f"mate/{name}"] = f
+    for name in PHOTOS["ukui/lomiri backgrounds"]:
+        if (f := Path("/usr/share/backgrounds") / f"{name}.jpg").is_file():
+            out[f"backgrounds/{name}"] = f
+    for name in PHOTOS["opencv-doc"]:
+        for f in sorted(OPENCV_DATA.glob(f"{name}.*"))[:1]:
+            out[f"opencv/{name}"] = f
     import skimage.data
 
     for name in SKIMAGE:
         try:
-            out[f"skimage/{name}"] = np.asarray(getattr(skimage.data, name)())
+            img = getattr(skimage.data, name)()
+            out[f"skimage/{name}"] = np.asarray(img[0] if isinstance(img, tuple) else img)  # a stereo pair: left
         except (AttributeError, ImportError, OSError, ValueError) as e:  # not shipped by this version
             print(f"skimage.data.{name}: not available ({type(e).__name__})")
+    try:
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            out["matplotlib/grace_hopper"] = np.asarray(Image.open(f).convert("RGB"))
+    except (ImportError, OSError, ValueError):
+        pass
     try:
         from sklearn.datasets import load_sample_images
 
@@ -97,9 +119,9 @@ def load_rgb(src: Path | np.ndarray, max_side: int) -> Image.Image:
 
 
 def cut_crops(photos: dict, out: Path, max_side: int, flat_std: float, rng: np.random.Generator) -> tuple[list, dict]:
-    """Non-overlapping square crops (one size per photo, 128-256 px), flat ones dropped; written as JPEG q95."""
+    """Non-overlapping square crops (one size per photo, 128-256 px), flat ones marked; written as JPEG q95."""
     (out / "crops").mkdir(parents=True, exist_ok=True)
-    crops, stats = [], {"photos": len(photos), "cut": 0, "flat_dropped": 0, "per_photo": {}}
+    crops, stats = [], {"photos": len(photos), "cut": 0, "flat": 0, "per_photo": {}}
     for name, src in photos.items():
         img = load_rgb(src, max_side)
         w, h = img.size
@@ -109,13 +131,12 @@ def cut_crops(photos: dict, out: Path, max_side: int, flat_std: float, rng: np.r
             for x in range(0, w - side + 1, side):
                 crop = img.crop((x, y, x + side, y + side))
                 stats["cut"] += 1
-                if float(np.asarray(crop.convert("L"), np.float32).std()) < flat_std:
-                    stats["flat_dropped"] += 1
-                    continue
+                flat = float(np.asarray(crop.convert("L"), np.float32).std()) < flat_std
+                stats["flat"] += flat
                 rel = f"crops/{len(crops):06d}.jpg"
                 crop.save(out / rel, quality=95)
-                crops.append({"path": rel, "photo": name})
-                kept += 1
+                crops.append({"path": rel, "photo": name, "flat": flat})
+                kept += not flat
         stats["per_photo"][name] = kept
     return crops, stats
 
@@ -175,13 +196,15 @@ def plant(refs: list, n: int, out: Path, root: Path, rng: np.random.Generator) -
     return planted
 
 
-def evaluate(matches: list, planted: list[dict], n_others: int) -> dict:
-    """Recall (right source), others removed, per-edit recall, by-method counts."""
+def evaluate(matches: list, planted: list[dict], n_others: int, flat: np.ndarray | None = None) -> dict:
+    """Recall (right source), others removed (of all, and of the crops with structure), per-edit recall,
+    by-method counts."""
     by_pool = {m.pool: m for m in matches}
     hit = [by_pool.get(n_others + j) is not None and by_pool[n_others + j].ref == p["ref"]
            for j, p in enumerate(planted)]
     wrong_source = sum(by_pool.get(n_others + j) is not None and not h for j, h in enumerate(hit))
-    others = sum(m.pool < n_others for m in matches)
+    others = [m.pool for m in matches if m.pool < n_others]
+    flat = np.zeros(n_others, bool) if flat is None else flat
     per_edit: dict[str, list[bool]] = {}
     for p, h in zip(planted, hit, strict=True):
         key = p["edits"][0] if len(p["edits"]) == 1 else "pair"
@@ -193,8 +216,11 @@ def evaluate(matches: list, planted: list[dict], n_others: int) -> dict:
         m = by_pool.get(n_others + j)
         if m is not None:
             methods[m.method] = methods.get(m.method, 0) + 1
-    return {"recall": float(np.mean(hit)), "others_removed": others / n_others, "others_removed_n": others,
-            "wrong_source": wrong_source, "copies_by_method": methods,
+    structured = [i for i in others if not flat[i]]
+    return {"recall": float(np.mean(hit)), "others_removed": len(others) / n_others, "others_removed_n": len(others),
+            "others_removed_structured": len(structured) / max(int((~flat).sum()), 1),
+            "others_removed_structured_n": len(structured), "wrong_source": wrong_source,
+            "copies_by_method": methods,
             "recall_by_edit": {k: [round(float(np.mean(v)), 3), len(v)] for k, v in sorted(per_edit.items())}}
 
 
@@ -204,41 +230,71 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
     pool_files = [str(root / p["path"]) for p in pool] + [p["path"] for p in planted]
     ref_files = [str(root / r["path"]) for r in refs]
     n = len(pool)
+    flat = np.array([bool(p.get("flat")) for p in pool])
     t0 = time.perf_counter()
     nb = search(pool_files, ref_files, None, None, k=th.k, workers=args.workers, progress=False)
     t1 = time.perf_counter()
-    sift = sift_verdicts(nb, th, pool_files, ref_files, workers=args.workers)
+    # the defaults' path: align the shortlist, SIFT only where the alignment did not accept
+    align = align_verdicts(nb, th, workers=args.workers)
     t2 = time.perf_counter()
-    full = decide(nb, th, sift=sift)
-    res = {"seed": seed, "pool": len(pool_files), "ref": len(ref_files), "planted": len(planted),
-           "seconds": {**nb.seconds, "search": t1 - t0, "sift": t2 - t1, "total": time.perf_counter() - t0},
-           "sift_judged": int(sift[1].sum()), "full": evaluate(full, planted, n)}
-    # what each stage contributes, on the same neighbours: hash alone; SIFT on the hash's candidates only
-    no_thumb = replace(nb, desc_sim=np.full_like(nb.desc_sim, -np.inf), desc_ref=np.full_like(nb.desc_ref, -1))
-    ts = time.perf_counter()
-    sift_hash = sift_verdicts(no_thumb, th, pool_files, ref_files, workers=args.workers)
-    res["hash only"] = evaluate(decide(no_thumb, th), planted, n)
-    res["hash + SIFT on hash candidates"] = {**evaluate(decide(no_thumb, th, sift=sift_hash), planted, n),
-                                             "seconds": time.perf_counter() - ts}
-    # the rules' trade-off on the same SIFT verdicts: min inliers, and the thumbnail rule where SIFT cannot judge
-    res["curve"] = []
-    for inl in (5, 6, 8, 10, 12):
-        for t_min, t_margin in ((1.01, 0.02), (0.95, 0.02), (0.92, 0.03), (0.9, 0.05)):
-            t = replace(th, sift_min_inliers=inl, thumb_min=t_min, thumb_margin=t_margin)
-            e = evaluate(decide(nb, t, sift=sift), planted, n)
-            res["curve"].append({"sift_min_inliers": inl, "thumb_min": t_min, "thumb_margin": t_margin,
-                                 "recall": e["recall"], "others_removed": e["others_removed"]})
-    # how far the shortlist reaches: the true source among the k thumbnail / hash neighbours
+    full = decide(nb, th, pool_files, ref_files, workers=args.workers, align=align)
+    t3 = time.perf_counter()
+    res = {"seed": seed, "pool": len(pool_files), "pool_flat": int(flat.sum()), "ref": len(ref_files),
+           "planted": len(planted), "aligned": len(align),
+           "seconds": {**nb.seconds, "search": t1 - t0, "align": t2 - t1, "sift_rest": t3 - t2, "total": t3 - t0},
+           "full": evaluate(full, planted, n, flat)}
     src = np.array([p["ref"] for p in planted])
     res["source_in_thumb_topk"] = float(np.mean((nb.desc_ref[n:] == src[:, None]).any(1)))
     res["source_in_hash_topk"] = float(np.mean((nb.hash_ref[n:] == src[:, None]).any(1)))
     res["source_thumb_top1"] = float(np.mean(nb.desc_ref[n:, 0] == src))
-    res["copies_sift_judged"] = float(np.mean(sift[1][n:]))
-    missed = [j for j in range(len(planted)) if not any(m.pool == n + j and m.ref == planted[j]["ref"] for m in full)]
+    by_pool = {m.pool: m for m in align}
+    res["source_aligned_best"] = float(np.mean([by_pool.get(n + j) is not None and by_pool[n + j].ref == p["ref"]
+                                                for j, p in enumerate(planted)]))
     res["missed_examples"] = [{**planted[j], "thumb_sim": float(nb.desc_sim[n + j, 0]),
-                               "thumb_src_rank": int(np.flatnonzero(nb.desc_ref[n + j] == planted[j]["ref"])[0])
-                               if (nb.desc_ref[n + j] == planted[j]["ref"]).any() else -1,
-                               "sift_judged": bool(sift[1][n + j])} for j in missed[:40]]
+                               "align": [by_pool[n + j].ref, round(by_pool[n + j].score, 3),
+                                         round(by_pool[n + j].margin, 2)] if n + j in by_pool else None}
+                              for j in range(len(planted))
+                              if not any(m.pool == n + j and m.ref == planted[j]["ref"] for m in full)][:40]
+    # the rules' trade-off on the same verdicts: NCC floor x distance ratio
+    res["curve"] = []
+    for a_min in (0.7, 0.75, 0.8, 0.85, 0.9):
+        for ratio in (1.5, 2.0, 2.5, 3.0, 4.0):
+            t = replace(th, align_min=a_min, align_ratio=ratio)
+            e = evaluate(decide(nb, t, align=align), planted, n, flat)
+            res["curve"].append({"align_min": a_min, "align_ratio": ratio, "recall": e["recall"],
+                                 "others_removed": e["others_removed"],
+                                 "others_removed_structured": e["others_removed_structured"]})
+    if not args.stages:
+        return res
+    # what each stage contributes, on the same neighbours (SIFT on every candidate, computed once)
+    ts = time.perf_counter()
+    sift = sift_verdicts(nb, th, pool_files, ref_files, workers=args.workers)
+    res["seconds"]["sift_all_candidates"] = time.perf_counter() - ts
+    res["sift_judged"] = int(sift[1].sum())
+    res["copies_sift_judged"] = float(np.mean(sift[1][n:]))
+    off = replace(th, align_min=2.0)
+    no_thumb = replace(nb, desc_sim=np.full_like(nb.desc_sim, -np.inf), desc_ref=np.full_like(nb.desc_ref, -1))
+    ts = time.perf_counter()
+    sift_hash = sift_verdicts(no_thumb, th, pool_files, ref_files, workers=args.workers)
+    res["seconds"]["sift_hash_candidates"] = time.perf_counter() - ts
+    stages = {"hash only": decide(no_thumb, off, align=[]),
+              "hash + SIFT on hash candidates": decide(no_thumb, off, sift=sift_hash, align=[]),
+              "+ thumbnail shortlist for SIFT (previous defaults)": decide(nb, off, sift=sift, align=[]),
+              "hash + aligned NCC, no SIFT": decide(nb, th, align=align),
+              "aligned NCC + SIFT on every candidate": decide(nb, th, sift=sift, align=align)}
+    res["stages"] = {k: evaluate(v, planted, n, flat) for k, v in stages.items()}
+    # where SIFT is worth its cost: the best aligned NCC of the copies only SIFT accepts, and of everything SIFT sees
+    acc = {m.pool for m in decide(nb, th, align=align) if m.method == "align"}
+    sift_ok = {m.pool: m.ref for m in sift[0] if m.score >= th.sift_min_inliers}
+    a_score = {m.pool: m.score for m in align}
+    only_sift = [a_score.get(n + j, -1.0) for j, p in enumerate(planted)
+                 if n + j not in acc and sift_ok.get(n + j) == p["ref"]]
+    res["align_score_of_copies_only_sift_finds"] = sorted(round(v, 3) for v in only_sift)
+    judged = np.flatnonzero(sift[1])
+    res["sift_gate"] = [{"gate": g, "sift_images": int(sum(a_score.get(int(i), -1.0) >= g and int(i) not in acc
+                                                        for i in judged)),
+                         "copies_only_sift_finds_kept": int(sum(v >= g for v in only_sift))}
+                        for g in (0.0, 0.3, 0.4, 0.5, 0.6)]
     return res
 
 
@@ -281,13 +337,15 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--plant", type=int, default=500)
     ap.add_argument("--refs", type=int, default=10000)
-    ap.add_argument("--max-side", type=int, default=4096)
+    ap.add_argument("--max-side", type=int, default=8192)
     ap.add_argument("--flat-std", type=float, default=12.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scale", default="", help="P,R: also time a P x R run on re-used crops, e.g. 60000,10000")
     ap.add_argument("--skip-seeds", action="store_true", help="only the --scale timing")
     ap.add_argument("--sift-contrast", type=float, default=None, help="SIFT contrast threshold (default: the module's)")
     ap.add_argument("--photos", type=int, default=0, help="use only the first N photographs (a quick smoke run)")
+    ap.add_argument("--no-stages", dest="stages", action="store_false",
+                    help="skip the per-stage breakdown (two more SIFT passes over every candidate)")
     args = ap.parse_args()
     if args.sift_contrast is not None:
         from ssld.mining import sift
@@ -305,10 +363,12 @@ def main() -> None:
         crops, stats = cut_crops(photos, root, args.max_side, args.flat_std, np.random.default_rng(0))
         index.write_text(json.dumps({"crops": crops, "stats": stats}))
     order = np.random.default_rng(0).permutation(len(crops))
-    n_ref = min(args.refs, len(crops) // 3)
-    refs, pool = [crops[i] for i in order[:n_ref]], [crops[i] for i in order[n_ref:]]
+    structured = [i for i in order if not crops[i].get("flat")]
+    n_ref = min(args.refs, len(structured) // 3)
+    refs = [crops[i] for i in structured[:n_ref]]
+    pool = [crops[i] for i in structured[n_ref:]] + [crops[i] for i in order if crops[i].get("flat")]
     th = Thresholds()
-    print(f"{stats['photos']} photos, {len(crops)} crops ({stats['flat_dropped']} flat of {stats['cut']} dropped); "
+    print(f"{stats['photos']} photos, {len(crops)} crops of which {stats['flat']} flat (pool-only distractors); "
           f"{len(refs)} references, {len(pool)} pool", flush=True)
     result = {"crops": {k: v for k, v in stats.items() if k != "per_photo"}, "per_photo": stats["per_photo"],
               "thresholds": asdict(th), "cpu": os.cpu_count(), "seeds": []}
@@ -316,17 +376,18 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             r = run_seed(seed, refs, pool, root, args, th)
             result["seeds"].append(r)
-            print(json.dumps({k: r[k] for k in ("seed", "seconds", "sift_judged")}), flush=True)
-            for name in ("hash only", "hash + SIFT on hash candidates", "full"):
-                e = r[name]
-                print(f"  {name:32s} recall {e['recall']:.3f}  others removed {100 * e['others_removed']:.3f}% "
-                      f"({e['others_removed_n']})  wrong source {e['wrong_source']}", flush=True)
+            print(json.dumps({k: r.get(k) for k in ("seed", "seconds", "aligned", "sift_judged")}), flush=True)
+            for name, e in {"defaults": r["full"], **r.get("stages", {})}.items():
+                print(f"  {name:50s} recall {e['recall']:.3f}  others removed {100 * e['others_removed']:.3f}% "
+                      f"({e['others_removed_n']}; of crops with structure "
+                      f"{100 * e['others_removed_structured']:.3f}%)  wrong source {e['wrong_source']}", flush=True)
             print(f"  per edit: {r['full']['recall_by_edit']}", flush=True)
             print(f"  source in thumb top-k {r['source_in_thumb_topk']:.3f}, top-1 {r['source_thumb_top1']:.3f}, "
-                  f"in hash top-k {r['source_in_hash_topk']:.3f}; copies SIFT judged {r['copies_sift_judged']:.3f}",
-                  flush=True)
+                  f"in hash top-k {r['source_in_hash_topk']:.3f}; aligned best = source "
+                  f"{r['source_aligned_best']:.3f}", flush=True)
             for row in r["curve"]:
                 print(f"    {row}", flush=True)
+            (root / "dedup_photos.json").write_text(json.dumps(result, indent=2))
     if args.scale:
         p, r = (int(v) for v in args.scale.split(","))
         result["scale"] = scale_run(crops, p, r, root, args, th)

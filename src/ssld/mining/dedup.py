@@ -4,9 +4,10 @@ Shortlist, then decide. ``search`` finds each pool image's nearest references tw
 (Hamming kNN) and by teacher embedding (cosine kNN), both in faiss, so the cost is near-linear in N + M.
 ``decide`` then calls a pool image a copy of reference r only when r is its best match *and* clearly better
 than the second-best distinct reference (a margin): at low resolution many different items look alike, so
-"most similar" alone is not "same photo". Pairs where both images are at least ``sift_min_size`` px on the
-short side are decided by SIFT + ratio test + RANSAC inliers instead when both have enough keypoints, and by
-the hash rule alone when they have not.
+"most similar" alone is not "same photo". Two verifications look at the shortlisted pairs themselves: the
+aligned normalised cross-correlation of small grayscale squares (:mod:`ssld.mining.align`, any size, cheap),
+and for pairs where both images are at least ``sift_min_size`` px on the short side, SIFT + ratio test + RANSAC
+inliers, run only on the pool images the alignment did not already accept.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import nn
 
 from ssld.mining.embed import as_stored, cosine_knn, embed_files
 from ssld.mining.hashing import HASH_BITS, compute_hashes, hamming_knn
-from ssld.mining.rules import Thresholds, desc_hits, rule_hits
+from ssld.mining.rules import Thresholds, align_hits, desc_hits, rule_hits
 from ssld.mining.sift import SiftVerifier
 
 log = logging.getLogger("ssld.mining")
@@ -46,6 +47,8 @@ class Neighbours:
     pool_ok: np.ndarray
     ref_ok: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
+    pool_sq: np.ndarray | None = None  # grayscale squares for the aligned NCC (ssld.mining.align)
+    ref_sq: np.ndarray | None = None
 
 
 @dataclass
@@ -113,7 +116,7 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
     gs, gr = _thumb_knn(ref_h, pool_h, ref_ok, k, thumb_knn)
     t3 = time.perf_counter()
     return Neighbours(hd, hr, es, er, gs, gr, pool_h.sizes, ref_h.sizes, pool_ok, ref_ok,
-                      {"hash": t1 - t0, "embed": t2 - t1, "knn": t3 - t2})
+                      {"hash": t1 - t0, "embed": t2 - t1, "knn": t3 - t2}, pool_h.square, ref_h.square)
 
 
 def _thumb_knn(ref_h, pool_h, ref_ok: np.ndarray, k: int, run: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -134,25 +137,37 @@ def _without_teacher(ref_h, pool_h, k: int, t0: float, t1: float, thumb_knn: boo
     es, er = np.full(gs.shape, -np.inf, np.float32), np.full(gr.shape, -1, np.int64)
     t2 = time.perf_counter()
     return Neighbours(hd, hr, es, er, gs, gr, pool_h.sizes, ref_h.sizes, pool_ok, ref_ok,
-                      {"hash": t1 - t0, "embed": 0.0, "knn": t2 - t1})
+                      {"hash": t1 - t0, "embed": 0.0, "knn": t2 - t1}, pool_h.square, ref_h.square)
 
 
 def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = None,
            ref_files: Sequence[str] | None = None, progress: bool = False, workers: int = 1,
-           sift: tuple[list[Match], np.ndarray] | None = None) -> list[Match]:
-    """Apply the rules: SIFT for large pairs (needs the file lists; ``workers`` processes), hash, thumbnail
-    then embedding margins otherwise. ``sift`` (from :func:`sift_verdicts`) reuses SIFT verdicts computed
-    once, e.g. to sweep thresholds."""
+           sift: tuple[list[Match], np.ndarray] | None = None,
+           align: list[Match] | None = None) -> list[Match]:
+    """Apply the rules, first that fires wins: SIFT for large pairs (needs the file lists; ``workers``
+    processes), the aligned NCC, then hash, thumbnail and embedding margins where SIFT could not judge.
+    ``sift`` (from :func:`sift_verdicts`) and ``align`` (from :func:`align_verdicts`) reuse verdicts computed
+    once, e.g. to sweep thresholds. SIFT runs only on pool images the alignment did not accept."""
+    if align is None:
+        align = align_verdicts(nb, th, workers)
+    small = lambda m: min(*nb.pool_size[m.pool], *nb.ref_size[m.ref]) < th.sift_min_size
+    aligned = [m for m in align if align_hits(np.float64(m.score), np.float64(m.margin), small(m), th)]
     hash_hit, emb_hit = rule_hits(nb, th)
     d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
     s1, s2 = nb.emb_sim[:, 0], nb.emb_sim[:, 1]
     large_pool = nb.pool_size.min(axis=1) >= th.sift_min_size
     large_ref = nb.ref_size.min(axis=1) >= th.sift_min_size
     if sift is None and pool_files is not None and ref_files is not None:
-        sift = sift_verdicts(nb, th, pool_files, ref_files, progress, workers)
-    # SIFT judged these (a copy or not): the other rules do not apply to them
+        skip = np.zeros(len(d1), bool)  # accepted by the alignment, or too far from any reference for SIFT
+        skip[[m.pool for m in aligned]] = True
+        skip[[m.pool for m in align if m.score < th.sift_align_gate]] = True
+        sift = sift_verdicts(nb, th, pool_files, ref_files, progress, workers, skip=skip)
+    # SIFT judged these (a copy or not): the hash, thumbnail and embedding rules do not apply to them
     verdicts, sift_tried = sift if sift is not None else ([], np.zeros(len(d1), bool))
     matches = [m for m in verdicts if m.score >= th.sift_min_inliers]
+    taken = {m.pool for m in matches}
+    matches += [m for m in aligned if m.pool not in taken]
+    taken |= {m.pool for m in aligned}
     # a large image SIFT could not judge (too few keypoints) is left to the hash and the thumbnail: a teacher
     # embedding says "same kind of thing", which is evidence of a copy only where images are too small for
     # anything better
@@ -160,6 +175,8 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     desc_hit = desc_hits(nb, th)
     g1, g2 = nb.desc_sim[:, 0], nb.desc_sim[:, 1]
     for i in np.flatnonzero((hash_hit | desc_hit | emb_hit) & ~sift_tried):
+        if int(i) in taken:
+            continue
         if hash_hit[i]:
             margin = float((d2[i] - d1[i]) / HASH_BITS) if np.isfinite(d2[i]) else 1.0
             matches.append(Match(int(i), int(nb.hash_ref[i, 0]), "phash", float(1 - d1[i] / HASH_BITS), margin))
@@ -173,15 +190,18 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
 
 
 def sift_verdicts(nb: Neighbours, th: Thresholds, pool_files: Sequence[str], ref_files: Sequence[str],
-                  progress: bool = False, workers: int = 1) -> tuple[list[Match], np.ndarray]:
-    """SIFT on the large candidates (hash, thumbnail or embedding close enough): ``(best verdict per judged
-    pool image as a Match scored by its inliers, mask of the pool images SIFT could judge)``."""
+                  progress: bool = False, workers: int = 1,
+                  skip: np.ndarray | None = None) -> tuple[list[Match], np.ndarray]:
+    """SIFT on the large candidates (hash, thumbnail or embedding close enough; not ``skip``): ``(best verdict
+    per judged pool image as a Match scored by its inliers, mask of the pool images SIFT could judge)``."""
     d1, s1 = nb.hash_dist[:, 0], nb.emb_sim[:, 0]
     large_pool = nb.pool_size.min(axis=1) >= th.sift_min_size
     large_ref = nb.ref_size.min(axis=1) >= th.sift_min_size
     with np.errstate(invalid="ignore"):
         cand = nb.pool_ok & large_pool & ((d1 <= th.sift_cand_hash) | (s1 >= th.sift_cand_sim)
                                           | (nb.desc_sim[:, 0] >= th.thumb_cand))
+    if skip is not None:
+        cand &= ~skip
     return _sift_pass(nb, np.flatnonzero(cand), pool_files, ref_files, large_ref, progress, workers)
 
 
@@ -229,6 +249,59 @@ def _verify(tasks: list[tuple[int, list[int]]], pool_files: Sequence[str], ref_f
         if conclusive:
             best, r = max(conclusive, key=lambda t: t[0].inliers)
             out.append((i, r, best.inliers, best.matches))
+    return out
+
+
+_SHARED: dict = {}  # the neighbours forked alignment workers read (not pickled per task)
+
+
+def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1) -> list[Match]:
+    """Aligned NCC (:class:`ssld.mining.align.Aligner`) of each pool image whose shortlist is close enough
+    (thumbnail similarity >= ``align_cand``, or a SIFT gate) against its ``align_k`` thumbnail neighbours and the
+    hash's and embedding's best two: the best reference per pool image as a Match (score = NCC, margin = the
+    distance ratio ``(1 - next NCC) / (1 - NCC)``, at most 100). Empty without the grayscale squares."""
+    if nb.pool_sq is None or nb.ref_sq is None:
+        return []
+    with np.errstate(invalid="ignore"):
+        cand = nb.pool_ok & ((nb.desc_sim[:, 0] >= th.align_cand) | (nb.hash_dist[:, 0] <= th.sift_cand_hash)
+                             | (nb.emb_sim[:, 0] >= th.sift_cand_sim))
+    tasks = []
+    for i in np.flatnonzero(cand):
+        refs = [int(r) for r in (*nb.desc_ref[i, : th.align_k], *nb.hash_ref[i, :2], *nb.emb_ref[i, :2])
+                if r >= 0 and nb.ref_ok[r]]
+        if refs:
+            tasks.append((int(i), list(dict.fromkeys(refs))))
+    _SHARED["nb"] = nb
+    try:
+        if workers > 1 and len(tasks) >= PARALLEL_MIN:
+            import multiprocessing as mp
+
+            chunks = [tasks[j::workers] for j in range(workers)]
+            with mp.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_align, chunks)
+            out = [m for part in parts for m in part]
+        else:
+            out = _align(tasks)
+    finally:
+        _SHARED.clear()
+    return sorted(out, key=lambda m: m.pool)
+
+
+def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
+    import cv2
+
+    from ssld.mining.align import Aligner
+
+    cv2.setNumThreads(1)
+    nb, aligner, out = _SHARED["nb"], Aligner(), []
+    for i, refs in tasks:
+        s = aligner.scores(nb.pool_sq[i], nb.pool_size[i], [(nb.ref_sq[r], nb.ref_size[r]) for r in refs])
+        best = int(np.argmax(s))
+        if s[best] <= -1:
+            continue
+        second = max(float(np.max(np.delete(s, best), initial=0.0)), 0.0)
+        ratio = min((1.0 - second) / max(1.0 - float(s[best]), 1e-6), 100.0)
+        out.append(Match(i, refs[best], "align", float(s[best]), ratio))
     return out
 
 
@@ -317,7 +390,7 @@ def write_dedup_outputs(out: str | os.PathLike[str], pool: Sequence, ref: Sequen
         w.writerow([os.path.relpath(pool[m.pool].path, root), os.path.relpath(ref[m.ref].path, ref_root),
                     m.method, f"{m.score:.4f}", f"{m.margin:.4f}"])
     atomic_write_text(out / "removed.csv", buf.getvalue())
-    order = {"sift": 0, "phash": 1, "thumb": 2, "embedding": 3}
+    order = {"sift": 0, "align": 1, "phash": 2, "thumb": 3, "embedding": 4}
     top = sorted(matches, key=lambda m: (order[m.method], -m.score))[:n_pairs]
     pairs_grid([(pool[m.pool].path, ref[m.ref].path, f"{m.method} {m.score:.3g}") for m in top], out / "pairs.png")
     by_method = {k: sum(m.method == k for m in matches) for k in order}

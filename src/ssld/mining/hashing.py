@@ -2,8 +2,9 @@
 
 Hashes survive resizing, recompression and mild colour changes; they catch exact and near-exact copies
 cheaply. Each reference is indexed twice (as is and mirrored), so a horizontally flipped copy in the pool
-lands next to its source too. One pass over the files also records each image's size (the SIFT gate) and its
-weight-free global descriptor views (:mod:`ssld.mining.globaldesc`), so each file is decoded once.
+lands next to its source too. One pass over the files also records each image's size (the SIFT gate), its
+weight-free global descriptor views (:mod:`ssld.mining.globaldesc`) and a small grayscale square for the aligned
+NCC check (:mod:`ssld.mining.align`), so each file is decoded once.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def image_hash(img: Image.Image) -> np.ndarray:
 
 
 class _HashDataset(Dataset):
-    """``ds[i]`` -> ``(i, hashes [v, 16] (as is, mirrored), (width, height), descriptors [views, d])``, or
-    ``(i, None, None, None)`` if unreadable."""
+    """``ds[i]`` -> ``(i, hashes [v, 16] (as is, mirrored), (width, height), descriptors [views, d], square)``,
+    or ``(i, None, None, None, None)`` if unreadable."""
 
     def __init__(self, files: Sequence[str], mirrored: bool, thumbs: bool | None = True, thumb_side: int = 64):
         self.files = list(files)
@@ -40,13 +41,15 @@ class _HashDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, tuple[int, int] | None, np.ndarray | None]:
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, tuple[int, int] | None, np.ndarray | None,
+                                           np.ndarray | None]:
         from ssld.data import load_image
+        from ssld.mining.align import square
         from ssld.mining.globaldesc import descriptor_views
 
         img = load_image(self.files[i])
         if img is None:
-            return i, None, None, None
+            return i, None, None, None, None
         gray = img.convert("L")
         codes = [image_hash(gray)]
         if self.mirrored:
@@ -55,7 +58,7 @@ class _HashDataset(Dataset):
             desc = descriptor_views(np.asarray(gray), reference=self.mirrored)
         else:  # not needed (a small image, thumbnail rule off): zeros match nothing
             desc = None
-        return i, np.stack(codes), img.size, desc
+        return i, np.stack(codes), img.size, desc, square(np.asarray(gray))
 
 
 def _keep(batch: list[Any]) -> list[Any]:
@@ -64,13 +67,15 @@ def _keep(batch: list[Any]) -> list[Any]:
 
 @dataclass
 class HashResult:
-    """Hashes ``codes [n, v, 16]`` (v = 1, or 2 with mirrored), sizes ``[n, 2]`` (w, h), a readable mask and the
-    global descriptors ``desc [n, views, d]`` (a reference's views with mirrored, one view otherwise)."""
+    """Hashes ``codes [n, v, 16]`` (v = 1, or 2 with mirrored), sizes ``[n, 2]`` (w, h), a readable mask, the
+    global descriptors ``desc [n, views, d]`` (a reference's views with mirrored, one view otherwise) and the
+    grayscale squares ``square [n, s, s]`` uint8 for :mod:`ssld.mining.align`."""
 
     codes: np.ndarray
     sizes: np.ndarray
     ok: np.ndarray
     desc: np.ndarray
+    square: np.ndarray
 
 
 def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 2, desc: str = "hash",
@@ -79,6 +84,7 @@ def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 
     (references) the mirrored hash and every descriptor view are computed too. Thumbnail descriptors are
     computed for every image with ``thumbs``, for none without, and with ``None`` only for images at least
     ``thumb_side`` px on the short side (those SIFT may verify)."""
+    from ssld.mining.align import SIDE as SQ
     from ssld.mining.globaldesc import REF_VIEWS, SIDE
 
     n, v = len(files), 2 if mirrored else 1
@@ -86,17 +92,18 @@ def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 
     sizes = np.zeros((n, 2), np.int64)
     ok = np.zeros(n, bool)
     descs = np.zeros((n, 2 * len(REF_VIEWS) if mirrored else 1, SIDE * SIDE), np.float32)
+    squares = np.zeros((n, SQ, SQ), np.uint8)
     loader = DataLoader(_HashDataset(files, mirrored, thumbs, thumb_side), batch_size=256, num_workers=workers,
                         collate_fn=_keep)
     with tqdm(total=n, unit="img", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
         for batch in loader:
-            for i, c, size, d in batch:
+            for i, c, size, d, sq in batch:
                 if c is not None:
-                    codes[i], sizes[i], ok[i] = c, size, True
+                    codes[i], sizes[i], ok[i], squares[i] = c, size, True, sq
                     if d is not None:
                         descs[i] = d
             bar.update(len(batch))
-    return HashResult(codes, sizes, ok, descs)
+    return HashResult(codes, sizes, ok, descs, squares)
 
 
 def hamming_knn(ref_codes: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

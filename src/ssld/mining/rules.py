@@ -32,6 +32,14 @@ class Thresholds:
     thumb_cand: float = 0.6  # global-descriptor similarity from which a large pool image goes to SIFT
     thumb_min: float = 1.01  # global-descriptor rule for small images (> 1: off; docs/mining.md has the curve)
     thumb_margin: float = 0.02
+    # aligned NCC (ssld/mining/align.py) of the shortlisted references: a copy when the best scores at least
+    # align_min and is align_ratio times closer (1 - NCC) than the next candidate (docs/mining.md has the curves)
+    align_min: float = 0.80
+    align_ratio: float = 3.0
+    align_cand: float = 0.5  # thumbnail similarity from which a pool image is aligned (or the SIFT gates)
+    align_k: int = 5  # thumbnail neighbours aligned per pool image (plus the hash's and embedding's best two)
+    align_small_min: float = 1.01  # align_min where pool image or reference is under sift_min_size (> 1: off)
+    sift_align_gate: float = 0.0  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
 
 
 def desc_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
@@ -41,6 +49,15 @@ def desc_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
     g1, g2 = nb.desc_sim[:, 0], nb.desc_sim[:, 1]
     with np.errstate(invalid="ignore"):
         return (g1 >= th.thumb_min) & (g1 - g2 >= th.thumb_margin) & (nb.desc_ref[:, 0] >= 0) & nb.pool_ok
+
+
+def align_hits(scores: np.ndarray, ratios: np.ndarray, small: np.ndarray, th: Thresholds) -> np.ndarray:
+    """Aligned-NCC rule on per-verdict scores and distance ratios ``(1 - next NCC) / (1 - best NCC)``: like
+    Lowe's ratio test, a copy is much closer to its source than to anything else, however similar the rest.
+    ``small`` pairs (an image under ``sift_min_size``) need ``align_small_min``."""
+    import numpy as np
+
+    return (scores >= np.where(small, th.align_small_min, th.align_min)) & (ratios >= th.align_ratio)
 
 
 def rule_hits(nb: Neighbours, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,126 @@
+"""Instance-level verification by aligned normalised cross-correlation (NCC), weight-free and cheap.
+
+A copy is the source seen through a similarity transform (a crop, a rescale, a small rotation, maybe a mirror)
+and a photometric change. Search that transform over a small grid - mirror or not, the share of the source the
+copy covers, the rotation - with every translation at once (``cv2.matchTemplate``), score the best fit by NCC
+(insensitive to brightness and contrast), first on 32 px thumbnails, then refine the best cell on 64 px ones.
+The template is the central part of the copy (a rotated copy's black corners and most text overlays stay out).
+Unlike SIFT this needs no keypoints, so smooth photographs and 28 px images are judged too; unlike a global
+descriptor it aligns before comparing, so crops and rotations keep their score. Each image needs only a small
+grayscale square kept from the hashing pass (:func:`square`), so no file is read again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+SIDE = 64  # stored square per image; its true aspect is restored from the image size
+FLAT_STD = 2.0  # gray levels: a template this flat carries no evidence
+
+
+def square(gray: np.ndarray, side: int = SIDE) -> np.ndarray:
+    """``side x side`` uint8 grayscale image (area-resized, aspect squashed; :func:`restore` undoes it)."""
+    interp = cv2.INTER_AREA if min(gray.shape) >= side else cv2.INTER_LINEAR
+    return cv2.resize(gray, (side, side), interpolation=interp)
+
+
+def restore(sq: np.ndarray, size: tuple[int, int], short: int) -> np.ndarray:
+    """A stored square back at its image's aspect (``size`` = (w, h)), short side ``short``, long side at most
+    ``2 * short``; float32."""
+    w, h = max(int(size[0]), 1), max(int(size[1]), 1)
+    f = short / min(w, h)
+    tw, th = min(round(w * f), 2 * short), min(round(h * f), 2 * short)
+    return cv2.resize(sq, (max(tw, 1), max(th, 1)), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The transforms searched: ``coverages`` (copy's extent / source's, along the binding side), ``angles``
+    (degrees), mirrored or not; then the best cell refined at ``fine`` px by ``fine_cov`` and ``fine_deg``."""
+
+    coverages: tuple[float, ...] = (1.0, 0.86, 0.74)
+    angles: tuple[float, ...] = (0.0, -5.0, 5.0, -10.0, 10.0)
+    inner: float = 0.8
+    coarse: int = 32
+    fine: int = 64
+    fine_cov: tuple[float, ...] = (0.95, 1.0, 1.05)
+    fine_deg: tuple[float, ...] = (-2.5, 0.0, 2.5)
+
+
+def _rotated(ref: np.ndarray, angle: float) -> np.ndarray:
+    if not angle:
+        return ref
+    h, w = ref.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    return cv2.warpAffine(ref, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _template(pool: np.ndarray, pool_size: tuple[int, int], ref_shape: tuple[int, int], cov: float, flip: bool,
+              inner: float) -> np.ndarray | None:
+    """The copy scaled so that it covers ``cov`` of the reference along its binding side, central part only."""
+    w, h = max(int(pool_size[0]), 1), max(int(pool_size[1]), 1)
+    rh, rw = ref_shape
+    s = min(cov, 1.0) * min(rw / w, rh / h)
+    tw, th = max(4, round(w * s * inner)), max(4, round(h * s * inner))
+    if tw > rw or th > rh:
+        return None
+    full = cv2.resize(pool, (max(4, round(w * s)), max(4, round(h * s))), interpolation=cv2.INTER_AREA)
+    y, x = (full.shape[0] - th) // 2, (full.shape[1] - tw) // 2
+    t = full[y : y + th, x : x + tw].astype(np.float32)
+    if flip:
+        t = np.ascontiguousarray(t[:, ::-1])
+    return t if float(t.std()) >= FLAT_STD else None
+
+
+def _best(ref: np.ndarray, templates: dict, angles, cells) -> tuple[float, tuple]:
+    best, arg = -1.0, ()
+    for angle in angles:
+        rot = _rotated(ref, angle)
+        for cell in cells:
+            t = templates.get(cell)
+            if t is None or t.shape[0] > rot.shape[0] or t.shape[1] > rot.shape[1]:
+                continue
+            score = float(cv2.minMaxLoc(cv2.matchTemplate(rot, t, cv2.TM_CCOEFF_NORMED))[1])
+            if score > best:
+                best, arg = score, (*cell, angle)
+    return best, arg
+
+
+class Aligner:
+    """Scores one pool image against its candidate references: best aligned NCC per reference."""
+
+    def __init__(self, grid: Grid | None = None):
+        self.grid = grid or Grid()
+
+    def scores(self, pool_sq: np.ndarray, pool_size, refs: list[tuple[np.ndarray, tuple[int, int]]],
+               refine: int = 2) -> np.ndarray:
+        """``refs`` = [(stored square, (w, h))]: coarse NCC over the grid for each, then the ``refine`` best
+        refined at the fine size. Returns ``[len(refs)]`` scores in [-1, 1] (-1: nothing to compare)."""
+        g = self.grid
+        pool_c = restore(pool_sq, pool_size, g.coarse)
+        cells = [(c, f) for f in (False, True) for c in g.coverages]
+        coarse = np.full(len(refs), -1.0, np.float32)
+        where: list[tuple] = [()] * len(refs)
+        cache: dict[tuple[int, int], dict] = {}
+        for j, (sq, size) in enumerate(refs):
+            ref = restore(sq, size, g.coarse)
+            if ref.shape not in cache:
+                cache[ref.shape] = {cell: _template(pool_c, pool_size, ref.shape, cell[0], cell[1], g.inner)
+                                    for cell in cells}
+            coarse[j], where[j] = _best(ref, cache[ref.shape], g.angles, cells)
+        out = coarse.copy()
+        pool_f = restore(pool_sq, pool_size, g.fine)
+        for j in np.argsort(-coarse)[:refine]:
+            if coarse[j] <= -1 or not where[j]:
+                continue
+            cov, flip, angle = where[j]
+            ref = restore(refs[j][0], refs[j][1], g.fine)
+            fine_cells = [(min(1.0, cov * k), flip) for k in g.fine_cov]
+            templates = {cell: _template(pool_f, pool_size, ref.shape, cell[0], cell[1], g.inner)
+                         for cell in fine_cells}
+            score, _ = _best(ref, templates, [angle + d for d in g.fine_deg], fine_cells)
+            out[j] = max(score, -1.0)
+        return out

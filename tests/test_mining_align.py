@@ -1,0 +1,85 @@
+"""Aligned NCC verification: crops, rotations and mirrors of real photographs score high against their source
+only; the verdicts do not depend on how many worker processes computed them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.fashion_mnist import fmnist
+from helpers.photos import write_photo_fixture
+from PIL import Image, ImageEnhance, ImageOps
+
+from ssld.mining.align import SIDE, Aligner, restore, square
+
+
+def _sq(img: Image.Image) -> tuple[np.ndarray, tuple[int, int]]:
+    return square(np.asarray(img.convert("L"))), img.size
+
+
+def _photo(tmp_path: Path, name: str) -> Image.Image:
+    with Image.open(tmp_path / "ref" / f"{name}.png") as f:
+        return f.convert("RGB")
+
+
+def test_square_and_restore_keep_the_aspect() -> None:
+    gray = np.tile(np.arange(200, dtype=np.uint8), (100, 1))  # 200 x 100, a horizontal ramp
+    sq = square(gray)
+    assert sq.shape == (SIDE, SIDE) and sq.dtype == np.uint8
+    back = restore(sq, (200, 100), 32)
+    assert back.shape == (32, 64) and back.dtype == np.float32
+    assert np.all(np.diff(back[16]) >= 0)  # still a left-to-right ramp
+
+
+def test_edited_photo_copies_align_with_their_source_only(tmp_path: Path) -> None:
+    fx = write_photo_fixture(tmp_path)
+    names = [Path(r).stem for r in fx["ref"]]
+    refs = [_sq(_photo(tmp_path, n)) for n in names]
+    aligner = Aligner()
+    src = _photo(tmp_path, "astronaut")
+    w, h = src.size
+    edits = {
+        "crop 75 % + jpeg": src.crop((int(0.2 * w), int(0.1 * h), int(0.95 * w), int(0.85 * h))),
+        "rotate 7 deg": src.rotate(7, resample=Image.BILINEAR),
+        "mirror + rotate -9 deg": ImageOps.mirror(src).rotate(-9, resample=Image.BILINEAR),
+        "crop 80 % + darker + half size": ImageEnhance.Brightness(
+            src.crop((0, int(0.2 * h), int(0.8 * w), h))).enhance(0.7).resize((int(0.4 * w), int(0.4 * h))),
+    }
+    for name, img in edits.items():
+        s = aligner.scores(*_sq(img), refs)
+        assert int(np.argmax(s)) == names.index("astronaut"), name
+        rest = np.delete(s, names.index("astronaut"))
+        assert s.max() >= 0.85 and (1 - rest.max()) / (1 - s.max()) >= 3, (name, s)
+    # unrelated photographs: nothing close
+    for other in fx["others"]:
+        with Image.open(tmp_path / other) as f:
+            s = aligner.scores(*_sq(f.convert("RGB")), refs)
+        assert s.max() < 0.8, (other, s)
+
+
+def test_small_images_rotated_and_cropped_copy_finds_its_source() -> None:
+    images, _ = fmnist(40)
+    refs = [(square(a), (28, 28)) for a in images]
+    src = Image.fromarray(images[7])
+    copy = ImageOps.mirror(src.rotate(8, resample=Image.BILINEAR)).crop((2, 1, 27, 26)).resize((36, 36))
+    s = Aligner().scores(*_sq(copy), refs)
+    assert int(np.argmax(s)) == 7 and s[7] >= 0.9
+
+
+def test_align_verdicts_same_with_forked_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssld.mining.dedup as dedup_mod
+    from ssld.mining.dedup import align_verdicts, search
+    from ssld.mining.rules import Thresholds
+
+    fx = write_photo_fixture(tmp_path)
+    pool = [str(tmp_path / c) for c in fx["copies"] + fx["others"]]
+    ref = [str(tmp_path / r) for r in fx["ref"]]
+    nb = search(pool, ref, None, None, workers=0, progress=False)
+    one = align_verdicts(nb, Thresholds(), workers=1)
+    monkeypatch.setattr(dedup_mod, "PARALLEL_MIN", 1)
+    two = align_verdicts(nb, Thresholds(), workers=2)
+    assert [(m.pool, m.ref, m.score, m.margin) for m in one] == [(m.pool, m.ref, m.score, m.margin) for m in two]
+    # every edited copy's best aligned reference is its source
+    best = {m.pool: ref[m.ref] for m in one}
+    assert all(best.get(i) == str(tmp_path / s) for i, s in enumerate(fx["copy_source"]))
