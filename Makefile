@@ -58,10 +58,11 @@ bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/run_all.py $(if $(PADDLECLAS_SRC),--paddleclas-src $(PADDLECLAS_SRC))
 
-# photographs for benchmarks/dedup_photos.py (Debian wallpaper packages; installed once, as root)
-WALLPAPERS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers lomiri-wallpapers
+# photographs for benchmarks/dedup_photos.py (Debian wallpaper packages, OpenCV's samples; installed once, as root)
+WALLPAPERS := gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers ukui-wallpapers lomiri-wallpapers opencv-doc
 photos:
-	@if [ -d /usr/share/backgrounds/mate/nature ] && [ -d /usr/share/wallpapers/Autumn ]; then \
+	@if [ -d /usr/share/backgrounds/mate/nature ] && [ -d /usr/share/wallpapers/Autumn ] \
+		&& [ -d /usr/share/doc/opencv-doc/examples/data ]; then \
 		true; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
