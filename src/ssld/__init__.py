@@ -1,24 +1,24 @@
 """ssld: semi-supervised label knowledge distillation (SSLD) for image classifiers, on PyTorch and timm.
 
-``import ssld`` loads nothing heavy; the Python API (``ssld.distill``, ``ssld.train``, ``ssld.TrainResult``,
-docs/python_api.md) is imported on first use.
+``import ssld`` loads nothing heavy (not even ``typing``); the Python API (``ssld.distill``, ``ssld.train``,
+``ssld.TrainResult``, docs/python_api.md) is imported on first use.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 _API = ("TrainResult", "distill", "train")
 __all__ = ["TrainResult", "__version__", "distill", "train"]
 
+TYPE_CHECKING = False  # type checkers take it as True, without importing typing at run time
 if TYPE_CHECKING:
     from ssld.api import TrainResult, distill, train
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _API:
         return getattr(importlib.import_module("ssld.api"), name)
     raise AttributeError(f"module 'ssld' has no attribute '{name}'")

@@ -8,6 +8,7 @@ and TensorBoard therefore behave as they do for ``ssld train -c X.yaml``.
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,8 @@ def _run(fn: str, model: nn.Module, loss_fn: nn.Module, cfg: Any, train: Data, v
 
     try:
         run = setup_run(cfg, RunParts(model, data, loss_fn, offline))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            atexit.register(_end_process_group)
         report = run_training(run)
     except UserError as e:
         raise argument_error(fn, str(e).removeprefix(f"ssld.{fn}: ")) from None
@@ -201,6 +204,12 @@ def _run(fn: str, model: nn.Module, loss_fn: nn.Module, cfg: Any, train: Data, v
         epochs=report["epochs"], steps=report["steps"], img_s=report["img_s"], out_dir=out,
         weights=out / "student.safetensors", checkpoint=out / "checkpoints" / "latest.pt",
         metrics=out / "metrics.jsonl", report=report)
+
+
+def _end_process_group() -> None:
+    """At exit, end the process group a torchrun launch started for the run (torch warns when it is left up)."""
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _class_name(model: nn.Module | None) -> str:
