@@ -78,6 +78,9 @@ def _loss_entries(fn: str, loss: str | list[dict[str, Any]], options: dict[str, 
     from ssld.losses import LOSSES, validate_loss_list
 
     if isinstance(loss, list):
+        if ce_weight or options:
+            raise UserError(f"ssld.{fn}: ce_weight and loss_options apply to a loss name; add the entries to the "
+                            "loss list instead")
         entries = loss
     else:
         names = DISTILL_LOSSES if distillation else SINGLE_LOSSES
@@ -186,7 +189,7 @@ def _run(fn: str, model: nn.Module, loss_fn: nn.Module, cfg: Any, train: Data, v
         loader, sampler = torch_loader(train, train=True, seed=seed, batch_size=batch_size, num_workers=num_workers,
                                        where="train", targets=targets)
         eval_loader = None
-        if val is not None:
+        if val is not None and cfg.Global.eval_during_train:
             eval_loader = torch_loader(val, train=False, seed=seed, batch_size=batch_size, num_workers=num_workers,
                                        where="val")[0]
         return RunData(loader, sampler, eval_loader, loader.batch_size, sampler.n, lambda i: f"item {i} of train")
