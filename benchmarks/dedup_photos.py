@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from ssld.mining.dedup import align_verdicts, decide, search, sift_verdicts
-from ssld.mining.rules import Thresholds
+from ssld.mining.rules import Thresholds, align_hits
 
 # photographs among the packages' wallpapers (visual check); Plasma's are directories with one image per size
 PHOTOS = {
@@ -255,15 +255,6 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
                                          round(by_pool[n + j].margin, 2)] if n + j in by_pool else None}
                               for j in range(len(planted))
                               if not any(m.pool == n + j and m.ref == planted[j]["ref"] for m in full)][:40]
-    # the rules' trade-off on the same verdicts: NCC floor x distance ratio
-    res["curve"] = []
-    for a_min in (0.7, 0.75, 0.8, 0.85, 0.9):
-        for ratio in (1.5, 2.0, 2.5, 3.0, 4.0):
-            t = replace(th, align_min=a_min, align_ratio=ratio)
-            e = evaluate(decide(nb, t, align=align), planted, n, flat)
-            res["curve"].append({"align_min": a_min, "align_ratio": ratio, "recall": e["recall"],
-                                 "others_removed": e["others_removed"],
-                                 "others_removed_structured": e["others_removed_structured"]})
     if not args.stages:
         return res
     # what each stage contributes, on the same neighbours (SIFT on every candidate, computed once)
@@ -281,21 +272,37 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
               "hash + SIFT on hash candidates": decide(no_thumb, off, sift=sift_hash, align=[]),
               "+ thumbnail shortlist for SIFT (previous defaults)": decide(nb, off, sift=sift, align=[]),
               "hash + aligned NCC, no SIFT": decide(nb, th, align=align),
-              "aligned NCC + SIFT on every candidate": decide(nb, th, sift=sift, align=align)}
+              "aligned NCC + SIFT on every candidate": decide(nb, th, sift=sift, align=align),
+              "defaults, recomputed from these verdicts": gated(nb, th, sift, align)}
     res["stages"] = {k: evaluate(v, planted, n, flat) for k, v in stages.items()}
-    # where SIFT is worth its cost: the best aligned NCC of the copies only SIFT accepts, and of everything SIFT sees
-    acc = {m.pool for m in decide(nb, th, align=align) if m.method == "align"}
-    sift_ok = {m.pool: m.ref for m in sift[0] if m.score >= th.sift_min_inliers}
-    a_score = {m.pool: m.score for m in align}
-    only_sift = [a_score.get(n + j, -1.0) for j, p in enumerate(planted)
-                 if n + j not in acc and sift_ok.get(n + j) == p["ref"]]
-    res["align_score_of_copies_only_sift_finds"] = sorted(round(v, 3) for v in only_sift)
-    judged = np.flatnonzero(sift[1])
-    res["sift_gate"] = [{"gate": g, "sift_images": int(sum(a_score.get(int(i), -1.0) >= g and int(i) not in acc
-                                                        for i in judged)),
-                         "copies_only_sift_finds_kept": int(sum(v >= g for v in only_sift))}
-                        for g in (0.0, 0.3, 0.4, 0.5, 0.6)]
+    # the trade-off on the same verdicts: NCC floor x distance ratio x the NCC from which SIFT looks
+    res["curve"] = []
+    for a_min in (0.75, 0.8, 0.85, 0.9):
+        for ratio in (2.0, 3.0, 4.0, 5.0, 8.0):
+            for gate in (0.3, 0.5, 0.6):
+                t = replace(th, align_min=a_min, align_ratio=ratio, sift_align_gate=gate)
+                e = evaluate(gated(nb, t, sift, align), planted, n, flat)
+                res["curve"].append({"align_min": a_min, "align_ratio": ratio, "sift_align_gate": gate,
+                                     "recall": round(e["recall"], 4), "others_removed": e["others_removed"],
+                                     "others_removed_structured": e["others_removed_structured"],
+                                     "sift_images": int(gated_sift_rows(t, sift, align).sum())})
     return res
+
+
+def gated_sift_rows(th: Thresholds, sift: tuple, align: list) -> np.ndarray:
+    """The pool images SIFT would check under ``th``: judged, not accepted by the alignment, NCC >= the gate."""
+    rows = sift[1].copy()
+    for m in align:
+        if align_hits(np.float64(m.score), np.float64(m.margin), False, th) or m.score < th.sift_align_gate:
+            rows[m.pool] = False
+    return rows
+
+
+def gated(nb, th: Thresholds, sift: tuple, align: list) -> list:
+    """``decide`` as the defaults run it (SIFT only where the alignment did not accept and NCC >= the gate),
+    from SIFT verdicts computed on every candidate."""
+    rows = gated_sift_rows(th, sift, align)
+    return decide(nb, th, sift=([m for m in sift[0] if rows[m.pool]], rows), align=align)
 
 
 def scale_run(crops: list, n_pool: int, n_ref: int, root: Path, args, th: Thresholds) -> dict:
@@ -385,8 +392,9 @@ def main() -> None:
             print(f"  source in thumb top-k {r['source_in_thumb_topk']:.3f}, top-1 {r['source_thumb_top1']:.3f}, "
                   f"in hash top-k {r['source_in_hash_topk']:.3f}; aligned best = source "
                   f"{r['source_aligned_best']:.3f}", flush=True)
-            for row in r["curve"]:
-                print(f"    {row}", flush=True)
+            for row in r.get("curve", []):
+                if row["others_removed"] <= 0.006:
+                    print(f"    {row}", flush=True)
             (root / "dedup_photos.json").write_text(json.dumps(result, indent=2))
     if args.scale:
         p, r = (int(v) for v in args.scale.split(","))

@@ -83,3 +83,35 @@ def test_align_verdicts_same_with_forked_workers(tmp_path: Path, monkeypatch: py
     # every edited copy's best aligned reference is its source
     best = {m.pool: ref[m.ref] for m in one}
     assert all(best.get(i) == str(tmp_path / s) for i, s in enumerate(fx["copy_source"]))
+
+
+def test_sift_checks_only_what_the_alignment_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIFT costs ~100x an alignment: the defaults run it only on pool images the alignment did not accept and
+    whose best aligned NCC reaches ``sift_align_gate``; with the alignment off, on every large candidate."""
+    import ssld.mining.dedup as dedup_mod
+    from ssld.mining.dedup import align_verdicts, decide, search
+    from ssld.mining.rules import Thresholds
+
+    fx = write_photo_fixture(tmp_path)
+    pool = [str(tmp_path / c) for c in fx["copies"] + fx["others"]]
+    ref = [str(tmp_path / r) for r in fx["ref"]]
+    nb = search(pool, ref, None, None, workers=0, progress=False)
+    seen: list[int] = []
+    real = dedup_mod._verify
+
+    def spy(tasks, *a, **k):
+        seen.extend(i for i, _ in tasks)
+        return real(tasks, *a, **k)
+
+    monkeypatch.setattr(dedup_mod, "_verify", spy)
+    th = Thresholds()
+    align = align_verdicts(nb, th)
+    accepted = {m.pool for m in decide(nb, th, align=align) if m.method == "align"}
+    below = {m.pool for m in align if m.score < th.sift_align_gate}
+    assert accepted and below  # copies accepted, unrelated photos far below the gate
+    matches = decide(nb, th, pool, ref, align=align)
+    assert not set(seen) & (accepted | below)
+    assert {m.pool for m in matches} == set(range(len(fx["copies"])))
+    seen.clear()
+    decide(nb, Thresholds(align_min=2.0, sift_align_gate=-2.0), pool, ref, align=align)
+    assert set(seen) >= accepted  # alignment off: SIFT sees every large candidate again

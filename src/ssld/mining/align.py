@@ -27,13 +27,17 @@ def square(gray: np.ndarray, side: int = SIDE) -> np.ndarray:
     return cv2.resize(gray, (side, side), interpolation=interp)
 
 
-def restore(sq: np.ndarray, size: tuple[int, int], short: int) -> np.ndarray:
+def restore(sq: np.ndarray, size: tuple[int, int], short: int, highpass: float = 0.0) -> np.ndarray:
     """A stored square back at its image's aspect (``size`` = (w, h)), short side ``short``, long side at most
-    ``2 * short``; float32."""
+    ``2 * short``; float32. With ``highpass`` > 0, minus its Gaussian blur of sigma ``highpass * short``: smooth
+    gradients (sky, walls, vignetting), which correlate with any other smooth gradient, are taken out."""
     w, h = max(int(size[0]), 1), max(int(size[1]), 1)
     f = short / min(w, h)
     tw, th = min(round(w * f), 2 * short), min(round(h * f), 2 * short)
-    return cv2.resize(sq, (max(tw, 1), max(th, 1)), interpolation=cv2.INTER_AREA).astype(np.float32)
+    img = cv2.resize(sq, (max(tw, 1), max(th, 1)), interpolation=cv2.INTER_AREA).astype(np.float32)
+    if highpass > 0:
+        img -= cv2.GaussianBlur(img, (0, 0), highpass * short, borderType=cv2.BORDER_REFLECT)
+    return img
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Grid:
     coverages: tuple[float, ...] = (1.0, 0.86, 0.74)
     angles: tuple[float, ...] = (0.0, -5.0, 5.0, -10.0, 10.0)
     inner: float = 0.8
+    highpass: float = 0.125
     coarse: int = 32
     fine: int = 64
     fine_cov: tuple[float, ...] = (0.95, 1.0, 1.05)
@@ -100,24 +105,24 @@ class Aligner:
         """``refs`` = [(stored square, (w, h))]: coarse NCC over the grid for each, then the ``refine`` best
         refined at the fine size. Returns ``[len(refs)]`` scores in [-1, 1] (-1: nothing to compare)."""
         g = self.grid
-        pool_c = restore(pool_sq, pool_size, g.coarse)
+        pool_c = restore(pool_sq, pool_size, g.coarse, g.highpass)
         cells = [(c, f) for f in (False, True) for c in g.coverages]
         coarse = np.full(len(refs), -1.0, np.float32)
         where: list[tuple] = [()] * len(refs)
         cache: dict[tuple[int, int], dict] = {}
         for j, (sq, size) in enumerate(refs):
-            ref = restore(sq, size, g.coarse)
+            ref = restore(sq, size, g.coarse, g.highpass)
             if ref.shape not in cache:
                 cache[ref.shape] = {cell: _template(pool_c, pool_size, ref.shape, cell[0], cell[1], g.inner)
                                     for cell in cells}
             coarse[j], where[j] = _best(ref, cache[ref.shape], g.angles, cells)
         out = coarse.copy()
-        pool_f = restore(pool_sq, pool_size, g.fine)
+        pool_f = restore(pool_sq, pool_size, g.fine, g.highpass)
         for j in np.argsort(-coarse)[:refine]:
             if coarse[j] <= -1 or not where[j]:
                 continue
             cov, flip, angle = where[j]
-            ref = restore(refs[j][0], refs[j][1], g.fine)
+            ref = restore(refs[j][0], refs[j][1], g.fine, g.highpass)
             fine_cells = [(min(1.0, cov * k), flip) for k in g.fine_cov]
             templates = {cell: _template(pool_f, pool_size, ref.shape, cell[0], cell[1], g.inner)
                          for cell in fine_cells}

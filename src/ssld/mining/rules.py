@@ -35,11 +35,11 @@ class Thresholds:
     # aligned NCC (ssld/mining/align.py) of the shortlisted references: a copy when the best scores at least
     # align_min and is align_ratio times closer (1 - NCC) than the next candidate (docs/mining.md has the curves)
     align_min: float = 0.80
-    align_ratio: float = 3.0
+    align_ratio: float = 5.0
     align_cand: float = 0.5  # thumbnail similarity from which a pool image is aligned (or the SIFT gates)
     align_k: int = 5  # thumbnail neighbours aligned per pool image (plus the hash's and embedding's best two)
     align_small_min: float = 1.01  # align_min where pool image or reference is under sift_min_size (> 1: off)
-    sift_align_gate: float = 0.0  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
+    sift_align_gate: float = 0.5  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
 
 
 def desc_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
