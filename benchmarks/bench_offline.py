@@ -25,7 +25,7 @@ from bench_distill_step import SsldStep, cached_batches, loader_batches, make_ru
 def store_for(data: Path, cfg: Any) -> Path:
     """Soft-label store of ``data/train_labeled.txt`` by the config's teacher (``ssld label``; written once)."""
     from ssld.cli import main as ssld_main
-    from ssld.mining.store import read_manifest
+    from ssld.data.store import read_manifest
 
     weights = str(cfg.Arch.model_specs()["Teacher"].pretrained)
     out = common.OUT / f"store_{data.name}_{Path(weights).parent.name}"

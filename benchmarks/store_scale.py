@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ssld.mining.select import select_topk
-from ssld.mining.store import (
+from ssld.data.store import (
     SoftLabelStore,
     merge_shards,
     write_manifest_pending,

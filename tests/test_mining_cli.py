@@ -14,7 +14,7 @@ from ssld.cli import main
 from ssld.config import load_config
 from ssld.config.schema import ModelSpec
 from ssld.data import ImageListDataset, build_transform, read_list
-from ssld.mining.store import SoftLabelStore
+from ssld.data.store import SoftLabelStore
 from ssld.mining.teacher import load_teacher
 from ssld.models import build_model, create_model, save_safetensors
 from ssld.utils.io import sha256_file

@@ -12,9 +12,9 @@ from helpers.fashion_mnist import write_fmnist_list
 from helpers.models import TinyNet
 
 from ssld.data import ImageListDataset, build_transform, read_list
+from ssld.data.store import SoftLabelStore, completed_shards
 from ssld.errors import UserError
 from ssld.mining.label import label
-from ssld.mining.store import SoftLabelStore, completed_shards
 
 META = {"teacher": "tiny", "weights_sha256": "0" * 64, "transform": [], "source_sha256": "1" * 64}
 

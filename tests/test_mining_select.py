@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from ssld.cli import main
+from ssld.data.store import SoftLabelStore
 from ssld.errors import UserError
 from ssld.mining.select import select_topk
-from ssld.mining.store import SoftLabelStore
 from ssld.utils.io import write_json
 
 PATHS = ["e.png", "d.png", "c.png", "b.png", "a.png", "f.png", "g.png", "h.png"]

@@ -21,11 +21,11 @@ from PIL import Image, ImageOps
 from ssld.cli import main
 from ssld.config.schema import ModelSpec
 from ssld.data import ImageListDataset, build_transform, read_list
+from ssld.data.store import SoftLabelStore
 from ssld.mining.dedup import decide, search
 from ssld.mining.embed import store_embeddings
 from ssld.mining.label import label
 from ssld.mining.rules import Thresholds
-from ssld.mining.store import SoftLabelStore
 from ssld.models import create_model, save_safetensors
 
 
@@ -191,7 +191,7 @@ def test_pipeline_labels_the_pool_once_then_dedups_and_selects(tmp_path: Path) -
 
 def test_dedup_sharded_over_ranks_equals_unsharded(tmp_path: Path, monkeypatch) -> None:
     """torchrun: each rank dedups one block of the pool against all references, rank 0 merges; same outputs."""
-    from ssld.engine import distributed
+    from ssld.utils import distributed
 
     pool, ref = _pool_with_copies(tmp_path)
     cfg, weights = _teacher(tmp_path)

@@ -9,6 +9,8 @@ import json
 import os
 import runpy
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +141,7 @@ def test_a_dataloader_gives_its_batch_size_and_a_loss_module_is_called_with_logi
 
 
 def test_offline_store_targets_stand_in_for_the_teacher(models: tuple[nn.Module, nn.Module], tmp_path: Path) -> None:
-    from ssld.mining.store import merge_shards, write_shard
+    from ssld.data.store import merge_shards, write_shard
 
     data = RandomFlips(80)
     names = [f"img/{i}.png" for i in range(len(data))]
@@ -183,3 +185,43 @@ def test_mistakes_are_one_line_naming_the_argument(models: tuple[nn.Module, nn.M
         ssld.distill(None, student, train=data, out_dir=tmp_path / "x")
     with pytest.raises(UserError, match="^ssld.train: train: items must be"):
         ssld.train(student, train=[("a.png", 1)] * 4, out_dir=tmp_path / "x", device="cpu")
+
+
+DDP_SCRIPT = """
+import json, sys
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+import ssld
+from ssld.data.fashion_mnist import find_idx_files, read_idx
+
+idx = find_idx_files()
+x = torch.from_numpy(read_idx(idx["train_x"])[:261].copy()).float().div(255).unsqueeze(1)
+y = torch.from_numpy(read_idx(idx["train_y"])[:261].astype("int64"))
+torch.manual_seed(0)
+def cnn(w):
+    return nn.Sequential(nn.Conv2d(1, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(4 * w, 10))
+result = ssld.distill(cnn(8), cnn(4), train=TensorDataset(x[:160], y[:160]), val=TensorDataset(x[160:], y[160:]),
+                      epochs=2, batch_size=16, lr=0.05, out_dir=sys.argv[1], device="cpu")
+digest = float(sum(p.double().sum() for p in result.model.parameters()))
+print(json.dumps({"rank": torch.distributed.get_rank(), "count": result.report["count"], "steps": result.steps,
+                  "world": result.report["world_size"], "digest": digest}))
+"""
+
+
+def test_torchrun_two_processes_shard_the_data_and_agree(tmp_path: Path) -> None:
+    script = tmp_path / "ddp_api.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=150, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = sorted((json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")),
+                  key=lambda r: r["rank"])
+    assert [r["rank"] for r in rows] == [0, 1]
+    for r in rows:  # 160 images / (2 ranks x 16) = 5 steps per epoch; 101 val images counted once
+        assert (r["world"], r["steps"], r["count"]) == (2, 10, 101)
+    assert rows[0]["digest"] == rows[1]["digest"]  # DDP kept the students identical
+    assert (tmp_path / "out" / "student.safetensors").is_file()

@@ -157,7 +157,7 @@ class StoreTargets:
 def _store_targets(fn: str, store_dir: str | Path, data: Data, paths: Sequence[str] | None, image_root: str,
                    classes: int | None) -> StoreTargets:
     from ssld.data.soft_targets import store_rows
-    from ssld.mining.store import SoftLabelStore
+    from ssld.data.store import SoftLabelStore
 
     if not Path(store_dir).is_dir():
         raise UserError(f"ssld.{fn}: soft_labels: soft-label store not found: {store_dir} (write it with "

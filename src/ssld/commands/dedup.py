@@ -59,107 +59,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--knn", type=int, default=_T.k, help=f"neighbours searched per pool image (default {_T.k})")
 
 
+def thresholds_from(values: dict[str, object]) -> Thresholds:
+    """Thresholds from option values named like the fields (``knn`` is ``k``); other names are left out."""
+    from dataclasses import fields
+
+    given = {("knn" if f.name == "k" else f.name): f.name for f in fields(Thresholds)}
+    return Thresholds(**{field: values[name] for name, field in given.items() if name in values})
+
+
 def run(args: argparse.Namespace) -> int:
     import os
-    import time
-    from dataclasses import asdict, replace
-    from pathlib import Path
 
     from ssld.commands.options import check_ranges
     from ssld.config import load_config
-    from ssld.data import read_list
-    from ssld.engine import distributed as dist
-    from ssld.engine.amp import resolve_precision
-    from ssld.errors import UserError
-    from ssld.mining.dedup import (
-        decide,
-        dedup_transform,
-        merge_parts,
-        save_part,
-        search,
-        shard_rows,
-        write_dedup_outputs,
-    )
-    from ssld.mining.label import progress_enabled
-    from ssld.mining.teacher import load_teacher, resolve_device
+    from ssld.mining.jobs import dedup_images
 
     check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "pairs": (0, None), "hash_max": (0, 128),
                         "hash_margin": (0, 128), "sim_min": (-1, 1), "sim_margin": (0, 2),
                         "sift_min_size": (1, None), "sift_min_inliers": (1, None),
                         "thumb_margin": (0, 2)})
-    if args.knn < 2:
-        raise UserError("--knn: must be at least 2 (the margin needs a second-best reference)")
-    ref_root = args.ref_root or args.root
-    pool = read_list(args.pool, args.root)
-    ref = read_list(args.ref, ref_root)
-    if not pool:
-        raise UserError(f"--pool {args.pool}: no images in the list")
-    if not ref:
-        raise UserError(f"--ref {args.ref}: no images in the list")
     cfg = load_config(args.config, args.override)
-    split = cfg.DataLoader.Eval or cfg.DataLoader.Train
-    if split is None:
-        raise UserError(f"DataLoader.Eval: missing in {args.config}; dedup needs its transform_ops")
-    device = resolve_device(cfg)
-    dist.init_from_env(device)
-    rank, world = dist.rank(), dist.world_size()
-    try:
-        teacher = load_teacher(cfg, args.weights, device)
-        th = Thresholds(args.hash_max, args.hash_margin, args.sim_min, args.sim_margin, args.sift_min_size,
-                        _T.sift_cand_sim, _T.sift_cand_hash, args.sift_min_inliers, args.knn, args.thumb_cand,
-                        args.thumb_min, args.thumb_margin)
-        workers = split.loader.num_workers if args.workers is None else args.workers
-        t0 = time.perf_counter()
-        # torchrun: each rank takes one block of the pool (all references), rank 0 merges
-        rows = shard_rows(len(pool), rank, world)
-        pool_files, ref_files = [pool[i].path for i in rows], [s.path for s in ref]
-        pool_embed = _store_embeddings(args.store, pool_files, teacher, split) if args.store else None
-        nb = search(pool_files, ref_files, teacher.model, dedup_transform(cfg, split), k=th.k,
-                    batch_size=args.batch_size or split.sampler.batch_size, workers=workers, device=device,
-                    amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress_enabled(rank),
-                    pool_embed=pool_embed, thumb_knn=True if th.thumb_min <= 1 else None,
-                    sift_side=th.sift_min_size)
-        matches = decide(nb, th, pool_files, ref_files, progress=progress_enabled(rank), workers=max(1, workers))
-        matches = [replace(m, pool=int(rows[m.pool])) for m in matches]
-        from_store = int(pool_embed[1].sum()) if pool_embed else 0
-        if world > 1:
-            save_part(Path(args.out), rank, rows, nb, matches, {"from_store": from_store})
-            dist.barrier()
-            if rank != 0:
-                return 0
-            nb, matches, counts = merge_parts(Path(args.out), world, len(pool))
-            from_store = counts["from_store"]
-    finally:
-        dist.shutdown()
-    report = write_dedup_outputs(args.out, pool, ref, args.root, ref_root, nb, matches, args.pairs,
-                                 extra={"thresholds": asdict(th), "teacher": teacher.model_name,
-                                        "weights_sha256": teacher.weights_sha256, "store": args.store,
-                                        "pool_embeddings_from_store": from_store, "ranks": world,
-                                        "seconds_total": time.perf_counter() - t0})
+    result = dedup_images(args.pool, args.ref, args.root, cfg, args.out, ref_root=args.ref_root,
+                          weights=args.weights, store=args.store, thresholds=thresholds_from(vars(args)),
+                          batch_size=args.batch_size, workers=args.workers, pairs=args.pairs,
+                          config_name=args.config)
+    if result is None:  # a rank other than 0 under torchrun
+        return 0
+    report = result.report
     print(f"dedup: {report['removed']} of {report['pool']} pool images removed as copies of {report['ref']} "
           f"references ({report['by_method']}); kept {report['kept']} -> {os.path.join(args.out, 'kept.txt')}")
     if report["skipped_pool"] or report["skipped_ref"]:
         print(f"  unreadable or missing: {len(report['skipped_pool'])} pool, {len(report['skipped_ref'])} "
               "reference (kept in kept.txt; listed in dedup_report.json)")
     return 0
-
-
-def _store_embeddings(store_dir: str, pool_files: list[str], teacher, split):
-    """Pool embeddings from a labeled store, refused when another teacher or transform wrote it."""
-    import os
-
-    from ssld.errors import UserError
-    from ssld.mining.embed import store_embeddings
-    from ssld.mining.store import SoftLabelStore
-
-    store = SoftLabelStore.open(store_dir)
-    m = store.manifest
-    if m.get("weights_sha256") != teacher.weights_sha256 or m.get("teacher") != teacher.model_name:
-        raise UserError(f"--store {store_dir}: labeled by {m.get('teacher')} (weights sha256 "
-                        f"{str(m.get('weights_sha256'))[:12]}), not by this teacher {teacher.model_name} "
-                        f"({teacher.weights_sha256[:12]}); its embeddings would not match the references'")
-    if m.get("transform") != split.dataset.transform_ops:
-        raise UserError(f"--store {store_dir}: labeled with transform_ops {m.get('transform')}, dedup's config "
-                        f"has {split.dataset.transform_ops}; label with the same config (--transform eval)")
-    root = m.get("image_root") or "."
-    return store_embeddings(store, [os.path.relpath(f, root) for f in pool_files])

@@ -30,14 +30,15 @@ def run(args: argparse.Namespace) -> int:
     from ssld.config import load_config
     from ssld.data import build_loader
     from ssld.data.loader import config_options
-    from ssld.engine import distributed as dist
     from ssld.engine import evaluate
     from ssld.engine.amp import resolve_precision
     from ssld.engine.attr_metrics import attr_threshold
     from ssld.engine.evaluate import inference_model
-    from ssld.engine.model_setup import build, resolve_device, use_channels_last
+    from ssld.engine.model_setup import build, use_channels_last
     from ssld.errors import UserError
     from ssld.models import load_weights
+    from ssld.utils import distributed as dist
+    from ssld.utils.device import resolve_device
     from ssld.utils.io import write_json
 
     if args.image_size is not None and not 1 <= args.image_size <= 8192:

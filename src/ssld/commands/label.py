@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 HELP = "soft-label an image list with the teacher into a store (top-k probabilities, resumable, torchrun-able)"
 EXAMPLES = """\
@@ -37,52 +36,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ssld.commands.options import check_ranges
     from ssld.config import load_config
-    from ssld.data import ImageListDataset, build_transform, read_list
-    from ssld.engine import distributed as dist
-    from ssld.engine.amp import resolve_precision
-    from ssld.errors import UserError
-    from ssld.mining.label import label
-    from ssld.mining.teacher import load_teacher, resolve_device
-    from ssld.utils.io import sha256_file
+    from ssld.mining.jobs import label_images
 
     check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "shard_size": (1, None)})
-    if args.topk < 1:
-        raise UserError("--topk: must be at least 1")
     cfg = load_config(args.config, args.override)
-    split = cfg.DataLoader.Eval if args.transform == "eval" else cfg.DataLoader.Train
-    if split is None:
-        key = "Eval" if args.transform == "eval" else "Train"
-        raise UserError(f"DataLoader.{key}: missing in {args.config}; label needs its transform_ops")
-    samples = read_list(args.list, args.root)  # labels are ignored: any integer is fine here
-    if not samples:
-        raise UserError(f"--list {args.list}: no images in the list; nothing to label")
-    device = resolve_device(cfg)
-    dist.init_from_env(device)
-    rank = dist.rank()
-    try:
-        teacher = load_teacher(cfg, args.weights, device)
-        ops = split.dataset.transform_ops
-        dataset = ImageListDataset(samples, build_transform(ops, fit_size=cfg.Global.image_shape[1:]))
-        meta = {
-            "teacher": teacher.model_name, "teacher_key": teacher.name, "weights": teacher.weights,
-            "weights_sha256": teacher.weights_sha256, "transform": ops, "transform_split": args.transform,
-            "source_list": str(args.list), "source_sha256": sha256_file(args.list),
-            "image_root": str(args.root),
-        }
-        manifest = label(
-            dataset, teacher.model, args.out,
-            paths=[os.path.relpath(s.path, args.root) for s in samples], files=[s.path for s in samples],
-            meta=meta, num_classes=teacher.num_classes, topk=args.topk, full=args.full, embed=args.embed,
-            batch_size=args.batch_size or split.sampler.batch_size,
-            workers=split.loader.num_workers if args.workers is None else args.workers,
-            shard_size=args.shard_size, device=device, amp_dtype=resolve_precision(cfg.AMP, device).dtype,
-        )
-    finally:
-        dist.shutdown()
-    if rank == 0:
-        skipped = manifest.get("skipped", [])
-        print(f"labeled {manifest.get('count', 0)} images into {args.out} (top-{manifest['k']}"
-              f"{', full probabilities' if args.full else ''}); skipped {len(skipped)}")
-        for s in skipped[:10]:
+    result = label_images(args.list, args.root, cfg, args.out, weights=args.weights, topk=args.topk, full=args.full,
+                          embed=args.embed, transform=args.transform, batch_size=args.batch_size,
+                          workers=args.workers, shard_size=args.shard_size, config_name=args.config)
+    if result is not None:  # rank 0
+        print(f"labeled {result.count} images into {args.out} (top-{result.manifest['k']}"
+              f"{', full probabilities' if args.full else ''}); skipped {len(result.skipped)}")
+        for s in result.skipped[:10]:
             print(f"  skipped ({s['reason']}): {s['path']}")
     return 0

@@ -31,48 +31,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ssld.commands.options import check_ranges
-    from ssld.data import write_list
-    from ssld.errors import UserError
-    from ssld.mining.plots import class_count_chart
-    from ssld.mining.select import (
-        merge_with_labeled,
-        rows_in_list,
-        select_topk,
-        selected_entries,
-        selection_stats,
-    )
-    from ssld.mining.store import SoftLabelStore
-    from ssld.utils.io import write_json
+    from ssld.mining.jobs import select_images
 
     check_ranges(args, {"min_score": (0, 1)})  # a probability
-    if args.k < 1:
-        raise UserError(f"--k: must be a positive number of images per class, got {args.k}")
-    if args.merged_out and not args.merge:
-        raise UserError("--merged-out: needs --merge LABELED.txt")
-    store = SoftLabelStore.open(args.store)
-    only = rows_in_list(store, args.keep) if args.keep else None
-    sel = select_topk(store, args.k, args.min_score, args.multi_label, only)
-    entries = selected_entries(store, sel, args.assign_label)
-    out = Path(args.out)
-    merged = merge_with_labeled(args.merge, entries) if args.merge else None
-    write_list(out, entries)
-    stats = selection_stats(sel, args.min_score, args.multi_label)
-    stats.update(store=str(args.store), image_root=store.manifest.get("image_root"), list=str(out))
-    if only is not None:
-        stats.update(keep_list=str(args.keep), store_rows_kept=int(only.sum()), store_rows=len(store))
-    if merged is not None:
-        merged_out = Path(args.merged_out) if args.merged_out else out.with_name("merged.txt")
-        write_list(merged_out, merged)
-        stats.update(merged_list=str(merged_out), merged_total=len(merged))
-    write_json(out.with_name("select_stats.json"), stats)
-    class_count_chart(sel.selected, sel.candidates, args.k, out.with_name("select_counts.png"))
-    short = stats["classes_short_of_k"]
-    print(f"selected {stats['total']} entries ({stats['unique_images']} images) over {store.num_classes} classes "
-          f"into {out}; {len(short)} classes had fewer than {args.k} candidates"
+    result = select_images(args.store, args.k, args.out, keep=args.keep, min_score=args.min_score,
+                           multi_label=args.multi_label, assign_label=args.assign_label, merge=args.merge,
+                           merged_out=args.merged_out)
+    stats, short = result.stats, result.stats["classes_short_of_k"]
+    print(f"selected {stats['total']} entries ({stats['unique_images']} images) over {result.num_classes} classes "
+          f"into {result.out}; {len(short)} classes had fewer than {args.k} candidates"
           + (f": {short[:20]}" if short else ""))
-    if merged is not None:
-        print(f"merged list: {stats['merged_list']} ({len(merged)} entries, labeled first)")
+    if result.merged is not None:
+        print(f"merged list: {result.merged} ({stats['merged_total']} entries, labeled first)")
     return 0

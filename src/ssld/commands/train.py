@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ssld.config import load_config
-    from ssld.engine import distributed as dist
     from ssld.engine import train
+    from ssld.utils import distributed as dist
 
     cfg = load_config(args.config, args.override)
     rank = dist.rank()

@@ -70,7 +70,7 @@ class SoftTargetDataset(torch.utils.data.Dataset):
     @classmethod
     def open(cls, dataset: ImageListDataset, store_dir: str, image_root: str) -> SoftTargetDataset:
         """Open the store at ``store_dir`` (``UserError`` when it is missing, incomplete or damaged)."""
-        from ssld.mining.store import SoftLabelStore
+        from ssld.data.store import SoftLabelStore
 
         if not os.path.isdir(store_dir):
             raise UserError(f"{WHERE}: soft-label store not found: {store_dir} (write it with `ssld label`)")

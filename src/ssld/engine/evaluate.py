@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssld.engine import distributed as dist
 from ssld.engine import watchdog
 from ssld.engine.amp import Precision
 from ssld.engine.metrics import topk_hits
+from ssld.utils import distributed as dist
 
 
 def inference_model(model: nn.Module) -> nn.Module:

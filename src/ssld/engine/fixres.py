@@ -29,12 +29,12 @@ import torch
 from torch import nn
 
 from ssld.config.schema import DataSplitConfig, FixResConfig, SSLDConfig
-from ssld.engine import distributed as dist
 from ssld.engine.amp import Precision
 from ssld.engine.run_setup import RunData, RunParts, setup_run
 from ssld.engine.train_loop import set_bn_eval
 from ssld.engine.trainer import run_training
 from ssld.errors import UserError
+from ssld.utils import distributed as dist
 
 __all__ = ["evaluate_at", "fixres_enabled", "fixres_size", "fixres_split", "freeze_all_but_classifier",
            "recalibrate_bn", "resolved", "run_fixres", "set_bn_eval"]
@@ -178,10 +178,10 @@ def run_fixres(cfg: SSLDConfig) -> dict[str, Any]:
     ``fixres_report.json`` (besides a training run's files) into ``Global.output_dir`` and returns the report
     (accuracies before and after). ``Global.checkpoints`` resumes an interrupted finetune at the exact step."""
     from ssld.engine.amp import resolve_precision
-    from ssld.engine.model_setup import resolve_device
     from ssld.export import load_infer_model
     from ssld.losses import build_loss
     from ssld.models import save_safetensors
+    from ssld.utils.device import resolve_device
     from ssld.utils.io import write_json
 
     g = cfg.Global

@@ -15,24 +15,13 @@ import torch
 from torch import nn
 
 from ssld.config.schema import SSLDConfig
-from ssld.engine import distributed as dist
 from ssld.engine.optim import trainable_parts
 from ssld.errors import UserError
+from ssld.utils import distributed as dist
 
 log = logging.getLogger("ssld.engine")
 
 _WRAPPER_SEGMENTS = ("module.", "_orig_mod.")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; ``gpu``/``cuda`` without a GPU is a UserError."""
-    if name in ("gpu", "cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"Global.device: '{name}' requested but no CUDA device is available (use auto or cpu)")
-        return torch.device("cuda", dist.local_rank())
-    if name == "auto" and torch.cuda.is_available():
-        return torch.device("cuda", dist.local_rank())
-    return torch.device("cpu")
 
 
 _CPU_CHANNELS_LAST_WARNING = (

@@ -97,7 +97,7 @@ def build_offline(cfg: SSLDConfig) -> tuple[nn.Module, OfflineTeacher] | None:
     if not arch.is_distillation or len(frozen) != 1:
         raise UserError(f"{WHERE}: offline targets need a DistillationModel with exactly one frozen teacher "
                         f"(Arch.freeze_params_list marks {len(frozen)})")
-    from ssld.mining.store import read_manifest
+    from ssld.data.store import read_manifest
 
     manifest = read_manifest(_existing(directory))
     if manifest is None or not manifest.get("complete"):

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssld.engine import distributed as dist
 from ssld.engine.checkpoint import restore_rng, rng_state
 from ssld.engine.model_setup import TrainModel
 from ssld.engine.train_loop import Position
+from ssld.utils import distributed as dist
 
 log = logging.getLogger("ssld.engine")
 

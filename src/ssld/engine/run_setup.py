@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from ssld.config.schema import SSLDConfig
-from ssld.engine import distributed as dist
 from ssld.engine.amp import Precision, resolve_precision
 from ssld.engine.batch_ops import BatchTransform, build_batch_transform
 from ssld.engine.checkpoint import config_hash, load_checkpoint
@@ -32,7 +31,6 @@ from ssld.engine.model_setup import (
     build,
     load_pretrained,
     prepare,
-    resolve_device,
     warn_random_teacher,
 )
 from ssld.engine.offline_teacher import OfflineTeacher, build_offline
@@ -42,6 +40,8 @@ from ssld.engine.scheduler import build_scheduler
 from ssld.engine.tensorboard import metrics_log
 from ssld.engine.train_loop import Position
 from ssld.errors import UserError
+from ssld.utils import distributed as dist
+from ssld.utils.device import resolve_device
 
 log = logging.getLogger("ssld.engine")
 

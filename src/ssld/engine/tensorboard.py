@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ssld.engine import distributed as dist
 from ssld.engine.metrics import MetricsLog
 from ssld.errors import UserError
+from ssld.utils import distributed as dist
 
 KEY = "Global.tensorboard"
 _NOT_SCALARS = {"kind", "epoch", "step", "time", "count", "bad", "ema_count", "ema_bad"}

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ssld.engine import distributed as dist
 from ssld.engine import watchdog
 from ssld.engine.amp import Precision
 from ssld.engine.metrics import MetricsLog, Throughput
+from ssld.utils import distributed as dist
 
 if TYPE_CHECKING:
     from typing_extensions import Self

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from ssld.config.schema import SSLDConfig
-from ssld.engine import distributed as dist
 from ssld.engine.attr_metrics import attr_threshold, selection_metric
 from ssld.engine.checkpoint import save_checkpoint
 from ssld.engine.evaluate import evaluate
@@ -35,6 +34,7 @@ from ssld.engine.train_loop import (
 )
 from ssld.engine.watchdog import Watchdog
 from ssld.errors import UserError
+from ssld.utils import distributed as dist
 from ssld.utils.io import write_json
 
 __all__ = ["build_train_loss", "run_training", "train_model"]

@@ -15,9 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ssld.data.store import SoftLabelStore
 from ssld.errors import UserError
 from ssld.mining.hashing import best_per_ref
-from ssld.mining.store import SoftLabelStore
 
 
 def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -26,15 +26,15 @@ from tqdm import tqdm
 
 from ssld import __version__
 from ssld.data import collate
-from ssld.engine import distributed as dist
-from ssld.errors import UserError
-from ssld.mining.store import (
+from ssld.data.store import (
     completed_shards,
     merge_shards,
     read_manifest,
     write_manifest_pending,
     write_shard,
 )
+from ssld.errors import UserError
+from ssld.utils import distributed as dist
 
 log = logging.getLogger("ssld.mining")
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ssld.data.store import SoftLabelStore
 from ssld.errors import UserError
-from ssld.mining.store import SoftLabelStore
 
 
 @dataclass

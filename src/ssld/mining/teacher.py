@@ -30,16 +30,6 @@ class Teacher:
     weights_sha256: str
 
 
-def resolve_device(cfg: SSLDConfig) -> torch.device:
-    """``Global.device``: CUDA (this process's GPU under torchrun) when asked for or available, else CPU."""
-    want = cfg.Global.device
-    if want in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UserError(f"Global.device: '{want}' asked for but no CUDA device is available (use 'auto' or 'cpu')")
-    if want != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
 def teacher_spec(cfg: SSLDConfig) -> tuple[str, ModelSpec, str | bool]:
     """``(name, spec, weights)`` of the teacher: the single model, or the first frozen sub-model."""
     arch = cfg.Arch

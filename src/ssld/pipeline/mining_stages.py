@@ -1,37 +1,67 @@
 """Mining stages: soft-label the pool with the teacher, dedup it against val, select the top-k per class.
 
-They run the same code as ``ssld label``, ``ssld dedup`` and ``ssld select`` (in-process), with the run's lists
-and the teacher stage's config and weights. One teacher pass over the pool: label stores each image's pooled
-embedding beside its soft labels, dedup reads them (``--store``) instead of running the teacher again, and
-select ranks only the images dedup kept (``--keep``). Label resumes its own shards after a kill.
+They call the library functions ``ssld label``, ``ssld dedup`` and ``ssld select`` call
+(:mod:`ssld.mining.jobs`), with the run's lists and the teacher stage's config and weights. One teacher pass over
+the pool: label stores each image's pooled embedding beside its soft labels, dedup reads them (``store``) instead
+of running the teacher again, and select ranks only the images dedup kept (``keep``). Label resumes its own shards
+after a kill.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
+from ssld.errors import UserError
+from ssld.mining.rules import Thresholds
 from ssld.pipeline.config import PipelineConfig
 from ssld.pipeline.runner import Stage, StageContext, StageResult
-from ssld.pipeline.shared import data_lists, invoke
+from ssld.pipeline.shared import data_lists
 from ssld.pipeline.training import WEIGHTS, count_lines
 
 CLEAN_POOL = "kept.txt"
 SELECTED = "selected.txt"
 
 
+_DEDUP_RUN_OPTIONS = ("batch_size", "workers", "pairs")
+
+
+def dedup_options(options: dict[str, Any]) -> tuple[Thresholds, dict[str, Any]]:
+    """``Pipeline.dedup.options`` (named as ``ssld dedup``'s options, ``knn`` for ``k``) as thresholds and the
+    other arguments of :func:`ssld.mining.jobs.dedup_images`; an unknown name is a one-line error."""
+    names = {("knn" if f.name == "k" else f.name): f.name for f in fields(Thresholds)}
+    unknown = sorted(set(options) - set(names) - set(_DEDUP_RUN_OPTIONS))
+    if unknown:
+        raise UserError(f"Pipeline.dedup.options.{unknown[0]}: unknown dedup option "
+                        f"(known: {', '.join(sorted([*names, *_DEDUP_RUN_OPTIONS]))})")
+    try:
+        th = Thresholds(**{names[k]: v for k, v in options.items() if k in names})
+    except TypeError as e:
+        raise UserError(f"Pipeline.dedup.options: {e}") from None
+    return th, {k: v for k, v in options.items() if k in _DEDUP_RUN_OPTIONS}
+
+
+def _teacher_config(ctx: StageContext) -> tuple[Any, Path]:
+    """The teacher stage's config (as it trained) and its weights file."""
+    from ssld.config import load_config
+
+    teacher = ctx.stage_dir("teacher")
+    return load_config(teacher / "config.yaml"), teacher / WEIGHTS
+
+
 def dedup_stage(p: PipelineConfig) -> Stage:
     sec = p.pipeline.dedup
+    dedup_options(sec.options)  # an unknown option fails before any stage runs
 
     def run(ctx: StageContext) -> StageResult:
-        teacher = ctx.stage_dir("teacher")
-        argv = ["dedup", "--pool", str(ctx.stage_dir("data") / "unlabeled.txt"),
-                "--ref", str(ctx.stage_dir("data") / "val.txt"), "--root", data_lists(ctx)[0],
-                "-c", str(teacher / "config.yaml"), "--weights", str(teacher / WEIGHTS), "--out", str(ctx.dir),
-                "--store", str(ctx.stage_dir("label") / "store")]
-        for key, value in sec.options.items():
-            flag = "--" + key.replace("_", "-")
-            argv += [flag] if value is True else ([] if value is False else [flag, str(value)])
-        invoke(argv)
+        from ssld.mining.jobs import dedup_images
+
+        cfg, weights = _teacher_config(ctx)
+        thresholds, extra = dedup_options(sec.options)
+        dedup_images(ctx.stage_dir("data") / "unlabeled.txt", ctx.stage_dir("data") / "val.txt",
+                     data_lists(ctx)[0], cfg, ctx.dir, weights=str(weights), store=ctx.stage_dir("label") / "store",
+                     thresholds=thresholds, config_name=str(ctx.stage_dir("teacher") / "config.yaml"), **extra)
         pool = count_lines(ctx.stage_dir("data") / "unlabeled.txt")
         clean = count_lines(ctx.dir / CLEAN_POOL)
         return StageResult({"pool": pool, "clean_pool": clean, "removed": pool - clean, "pairs_image": "dedup/pairs.png",
@@ -42,13 +72,15 @@ def dedup_stage(p: PipelineConfig) -> Stage:
 
 def label_with_teacher(ctx: StageContext, p: PipelineConfig, image_list: Path, store: Path,
                        embed: bool = False) -> None:
-    """Soft-label ``image_list`` with the teacher stage's network into ``store`` (``ssld label`` with the
-    ``label`` stage's settings; resumes its shards after a kill); ``embed`` also stores pooled embeddings."""
-    sec, teacher = p.pipeline.label, ctx.stage_dir("teacher")
-    invoke(["label", "--list", str(image_list), "--root", data_lists(ctx)[0], "-c", str(teacher / "config.yaml"),
-            "--weights", str(teacher / WEIGHTS), "--out", str(store), "--topk", str(sec.topk),
-            "--batch-size", str(sec.batch_size), "--shard-size", str(sec.shard_size)]
-           + ([] if embed else ["--no-embed"]))
+    """Soft-label ``image_list`` with the teacher stage's network into ``store`` (the ``label`` stage's settings;
+    resumes its shards after a kill); ``embed`` also stores pooled embeddings."""
+    from ssld.mining.jobs import label_images
+
+    sec = p.pipeline.label
+    cfg, weights = _teacher_config(ctx)
+    label_images(image_list, data_lists(ctx)[0], cfg, store, weights=str(weights), topk=sec.topk, embed=embed,
+                 batch_size=sec.batch_size, shard_size=sec.shard_size,
+                 config_name=str(ctx.stage_dir("teacher") / "config.yaml"))
 
 
 def label_stage(p: PipelineConfig) -> Stage:
@@ -92,16 +124,14 @@ def select_stage(p: PipelineConfig) -> Stage:
     dedup = p.pipeline.dedup.enabled
 
     def run(ctx: StageContext) -> StageResult:
-        import json
+        from ssld.mining.jobs import select_images
 
-        store = str(ctx.stage_dir("label") / "store")
-        common = ["--store", store, "--k", str(sec.k), "--min-score", str(sec.min_score)]
-        common += ["--keep", str(ctx.stage_dir("dedup") / CLEAN_POOL)] if dedup else []
-        common += ["--multi-label"] if sec.multi_class else []
-        invoke(["select", *common, "--out", str(ctx.dir / SELECTED)])
+        common = {"keep": ctx.stage_dir("dedup") / CLEAN_POOL if dedup else None, "min_score": sec.min_score,
+                  "multi_label": sec.multi_class}
+        store = ctx.stage_dir("label") / "store"
+        stats = select_images(store, sec.k, ctx.dir / SELECTED, **common).stats
         # the teacher's class of each selected image, for the analysis-only precision against hidden labels
-        invoke(["select", *common, "--out", str(ctx.dir / "analysis" / "pseudo_labels.txt"), "--assign-label"])
-        stats = json.loads((ctx.dir / "select_stats.json").read_text())
+        select_images(store, sec.k, ctx.dir / "analysis" / "pseudo_labels.txt", assign_label=True, **common)
         precision = truth_precision(ctx.dir / "analysis" / "pseudo_labels.txt",
                                     ctx.stage_dir("data") / "unlabeled_truth.txt")
         metrics = {"selected": count_lines(ctx.dir / SELECTED), "k": sec.k,

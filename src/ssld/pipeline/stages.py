@@ -30,7 +30,7 @@ from ssld.pipeline.mining_stages import (
     select_stage,
 )
 from ssld.pipeline.runner import Stage, StageContext, StageResult
-from ssld.pipeline.shared import data_lists, invoke
+from ssld.pipeline.shared import data_lists
 from ssld.pipeline.training import (
     WEIGHTS,
     Lists,
@@ -255,9 +255,14 @@ def export_stage(p: PipelineConfig, model_stage: str) -> Stage:
     def run(ctx: StageContext) -> StageResult:
         cfg_path = ctx.stage_dir(model_stage) / "config.yaml"
         weights = ctx.stage_dir(model_stage) / WEIGHTS
+        from ssld.config import load_config
+        from ssld.export import PARITY_ATOL, export_model
+
         size = ctx.upstream[model_stage].get("metrics", {}).get("test_size")  # a FixRes model runs at its size
-        invoke(["export", "-c", str(cfg_path), "--weights", str(weights), "--out", str(ctx.dir),
-                "--format", ",".join(sec.formats)] + (["--image-size", str(size)] if size else []))
+        result = export_model(load_config(cfg_path), weights, ctx.dir, list(sec.formats), image_size=size)
+        if not result.ok:
+            raise UserError(f"Pipeline.export: parity check failed (tolerance {PARITY_ATOL:g}); see "
+                            f"{ctx.dir / 'export_report.json'}")
         outputs = sorted(str(f.relative_to(ctx.dir)) for f in ctx.dir.rglob("*")
                          if f.is_file() and f.name not in ("started.json", "done.json"))
         return StageResult({"formats": sec.formats, "model_stage": model_stage}, outputs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from ssld.utils.format import format_seconds
+
 
 class StageRow(NamedTuple):
     """One line of the status table."""
@@ -14,14 +16,6 @@ class StageRow(NamedTuple):
     seconds: float | None
     metric_name: str | None
     metric: Any
-
-
-def format_seconds(seconds: float | None) -> str:
-    """``75.3`` -> ``1m15s``; None -> ``-``."""
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{seconds:.1f}s"
 
 
 def _metric_text(row: StageRow) -> str:

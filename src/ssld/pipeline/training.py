@@ -114,8 +114,8 @@ def evaluate_weights(cfg: SSLDConfig, weights: Path, list_path: str, image_root:
     from ssld.data import build_loader
     from ssld.data.loader import config_options
     from ssld.engine import evaluate
-    from ssld.engine.model_setup import resolve_device
     from ssld.models import create_model, load_weights
+    from ssld.utils.device import resolve_device
 
     arch = cfg.Arch
     if arch.is_distillation:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ssld.errors import UserError
-from ssld.pipeline.status import format_seconds
 from ssld.report.plots import accuracy_bars, learning_curves, read_metrics
 from ssld.report.tables import (
     describe_loss,
@@ -19,6 +18,7 @@ from ssld.report.tables import (
     result_rows,
     stage_records,
 )
+from ssld.utils.format import format_seconds
 from ssld.utils.io import atomic_write_text
 
 TRAINING = ("teacher", "baseline", "distill", "finetune", "fixres")

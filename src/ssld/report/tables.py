@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ssld.pipeline.status import format_seconds
+from ssld.utils.format import format_seconds
 
 MODEL_STAGES = ("teacher", "baseline", "distill", "finetune", "fixres")
 ROW_NAMES = {
