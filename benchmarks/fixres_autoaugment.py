@@ -78,7 +78,7 @@ def main() -> None:
     from ssld.data.fashion_mnist import export
     from ssld.engine import train
     from ssld.engine.fixres import evaluate_at, fixres_split, recalibrate_bn, run_fixres
-    from ssld.export import load_infer_model
+    from ssld.models.infer import load_infer_model
 
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -91,7 +91,7 @@ def main() -> None:
     t = time.perf_counter()
     train(rrc)
     weights = out / "rrc" / "student.safetensors"
-    model = load_infer_model(rrc, weights)
+    model = load_infer_model(rrc.Arch, weights)
     at28, at32 = evaluate_at(model, rrc, 28), evaluate_at(model, rrc, 32)
     rows += [("FixRes", "RandomResizedCrop student, test 28 px (x1)", pct(at28)),
              ("FixRes", "same weights, test 32 px (x1.15)", pct(at32))]

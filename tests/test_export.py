@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from ssld.cli import main
 from ssld.config.schema import ModelSpec
+from ssld.deploy.export import PARITY_ATOL, export_model
 from ssld.errors import UserError
-from ssld.export import PARITY_ATOL, export_model
 from ssld.models import create_model, save_safetensors
 
 

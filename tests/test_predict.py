@@ -18,7 +18,7 @@ from PIL import Image
 from ssld.cli import main
 from ssld.config.schema import ModelSpec
 from ssld.data.fashion_mnist import CLASSES
-from ssld.export import export_model
+from ssld.deploy.export import export_model
 from ssld.models import create_model, save_safetensors
 
 

@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 from ssld.cli import main
 from ssld.config.schema import ModelSpec
 from ssld.data import Sample, read_list
+from ssld.deploy.export import export_model
 from ssld.errors import UserError
-from ssld.export import export_model
 from ssld.models import create_model, save_safetensors
 from ssld.transfer.grid import carve_val, init_weights, parse_grid, ramp, settings
 

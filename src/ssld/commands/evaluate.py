@@ -25,18 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ssld.config import load_config
-    from ssld.data import build_loader
-    from ssld.data.loader import config_options
-    from ssld.engine import evaluate
-    from ssld.engine.amp import resolve_precision
-    from ssld.engine.attr_metrics import attr_threshold
-    from ssld.engine.evaluate import inference_model
-    from ssld.engine.model_setup import build, use_channels_last
+    from ssld.engine.evaluate import evaluate_weights
     from ssld.errors import UserError
-    from ssld.models import load_weights
     from ssld.utils import distributed as dist
     from ssld.utils.device import resolve_device
     from ssld.utils.io import write_json
@@ -46,19 +37,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.override)
     if cfg.DataLoader.Eval is None:
         raise UserError(f"DataLoader.Eval: missing in {args.config}; eval needs an eval set")
-    device = resolve_device(cfg.Global.device)
-    dist.init_from_env(device)
+    dist.init_from_env(resolve_device(cfg.Global.device))
     rank = dist.rank()
     try:
-        loader, _ = build_loader(cfg.DataLoader.Eval, train=False, seed=cfg.Global.seed, image_size=args.image_size,
-                                 **config_options(cfg))
-        model = inference_model(build(cfg))
-        member = cfg.Arch.infer_model_name if cfg.Arch.is_distillation else None
-        load_weights(model, args.weights, prefix=member)
-        model.to(device)
-        if use_channels_last(cfg.Global.channels_last, device):
-            model.to(memory_format=torch.channels_last)
-        metrics = evaluate(model, loader, device, resolve_precision(cfg.AMP, device), attr_threshold(cfg.Metric))
+        metrics = evaluate_weights(cfg, args.weights, image_size=args.image_size)
     finally:
         dist.shutdown()
     if rank == 0:

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ssld.config import load_config
+    from ssld.deploy.export import PARITY_ATOL, export_model
     from ssld.errors import UserError
-    from ssld.export import PARITY_ATOL, export_model
 
     if args.image_size is not None and not 1 <= args.image_size <= 8192:
         raise UserError(f"--image-size: must be between 1 and 8192 pixels, got {args.image_size}")

@@ -33,53 +33,17 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from ssld.commands.options import check_ranges
-    from ssld.data import build_transform
-    from ssld.errors import UserError
-    from ssld.export import load_infer_model
-    from ssld.predict import (
-        collect_images,
-        format_prediction,
-        onnx_backend,
-        predict,
-        read_labels,
-        read_sidecar,
-        torchscript_backend,
-    )
-    from ssld.preprocessing import eval_ops, fixed_size_ops
+    from ssld.deploy.predict import format_prediction, predict_images
 
     check_ranges(args, {"batch_size": (1, None)})
-    if args.topk < 1:
-        raise UserError("--topk: must be at least 1")
-    if args.image_size is not None and not 1 <= args.image_size <= 8192:
-        raise UserError(f"--image-size: must be between 1 and 8192 pixels, got {args.image_size}")
-    if args.weights and not args.config:
-        raise UserError("--weights: needs -c/--config (the model architecture)")
     cfg = None
     if args.config:
         from ssld.config import load_config
 
         cfg = load_config(args.config, args.override)
-    files = collect_images(args.images)
-    names = read_labels(args.labels) if args.labels else None
-    side = read_sidecar(args.onnx or args.torchscript) if (args.onnx or args.torchscript) else None
-    image_size = args.image_size if args.image_size is not None else (side or {}).get("image_size")
-    if cfg is None and side is not None:
-        ops, fallback = side["transform_ops"], side["input_shape"]
-    else:
-        ops = eval_ops(cfg, image_size)
-        fallback = cfg.Global.image_shape if cfg else [3, image_size, image_size]
-    ops, shape = fixed_size_ops(ops, image_size, fallback)
-    transform = build_transform(ops, image_size=image_size)
-    outputs_probs = bool((side or {}).get("softmax", False))
-    if args.onnx:
-        backend = onnx_backend(args.onnx, shape)
-    elif args.torchscript:
-        backend = torchscript_backend(args.torchscript)
-    else:
-        model = load_infer_model(cfg, args.weights)
-        backend = model
-    results = predict(backend, transform, files, topk=args.topk, outputs_probs=outputs_probs, names=names,
-                      batch_size=args.batch_size)
+    results = predict_images(args.images, cfg=cfg, weights=args.weights, onnx=args.onnx,
+                             torchscript=args.torchscript, image_size=args.image_size, labels=args.labels,
+                             topk=args.topk, batch_size=args.batch_size)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=1))
     else:

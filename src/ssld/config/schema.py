@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from ssld.errors import UserError
+
 # PaddleClas keys that are accepted and ignored (one notice each), by section.
 IGNORED_KEYS: dict[str, set[str]] = {
     "Global": {
@@ -249,6 +251,43 @@ class ArchConfig(Section):
         if not self.freeze_params_list:
             return []
         return [n for n, f in zip(self.model_names(), self.freeze_params_list, strict=True) if f]
+
+    def single_spec(self) -> ModelSpec:
+        """The ModelSpec of a single-model Arch (every field the model is built from)."""
+        return ModelSpec(
+            name=self.name, class_num=self.class_num, pretrained=self.pretrained, use_ssld=self.use_ssld,
+            drop_rate=self.drop_rate, drop_path_rate=self.drop_path_rate, kwargs=self.kwargs,
+            paddle_kwargs=self.paddle_kwargs,
+        )
+
+    def infer_spec(self, name: str | None = None) -> tuple[str, ModelSpec]:
+        """``(name, spec)`` of the model that eval, export and predict run: ``name``, else ``infer_model_name``,
+        else the single model; ``pretrained`` is cleared (weights come from a file given separately)."""
+        if self.is_distillation:
+            specs = self.model_specs()
+            name = name or self.infer_model_name
+            if name not in specs:
+                raise UserError(f"--model: '{name}' is not a model in Arch.models {list(specs)}")
+            return name, specs[name].model_copy(update={"pretrained": False})
+        if name not in (None, self.name):
+            raise UserError(f"--model: '{name}' is not in Arch (a single model '{self.name}')")
+        return self.name, self.single_spec().model_copy(update={"pretrained": False, "use_ssld": False})
+
+    def teacher_spec(self) -> tuple[str, ModelSpec, str | bool]:
+        """``(name, spec, weights)`` of the teacher that labels and dedups: the single model, or the first frozen
+        sub-model; ``spec.pretrained`` is cleared (the weights come back separately, ``True`` for timm's)."""
+        if not self.is_distillation:
+            spec = self.single_spec().model_copy(update={"pretrained": False, "use_ssld": False})
+            return self.name, spec, self.pretrained
+        frozen = self.frozen_names()
+        if not frozen:
+            raise UserError("Arch.freeze_params_list: this DistillationModel has no frozen (teacher) model to run")
+        name = frozen[0]
+        spec = self.model_specs()[name]
+        pretrained: str | bool = spec.pretrained
+        if self.pretrained_list:
+            pretrained = self.pretrained_list[self.model_names().index(name)] or pretrained
+        return name, spec.model_copy(update={"pretrained": False}), pretrained
 
 
 LR_SCHEDULES = ("Cosine", "CosineWarmup", "Constant", "ConstLR", "Linear", "Step", "Piecewise", "MultiStepDecay")

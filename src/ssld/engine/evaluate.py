@@ -10,16 +10,43 @@ its ``infer_model``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssld.config.schema import DataSplitConfig, SSLDConfig
 from ssld.engine import watchdog
 from ssld.engine.amp import Precision
 from ssld.engine.metrics import topk_hits
+from ssld.errors import UserError
 from ssld.utils import distributed as dist
+
+
+def evaluate_weights(cfg: SSLDConfig, weights: str | Path, split: DataSplitConfig | None = None,
+                     image_size: int | None = None) -> dict[str, Any]:
+    """Metrics of the config's inference model with ``weights`` on ``split`` (default ``DataLoader.Eval``; its
+    eval ops rebuilt at ``image_size`` when given), on ``Global.device`` with the config's AMP. Under torchrun
+    (after ``init_from_env``) each rank evaluates its shard and every rank gets the totals."""
+    from ssld.data import build_loader
+    from ssld.data.loader import config_options
+    from ssld.engine.amp import resolve_precision
+    from ssld.engine.attr_metrics import attr_threshold
+    from ssld.engine.model_setup import use_channels_last
+    from ssld.models.infer import load_infer_model
+    from ssld.utils.device import resolve_device
+
+    split = split or cfg.DataLoader.Eval
+    if split is None:
+        raise UserError("DataLoader.Eval: missing; evaluation needs an eval set")
+    device = resolve_device(cfg.Global.device)
+    loader, _ = build_loader(split, train=False, seed=cfg.Global.seed, image_size=image_size, **config_options(cfg))
+    model = load_infer_model(cfg.Arch, weights).to(device)
+    if use_channels_last(cfg.Global.channels_last, device):
+        model.to(memory_format=torch.channels_last)
+    return evaluate(model, loader, device, resolve_precision(cfg.AMP, device), attr_threshold(cfg.Metric))
 
 
 def inference_model(model: nn.Module) -> nn.Module:

@@ -56,7 +56,7 @@ def fixres_size(train_size: int, ratio: float = RATIO) -> int:
 
 
 def _eval_ops(cfg: SSLDConfig) -> tuple[list[Any], tuple[int, ...]]:
-    from ssld.preprocessing import eval_ops, fixed_size_ops
+    from ssld.data.preprocessing import eval_ops, fixed_size_ops
 
     return fixed_size_ops(eval_ops(cfg, None), None, cfg.Global.image_shape)
 
@@ -178,9 +178,9 @@ def run_fixres(cfg: SSLDConfig) -> dict[str, Any]:
     ``fixres_report.json`` (besides a training run's files) into ``Global.output_dir`` and returns the report
     (accuracies before and after). ``Global.checkpoints`` resumes an interrupted finetune at the exact step."""
     from ssld.engine.amp import resolve_precision
-    from ssld.export import load_infer_model
     from ssld.losses import build_loss
     from ssld.models import save_safetensors
+    from ssld.models.infer import load_infer_model
     from ssld.utils.device import resolve_device
     from ssld.utils.io import write_json
 
@@ -194,7 +194,7 @@ def run_fixres(cfg: SSLDConfig) -> dict[str, Any]:
     device = resolve_device(g.device)
     dist.init_from_env(device)
     precision = resolve_precision(cfg.AMP, device)
-    model = load_infer_model(cfg, g.pretrained_model).to(device)
+    model = load_infer_model(cfg.Arch, g.pretrained_model).to(device)
     report: dict[str, Any] = {"train_size": fx.train_size, "test_size": fx.test_size,
                               "bn_recalibrate": fx.bn_recalibrate, "weights": g.pretrained_model}
     report["before_at_train_size"] = evaluate_at(model, cfg, fx.train_size, device, precision)

@@ -54,11 +54,10 @@ def store_dir(cfg: SSLDConfig) -> str | None:
 
 def check_store(cfg: SSLDConfig, manifest: dict[str, Any], directory: str) -> None:
     """``UserError`` when the store was written by another teacher or class count than the config's teacher."""
-    from ssld.mining.teacher import teacher_spec
     from ssld.models import resolve_model_name
     from ssld.utils.io import sha256_file
 
-    name, spec, weights = teacher_spec(cfg)
+    name, spec, weights = cfg.Arch.teacher_spec()
     classes = int(spec.class_num or cfg.Arch.class_num)
     if int(manifest.get("num_classes", -1)) != classes:
         raise UserError(f"{WHERE}: {directory} has {manifest.get('num_classes')} classes but the teacher '{name}' "

@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from ssld.config import SSLDConfig
-from ssld.config.schema import ModelSpec
 from ssld.errors import UserError
 from ssld.utils.io import sha256_file
 
@@ -30,24 +29,6 @@ class Teacher:
     weights_sha256: str
 
 
-def teacher_spec(cfg: SSLDConfig) -> tuple[str, ModelSpec, str | bool]:
-    """``(name, spec, weights)`` of the teacher: the single model, or the first frozen sub-model."""
-    arch = cfg.Arch
-    if not arch.is_distillation:
-        spec = ModelSpec(name=arch.name, class_num=arch.class_num, pretrained=False, kwargs=arch.kwargs)
-        return arch.name, spec, arch.pretrained
-    frozen = arch.frozen_names()
-    if not frozen:
-        raise UserError("Arch.freeze_params_list: this DistillationModel has no frozen (teacher) model to run")
-    name = frozen[0]
-    spec = arch.model_specs()[name]
-    pretrained: str | bool = spec.pretrained
-    if arch.pretrained_list:
-        listed = arch.pretrained_list[arch.model_names().index(name)]
-        pretrained = listed or pretrained
-    return name, spec.model_copy(update={"pretrained": False}), pretrained
-
-
 def load_teacher(cfg: SSLDConfig, weights: str | None = None, device: str | torch.device = "cpu") -> Teacher:
     """Build the teacher from ``cfg`` and load ``weights`` (or the config's pretrained path) in eval mode.
 
@@ -56,7 +37,7 @@ def load_teacher(cfg: SSLDConfig, weights: str | None = None, device: str | torc
     """
     from ssld.models import create_model, load_weights
 
-    name, spec, configured = teacher_spec(cfg)
+    name, spec, configured = cfg.Arch.teacher_spec()
     source = weights or (configured if isinstance(configured, str) else None)
     num_classes = int(spec.class_num or cfg.Arch.class_num)
     if source is None and configured is not True:

@@ -168,21 +168,13 @@ def create_model(
     return model
 
 
-def _single_spec(arch: ArchConfig) -> ModelSpec:
-    return ModelSpec(
-        name=arch.name, class_num=arch.class_num, pretrained=arch.pretrained, use_ssld=arch.use_ssld,
-        drop_rate=arch.drop_rate, drop_path_rate=arch.drop_path_rate, kwargs=arch.kwargs,
-        paddle_kwargs=arch.paddle_kwargs,
-    )
-
-
 def build_model(arch: ArchConfig, allow_random: bool = False) -> nn.Module:
     """The model of an ``Arch`` section: a single timm model or a :class:`DistillationModel`.
 
     ``pretrained_list[i]``, when set, overrides ``models[i].pretrained`` (PaddleClas reads but ignores it).
     """
     if not arch.is_distillation:
-        return create_model(_single_spec(arch), arch.class_num, "Arch", allow_random)
+        return create_model(arch.single_spec(), arch.class_num, "Arch", allow_random)
     overrides = arch.pretrained_list or [None] * len(arch.model_names())
     models: dict[str, nn.Module] = {}
     for i, ((name, spec), override) in enumerate(zip(arch.model_specs().items(), overrides, strict=True)):

@@ -22,10 +22,10 @@ RESULTS = "results.json"
 def evaluate_fixres(cfg: Any, weights: Path) -> dict[str, Any]:
     """A FixRes model on val at its test resolution (its config's ``FixRes.test_size``)."""
     from ssld.engine.fixres import evaluate_at, resolved
-    from ssld.export import load_infer_model
+    from ssld.models.infer import load_infer_model
     from ssld.utils.device import resolve_device
 
-    model = load_infer_model(cfg, str(weights)).to(resolve_device(cfg.Global.device))
+    model = load_infer_model(cfg.Arch, str(weights)).to(resolve_device(cfg.Global.device))
     result = evaluate_at(model, cfg, resolved(cfg).test_size)
     return {**result, "top1": percent(result["top1"]), "top5": percent(result["top5"])}
 

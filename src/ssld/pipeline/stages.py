@@ -256,7 +256,7 @@ def export_stage(p: PipelineConfig, model_stage: str) -> Stage:
         cfg_path = ctx.stage_dir(model_stage) / "config.yaml"
         weights = ctx.stage_dir(model_stage) / WEIGHTS
         from ssld.config import load_config
-        from ssld.export import PARITY_ATOL, export_model
+        from ssld.deploy.export import PARITY_ATOL, export_model
 
         size = ctx.upstream[model_stage].get("metrics", {}).get("test_size")  # a FixRes model runs at its size
         result = export_model(load_config(cfg_path), weights, ctx.dir, list(sec.formats), image_size=size)

@@ -110,28 +110,14 @@ def count_lines(path: str | Path) -> int:
 
 def evaluate_weights(cfg: SSLDConfig, weights: Path, list_path: str, image_root: str,
                      batch_size: int = 256) -> dict[str, Any]:
-    """Top-1/top-5 of the config's inference model with ``weights`` on a list (the config's Eval transform)."""
-    from ssld.data import build_loader
-    from ssld.data.loader import config_options
-    from ssld.engine import evaluate
-    from ssld.models import create_model, load_weights
-    from ssld.utils.device import resolve_device
+    """Top-1/top-5 (in %) of the config's inference model with ``weights`` on a list (the config's Eval
+    transform, at most 2 loader workers)."""
+    from ssld.engine.evaluate import evaluate_weights as evaluate_on
 
-    arch = cfg.Arch
-    if arch.is_distillation:
-        spec = arch.model_specs()[arch.infer_model_name or arch.model_names()[-1]]
-    else:
-        from ssld.config.schema import ModelSpec
-
-        spec = ModelSpec(name=arch.name, class_num=arch.class_num, kwargs=arch.kwargs)
-    spec = spec.model_copy(update={"pretrained": False})
-    model = create_model(spec, int(spec.class_num or arch.class_num))
-    load_weights(model, str(weights))
     split = cfg.DataLoader.Eval.model_copy(deep=True)
     split.dataset.cls_label_path = list_path
     split.dataset.image_root = image_root
     split.sampler.batch_size = batch_size
     split.loader.num_workers = min(split.loader.num_workers, 2)
-    loader, _ = build_loader(split, train=False, seed=0, **config_options(cfg))
-    result = evaluate(model.to(resolve_device(cfg.Global.device)), loader)
+    result = evaluate_on(cfg, weights, split)
     return {**result, "top1": percent(result["top1"]), "top5": percent(result["top5"])}

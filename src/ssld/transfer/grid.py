@@ -107,7 +107,6 @@ def init_weights(cfg: SSLDConfig, backbone: str | Path, out: Path) -> tuple[Path
     """
     import torch
 
-    from ssld.export import model_spec
     from ssld.models import (
         classifier_param_names,
         create_model,
@@ -117,7 +116,7 @@ def init_weights(cfg: SSLDConfig, backbone: str | Path, out: Path) -> tuple[Path
 
     if not Path(backbone).is_file():
         raise UserError(f"--backbone: {backbone}: file not found")
-    _, spec = model_spec(cfg)
+    _, spec = cfg.Arch.infer_spec()
     torch.manual_seed(cfg.Global.seed)
     model = create_model(spec, cfg.Arch.class_num)
     head = set(classifier_param_names(model))

@@ -18,49 +18,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssld.config.schema import ModelSpec, SSLDConfig
+from ssld.config.schema import SSLDConfig
+from ssld.data.preprocessing import eval_ops, fixed_size_ops
 from ssld.errors import UserError
-from ssld.preprocessing import eval_ops, fixed_size_ops
+from ssld.models.infer import load_infer_model
 from ssld.utils.io import atomic_path, write_json
 
 FORMATS = ("onnx", "torchscript")
 PARITY_BATCHES = (2, 5)
 PARITY_ATOL = 1e-4
-
-
-def model_spec(cfg: SSLDConfig, name: str | None = None) -> tuple[str, ModelSpec]:
-    """``(name, spec)`` of the model to export: ``name``, else ``Arch.infer_model_name``, else the single model.
-
-    ``pretrained`` is cleared: the exported weights come from ``--weights``, never from a download.
-    """
-    arch = cfg.Arch
-    if arch.is_distillation:
-        specs = arch.model_specs()
-        name = name or arch.infer_model_name
-        if name not in specs:
-            raise UserError(f"--model: '{name}' is not a model in Arch.models {list(specs)}")
-        return name, specs[name].model_copy(update={"pretrained": False})
-    if name not in (None, arch.name):
-        raise UserError(f"--model: '{name}' is not in Arch (a single model '{arch.name}')")
-    spec = ModelSpec(name=arch.name, class_num=arch.class_num, drop_rate=arch.drop_rate,
-                     drop_path_rate=arch.drop_path_rate, kwargs=arch.kwargs)
-    return arch.name, spec
-
-
-def load_infer_model(cfg: SSLDConfig, weights: str | Path, name: str | None = None) -> nn.Module:
-    """Build the named (default: inference) model and load ``weights`` into it, in eval mode.
-
-    A DistillationModel checkpoint contributes the named sub-model; weights that do not fit are one line
-    (``load_weights`` names the file, the model and the first mismatches).
-    """
-    from ssld.models import create_model, load_weights
-
-    name, spec = model_spec(cfg, name)
-    if not Path(weights).is_file():
-        raise UserError(f"--weights: {weights}: file not found")
-    model = create_model(spec, spec.class_num or cfg.Arch.class_num)
-    load_weights(model, str(weights), strict=True, prefix=name if cfg.Arch.is_distillation else None)
-    return model.eval()
 
 
 class WithSoftmax(nn.Module):
@@ -164,8 +130,8 @@ def export_model(cfg: SSLDConfig, weights: str | Path, out_dir: str | Path, form
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise UserError(f"--format: unknown format(s) {bad}; choose from {','.join(FORMATS)}")
-    name, spec = model_spec(cfg, model_name)
-    model = load_infer_model(cfg, weights, name)
+    name, spec = cfg.Arch.infer_spec(model_name)
+    model = load_infer_model(cfg.Arch, weights, name)
     ops, shape = fixed_size_ops(eval_ops(cfg, image_size), image_size, cfg.Global.image_shape)
     out = Path(out_dir)
     result = ExportResult()

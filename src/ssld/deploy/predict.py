@@ -161,6 +161,49 @@ def predict(backend: Backend, transform: Callable, files: list[Path], topk: int 
     return [results[i] for i in range(len(files))]
 
 
+def predict_images(
+    images: Iterable[str], *, cfg: Any = None, weights: str | None = None, onnx: str | None = None,
+    torchscript: str | None = None, image_size: int | None = None, labels: str | None = None, topk: int = 5,
+    batch_size: int = 32,
+) -> list[Prediction]:
+    """Top-k classes of every image file (folders searched recursively) from one model: PyTorch ``weights`` with
+    ``cfg`` (an ``SSLDConfig``), or an ``onnx``/``torchscript`` file from ``ssld export``. Preprocessing: the
+    config's eval ops, else the export's ``preprocess.json``, else resize + center crop at ``image_size``."""
+    from ssld.data import build_transform
+    from ssld.data.preprocessing import eval_ops, fixed_size_ops
+
+    if topk < 1:
+        raise UserError("--topk: must be at least 1")
+    if image_size is not None and not 1 <= image_size <= 8192:
+        raise UserError(f"--image-size: must be between 1 and 8192 pixels, got {image_size}")
+    if sum(x is not None for x in (weights, onnx, torchscript)) != 1:
+        raise UserError("predict: give exactly one model: --weights (with -c), --onnx or --torchscript")
+    if weights and cfg is None:
+        raise UserError("--weights: needs -c/--config (the model architecture)")
+    files = collect_images(images)
+    names = read_labels(labels) if labels else None
+    exported = onnx or torchscript
+    side = read_sidecar(exported) if exported else None
+    size = image_size if image_size is not None else (side or {}).get("image_size")
+    if cfg is None and side is not None:
+        ops, fallback = side["transform_ops"], side["input_shape"]
+    else:
+        ops = eval_ops(cfg, size)
+        fallback = cfg.Global.image_shape if cfg else [3, size, size]
+    ops, shape = fixed_size_ops(ops, size, fallback)
+    transform = build_transform(ops, image_size=size)
+    if onnx:
+        backend = onnx_backend(onnx, shape)
+    elif torchscript:
+        backend = torchscript_backend(torchscript)
+    else:
+        from ssld.models.infer import load_infer_model
+
+        backend = load_infer_model(cfg.Arch, weights)
+    return predict(backend, transform, files, topk=topk, outputs_probs=bool((side or {}).get("softmax", False)),
+                   names=names, batch_size=batch_size)
+
+
 def format_prediction(p: Prediction) -> str:
     """One line per image: ``path: 3 Dress 0.912, 0 T-shirt 0.040, ...`` or ``path: error: ...``."""
     if p.error:
