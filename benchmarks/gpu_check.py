@@ -56,9 +56,10 @@ def config(p: dict[str, Any], device: torch.device) -> Any:
 
 def offline_step(cfg: Any, device: torch.device) -> SsldStep:
     """ssld's step in offline mode: the student-only model, the teacher's logits from ``soft_target``."""
-    from ssld.engine.offline_teacher import OfflineTeacher, student_only
+    from ssld.engine.offline_teacher import OfflineTeacher
+    from ssld.models import build_model
 
-    return SsldStep(cfg, device, offline=(student_only(cfg), OfflineTeacher("Teacher", "synthetic")))
+    return SsldStep(cfg, device, offline=(build_model(cfg.Arch, skip_frozen=True), OfflineTeacher("Teacher", "synthetic")))
 
 
 def batches(p: dict[str, Any], batch: int, device: torch.device, teacher: torch.nn.Module) -> list[dict[str, Any]]:

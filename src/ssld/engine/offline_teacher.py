@@ -104,7 +104,9 @@ def build_offline(cfg: SSLDConfig) -> tuple[nn.Module, OfflineTeacher] | None:
     check_store(cfg, manifest, directory)
     if arch.teacher_bn_mode == "train":
         log.info("offline targets are eval-mode teacher outputs: Arch.teacher_bn_mode 'train' does not apply")
-    return student_only(cfg), OfflineTeacher(frozen[0], directory)
+    from ssld.models import build_model
+
+    return build_model(arch, skip_frozen=True), OfflineTeacher(frozen[0], directory)
 
 
 def _existing(directory: str) -> Path:
@@ -112,25 +114,3 @@ def _existing(directory: str) -> Path:
     if not path.is_dir():
         raise UserError(f"{WHERE}: soft-label store not found: {directory} (write it with `ssld label`)")
     return path
-
-
-def student_only(cfg: SSLDConfig) -> nn.Module:
-    """The config's DistillationModel with every trainable sub-model and no frozen one (never built)."""
-    from ssld.models import DistillationModel, create_model
-
-    arch = cfg.Arch
-    frozen = set(arch.frozen_names())
-    overrides = arch.pretrained_list or [None] * len(arch.model_names())
-    models: dict[str, nn.Module] = {}
-    for i, ((name, spec), override) in enumerate(zip(arch.model_specs().items(), overrides, strict=True)):
-        if name in frozen:
-            continue
-        key = None
-        if override:
-            spec, key = spec.model_copy(update={"pretrained": override}), f"Arch.pretrained_list[{i}]"
-        models[name] = create_model(spec, spec.class_num or arch.class_num, f"Arch.models[{i}].{name}",
-                                    pretrained_key=key)
-    try:
-        return DistillationModel(models, [], arch.infer_model_name, arch.teacher_bn_mode)
-    except ValueError as e:
-        raise UserError(f"Arch.models: {e}") from None

@@ -168,22 +168,26 @@ def create_model(
     return model
 
 
-def build_model(arch: ArchConfig, allow_random: bool = False) -> nn.Module:
+def build_model(arch: ArchConfig, allow_random: bool = False, skip_frozen: bool = False) -> nn.Module:
     """The model of an ``Arch`` section: a single timm model or a :class:`DistillationModel`.
 
     ``pretrained_list[i]``, when set, overrides ``models[i].pretrained`` (PaddleClas reads but ignores it).
+    ``skip_frozen`` leaves the frozen models (the teachers) out, never built: offline targets stand in for them.
     """
     if not arch.is_distillation:
         return create_model(arch.single_spec(), arch.class_num, "Arch", allow_random)
     overrides = arch.pretrained_list or [None] * len(arch.model_names())
+    frozen = arch.frozen_names()
     models: dict[str, nn.Module] = {}
     for i, ((name, spec), override) in enumerate(zip(arch.model_specs().items(), overrides, strict=True)):
+        if skip_frozen and name in frozen:
+            continue
         key = None
         if override:
             spec, key = spec.model_copy(update={"pretrained": override}), f"Arch.pretrained_list[{i}]"
         where = f"Arch.models[{i}].{name}"
         models[name] = create_model(spec, spec.class_num or arch.class_num, where, allow_random, key)
     try:
-        return DistillationModel(models, arch.frozen_names(), arch.infer_model_name, arch.teacher_bn_mode)
+        return DistillationModel(models, [] if skip_frozen else frozen, arch.infer_model_name, arch.teacher_bn_mode)
     except ValueError as e:
         raise UserError(f"Arch.models: {e}") from None
