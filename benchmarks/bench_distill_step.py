@@ -35,7 +35,6 @@ class SsldStep:
 
     def __init__(self, cfg: Any, device: torch.device | None = None, offline: tuple[nn.Module, Any] | None = None):
         """``offline``: (student-only model, stand-in teacher) instead of what the config builds."""
-        from ssld.engine.amp import resolve_precision
         from ssld.engine.metrics import MetricsLog
         from ssld.engine.model_setup import build, prepare
         from ssld.engine.offline_teacher import build_offline
@@ -43,6 +42,7 @@ class SsldStep:
         from ssld.engine.run_setup import build_train_loss
         from ssld.engine.scheduler import build_scheduler
         from ssld.engine.train_loop import StepContext, StopRequest
+        from ssld.models.precision import resolve_precision
 
         device = device or torch.device("cpu")
         self.device = device

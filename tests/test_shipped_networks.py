@@ -77,8 +77,8 @@ def _child(argv: list[str]) -> int:
 
     from ssld.commands.check import build_parts
     from ssld.config import load_config
-    from ssld.engine.amp import resolve_precision
     from ssld.engine.model_setup import prepare, use_channels_last
+    from ssld.models.precision import resolve_precision
 
     torch.set_num_threads(1)
     config, overrides = argv[0], [argv[i + 1] for i in range(1, len(argv), 2)]

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssld.engine.amp import Precision
 from ssld.engine.metrics import MetricsLog
 from ssld.engine.train_loop import Position, StepContext, StopRequest, train_epoch
+from ssld.models.precision import Precision
 
 
 class _Scheduler:

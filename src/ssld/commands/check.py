@@ -82,7 +82,7 @@ def step(cfg: SSLDConfig, batch_size: int) -> dict[str, float]:
     ``MultiLabelDataset`` config gets random multi-hot labels (with positive ratios when ``label_ratio``)."""
     import torch
 
-    from ssld.engine.amp import resolve_precision
+    from ssld.models.precision import resolve_precision
 
     model, loss_fn, optimizer = build_parts(cfg)
     precision = resolve_precision(cfg.AMP, torch.device("cpu"))

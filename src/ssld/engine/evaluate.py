@@ -19,9 +19,9 @@ from torch import nn
 
 from ssld.config.schema import DataSplitConfig, SSLDConfig
 from ssld.engine import watchdog
-from ssld.engine.amp import Precision
 from ssld.engine.metrics import topk_hits
 from ssld.errors import UserError
+from ssld.models.precision import Precision
 from ssld.utils import distributed as dist
 
 
@@ -32,10 +32,10 @@ def evaluate_weights(cfg: SSLDConfig, weights: str | Path, split: DataSplitConfi
     (after ``init_from_env``) each rank evaluates its shard and every rank gets the totals."""
     from ssld.data import build_loader
     from ssld.data.loader import config_options
-    from ssld.engine.amp import resolve_precision
     from ssld.engine.attr_metrics import attr_threshold
     from ssld.engine.model_setup import use_channels_last
     from ssld.models.infer import load_infer_model
+    from ssld.models.precision import resolve_precision
     from ssld.utils.device import resolve_device
 
     split = split or cfg.DataLoader.Eval

@@ -29,11 +29,11 @@ import torch
 from torch import nn
 
 from ssld.config.schema import DataSplitConfig, FixResConfig, SSLDConfig
-from ssld.engine.amp import Precision
 from ssld.engine.run_setup import RunData, RunParts, setup_run
 from ssld.engine.train_loop import set_bn_eval
 from ssld.engine.trainer import run_training
 from ssld.errors import UserError
+from ssld.models.precision import Precision
 from ssld.utils import distributed as dist
 
 __all__ = ["evaluate_at", "fixres_enabled", "fixres_size", "fixres_split", "freeze_all_but_classifier",
@@ -177,10 +177,10 @@ def run_fixres(cfg: SSLDConfig) -> dict[str, Any]:
     """The FixRes finetune of ``Global.pretrained_model``: writes ``student.safetensors`` and
     ``fixres_report.json`` (besides a training run's files) into ``Global.output_dir`` and returns the report
     (accuracies before and after). ``Global.checkpoints`` resumes an interrupted finetune at the exact step."""
-    from ssld.engine.amp import resolve_precision
     from ssld.losses import build_loss
     from ssld.models import save_safetensors
     from ssld.models.infer import load_infer_model
+    from ssld.models.precision import resolve_precision
     from ssld.utils.device import resolve_device
     from ssld.utils.io import write_json
 

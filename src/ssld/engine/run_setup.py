@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from ssld.config.schema import SSLDConfig
-from ssld.engine.amp import Precision, resolve_precision
 from ssld.engine.batch_ops import BatchTransform, build_batch_transform
 from ssld.engine.checkpoint import config_hash, load_checkpoint
 from ssld.engine.metrics import MetricsLog
@@ -40,6 +39,7 @@ from ssld.engine.scheduler import build_scheduler
 from ssld.engine.tensorboard import metrics_log
 from ssld.engine.train_loop import Position
 from ssld.errors import UserError
+from ssld.models.precision import Precision, resolve_precision
 from ssld.utils import distributed as dist
 from ssld.utils.device import resolve_device
 

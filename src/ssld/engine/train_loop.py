@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from ssld.engine import watchdog
-from ssld.engine.amp import Precision
 from ssld.engine.metrics import MetricsLog, Throughput
+from ssld.models.precision import Precision
 from ssld.utils import distributed as dist
 
 if TYPE_CHECKING:

@@ -79,9 +79,9 @@ def label_images(
     """Soft-label every image of ``image_list`` with the config's teacher into the store ``out`` (top-``topk``
     probabilities, optionally the full vectors and the pooled embeddings). A killed run resumes its shards."""
     from ssld.data import ImageListDataset, build_transform, read_list
-    from ssld.engine.amp import resolve_precision
     from ssld.mining.label import label
     from ssld.mining.teacher import load_teacher
+    from ssld.models.precision import resolve_precision
     from ssld.utils import distributed as dist
     from ssld.utils.device import resolve_device
     from ssld.utils.io import sha256_file
@@ -126,7 +126,6 @@ def dedup_images(
     ``removed.csv``, ``pairs.png`` and ``dedup_report.json`` into ``out``. With ``store`` (a store ``label_images``
     wrote with embeddings, same teacher and transform) the pool's embeddings come from it: one teacher pass."""
     from ssld.data import read_list
-    from ssld.engine.amp import resolve_precision
     from ssld.mining.dedup import (
         decide,
         dedup_transform,
@@ -138,6 +137,7 @@ def dedup_images(
     )
     from ssld.mining.label import progress_enabled
     from ssld.mining.teacher import load_teacher
+    from ssld.models.precision import resolve_precision
     from ssld.utils import distributed as dist
     from ssld.utils.device import resolve_device
 
