@@ -20,15 +20,6 @@ ROW_NAMES = {
     "finetune": "student after distill + finetune",
     "fixres": "student after FixRes finetune",
 }
-LOSS_NAMES = {
-    "DistillationDMLLoss": "symmetric KL ½[KL(t‖s)+KL(s‖t)] (DistillationDMLLoss; the reference's \"JS divergence\")",
-    "DistillationJSDLoss": "true Jensen–Shannon divergence (DistillationJSDLoss)",
-    "DistillationKLDivLoss": "KL(t‖s) with temperature (DistillationKLDivLoss)",
-    "DistillationCELoss": "soft-target cross-entropy (DistillationCELoss)",
-    "DistillationDKDLoss": "decoupled KD (DistillationDKDLoss)",
-    "DistillationGTCELoss": "hard-label cross-entropy (DistillationGTCELoss)",
-    "CELoss": "hard-label cross-entropy (CELoss)",
-}
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -40,8 +31,11 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def describe_loss(names: list[str]) -> str:
-    """Human names of a loss list, e.g. the distill stage's."""
-    return " + ".join(LOSS_NAMES.get(n, n) for n in names) or "-"
+    """A loss list by its names, e.g. the distill stage's: each with the summary its class states (the one
+    source of loss descriptions, also behind ``ssld check``)."""
+    from ssld.losses.registry import LOSSES
+
+    return " + ".join(f"{n} ({LOSSES[n].summary})" if n in LOSSES else n for n in names) or "-"
 
 
 def result_rows(run_dir: str | Path) -> list[dict[str, Any]]:
