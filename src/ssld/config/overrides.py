@@ -36,9 +36,16 @@ def _own(container: Any, key: Any) -> Any:
 
 
 def apply_override(cfg: dict[str, Any], text: str) -> None:
-    """Set one override into the raw config dict, creating intermediate mappings when needed (only the mappings
-    and lists on the key's path are copied, so a YAML alias elsewhere keeps its value)."""
+    """Set one ``-o KEY.PATH=VALUE`` override into the raw config dict (see :func:`set_path`)."""
     parts, value = parse_override(text)
+    set_path(cfg, parts, value, text)
+
+
+def set_path(cfg: dict[str, Any], parts: list[str], value: Any, text: str | None = None) -> None:
+    """Set ``value`` at the key path ``parts`` of a raw config dict, creating intermediate mappings when needed
+    (only the mappings and lists on the path are copied, so a YAML alias elsewhere keeps its value). ``text`` is
+    the override as the user wrote it, for error messages."""
+    text = text if text is not None else ".".join(parts)
     node: Any = cfg
     for i, part in enumerate(parts):
         last = i == len(parts) - 1

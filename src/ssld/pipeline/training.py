@@ -7,6 +7,7 @@ with the run's lists, seed and output folder filled in. A stage that was interru
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import yaml
 
 from ssld.config import SSLDConfig, load_config
 from ssld.config.loader import read_yaml
-from ssld.config.overrides import apply_override
+from ssld.config.overrides import set_path
 from ssld.errors import UserError
 from ssld.utils.io import atomic_write_text
 
@@ -39,7 +40,7 @@ def read_training_yaml(path: Path, overrides: dict[str, Any], where: str) -> dic
     data, _ = read_yaml(path)
     for key, value in overrides.items():
         try:
-            apply_override(data, f"{key}={json.dumps(value)}")
+            set_path(data, [p for p in key.split(".") if p], copy.deepcopy(value), f"{key}={value!r}")
         except UserError as e:
             raise UserError(f"{where}.overrides.{key}: {e}") from None
     return data
