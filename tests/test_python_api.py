@@ -210,6 +210,7 @@ print(json.dumps({"rank": torch.distributed.get_rank(), "count": result.report["
 """
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_shard_the_data_and_agree(tmp_path: Path) -> None:
     script = tmp_path / "ddp_api.py"
     script.write_text(DDP_SCRIPT)
@@ -225,3 +226,38 @@ def test_torchrun_two_processes_shard_the_data_and_agree(tmp_path: Path) -> None
         assert (r["world"], r["steps"], r["count"]) == (2, 10, 101)
     assert rows[0]["digest"] == rows[1]["digest"]  # DDP kept the students identical
     assert (tmp_path / "out" / "student.safetensors").is_file()
+
+
+def test_mining_steps_on_lists_of_paths(tmp_path: Path) -> None:
+    """label -> dedup (with the store's embeddings) -> select, from Python lists of paths."""
+    import shutil
+
+    from helpers.configs import make_config
+    from helpers.fashion_mnist import write_fashion_pngs
+
+    from ssld.config.schema import ModelSpec
+    from ssld.models import create_model, save_safetensors
+
+    images = tmp_path / "img"
+    pool = [str(images / name) for name, _ in write_fashion_pngs(images, 3, split="train")]
+    copies = []
+    for i, path in enumerate(pool[:3]):  # the references hold exact copies of three pool images
+        copies.append(str(images / f"val_copy_{i}.png"))
+        shutil.copy(path, copies[-1])
+    reference = copies + [str(images / name) for name, _ in write_fashion_pngs(images, 1, split="test")]
+    torch.manual_seed(0)
+    weights = tmp_path / "teacher.safetensors"
+    save_safetensors(create_model(ModelSpec(name="resnet8"), 10).state_dict(), weights)
+    cfg = make_config(tmp_path, {"name": "resnet8", "class_num": 10})
+
+    labeled = ssld.label(pool, cfg, tmp_path / "store", root=images, weights=str(weights))
+    assert labeled.count == 30 and labeled.skipped == []
+    cleaned = ssld.dedup(pool, reference, cfg, tmp_path / "dedup", root=images, weights=str(weights),
+                         store=labeled.store)
+    kept = cleaned.kept_list.read_text()
+    assert cleaned.removed >= 3 and not any(Path(p).name in kept for p in pool[:3])
+    chosen = ssld.select(labeled.store, 2, tmp_path / "selected.txt", keep=cleaned.kept_list)
+    lines = chosen.out.read_text().splitlines()
+    assert 0 < len(lines) <= 2 * 10 and all(line.split()[0] in kept for line in lines)
+    with pytest.raises(UserError, match="^ssld.label: weights: required"):
+        ssld.label(pool, cfg, tmp_path / "store2", root=images)
