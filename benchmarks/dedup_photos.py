@@ -235,7 +235,7 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
     nb = search(pool_files, ref_files, None, None, k=th.k, workers=args.workers, progress=False)
     t1 = time.perf_counter()
     # the defaults' path: align the shortlist, SIFT only where the alignment did not accept
-    align = align_verdicts(nb, th, workers=args.workers)
+    align = align_verdicts(nb, th, workers=args.workers, pool_files=pool_files, ref_files=ref_files)
     t2 = time.perf_counter()
     full = decide(nb, th, pool_files, ref_files, workers=args.workers, align=align)
     t3 = time.perf_counter()
@@ -255,7 +255,15 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
                                          round(by_pool[n + j].margin, 2)] if n + j in by_pool else None}
                               for j in range(len(planted))
                               if not any(m.pool == n + j and m.ref == planted[j]["ref"] for m in full)][:40]
-    if not args.stages:
+    if not args.stages:  # the alignment's trade-off alone (SIFT as the defaults run it is in "full")
+        res["curve"] = []
+        for a_min in (0.75, 0.8, 0.85, 0.9):
+            for ratio in (2.0, 3.0, 4.0, 5.0, 8.0):
+                t = replace(th, align_min=a_min, align_ratio=ratio)
+                e = evaluate(decide(nb, t, align=align), planted, n, flat)
+                res["curve"].append({"align_min": a_min, "align_ratio": ratio, "sift": "none",
+                                     "recall": round(e["recall"], 4), "others_removed": e["others_removed"],
+                                     "others_removed_structured": e["others_removed_structured"]})
         return res
     # what each stage contributes, on the same neighbours (SIFT on every candidate, computed once)
     ts = time.perf_counter()
@@ -275,6 +283,13 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
               "aligned NCC + SIFT on every candidate": decide(nb, th, sift=sift, align=align),
               "defaults, recomputed from these verdicts": gated(nb, th, sift, align)}
     res["stages"] = {k: evaluate(v, planted, n, flat) for k, v in stages.items()}
+    # the best aligned NCC of the copies that only SIFT finds (what sift_align_gate must let through)
+    acc = {m.pool for m in align if align_hits(np.float64(m.score), np.float64(m.margin), False, th)}
+    sift_ok = {m.pool: m.ref for m in sift[0] if m.score >= th.sift_min_inliers}
+    a_score = {m.pool: m.score for m in align}
+    res["align_score_of_copies_only_sift_finds"] = sorted(
+        round(a_score.get(n + j, -1.0), 3) for j, p in enumerate(planted)
+        if n + j not in acc and sift_ok.get(n + j) == p["ref"])
     # the trade-off on the same verdicts: NCC floor x distance ratio x the NCC from which SIFT looks
     res["curve"] = []
     for a_min in (0.75, 0.8, 0.85, 0.9):

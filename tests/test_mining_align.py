@@ -115,3 +115,19 @@ def test_sift_checks_only_what_the_alignment_left(tmp_path: Path, monkeypatch: p
     seen.clear()
     decide(nb, Thresholds(align_min=2.0, sift_align_gate=-2.0), pool, ref, align=align)
     assert set(seen) >= accepted  # alignment off: SIFT sees every large candidate again
+
+
+def test_hires_check_scores_the_source_above_a_look_alike() -> None:
+    """At 128 px, a rotated copy still matches its source at the cell the 64 px search found; another crop of
+    the same photograph (same light, same texture) does not."""
+    import skimage.data
+
+    photo = Image.fromarray(skimage.data.coffee()).convert("L")  # 600 x 400
+    src, other = photo.crop((40, 40, 240, 240)), photo.crop((300, 150, 500, 350))
+    copy = src.rotate(6, resample=Image.BILINEAR).crop((15, 10, 185, 180))
+    aligner = Aligner()
+    cells: list = []
+    s = aligner.scores(*_sq(copy), [_sq(src), _sq(other)], cells=cells)
+    assert int(np.argmax(s)) == 0 and len(cells) == 2
+    hr = aligner.hires(np.asarray(copy), [np.asarray(src), np.asarray(other)], cells)
+    assert hr[0] >= 0.8 and hr[1] < 0.5, hr

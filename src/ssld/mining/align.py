@@ -7,7 +7,9 @@ copy covers, the rotation - with every translation at once (``cv2.matchTemplate`
 The template is the central part of the copy (a rotated copy's black corners and most text overlays stay out).
 Unlike SIFT this needs no keypoints, so smooth photographs and 28 px images are judged too; unlike a global
 descriptor it aligns before comparing, so crops and rotations keep their score. Each image needs only a small
-grayscale square kept from the hashing pass (:func:`square`), so no file is read again.
+grayscale square kept from the hashing pass (:func:`square`), so no file is read again; only an ambiguous
+verdict (:meth:`Aligner.hires`) reads the two best references and the copy again, at 128 px, where look-alikes
+(other crops of the same boards, sea or foliage) part.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def square(gray: np.ndarray, side: int = SIDE) -> np.ndarray:
     """``side x side`` uint8 grayscale image (area-resized, aspect squashed; :func:`restore` undoes it)."""
     interp = cv2.INTER_AREA if min(gray.shape) >= side else cv2.INTER_LINEAR
     return cv2.resize(gray, (side, side), interpolation=interp)
+
+
+def load_gray(path: str) -> np.ndarray | None:
+    """The file as a uint8 grayscale array (None if unreadable)."""
+    return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
 
 
 def restore(sq: np.ndarray, size: tuple[int, int], short: int, highpass: float = 0.0) -> np.ndarray:
@@ -53,6 +60,8 @@ class Grid:
     fine: int = 64
     fine_cov: tuple[float, ...] = (0.95, 1.0, 1.05)
     fine_deg: tuple[float, ...] = (-2.5, 0.0, 2.5)
+    hires: int = 128
+    hires_deg: tuple[float, ...] = (-1.25, 0.0, 1.25)
 
 
 def _rotated(ref: np.ndarray, angle: float) -> np.ndarray:
@@ -101,12 +110,13 @@ class Aligner:
         self.grid = grid or Grid()
 
     def scores(self, pool_sq: np.ndarray, pool_size, refs: list[tuple[np.ndarray, tuple[int, int]]],
-               refine: int = 2) -> np.ndarray:
+               refine: int = 2, cells: list | None = None) -> np.ndarray:
         """``refs`` = [(stored square, (w, h))]: coarse NCC over the grid for each, then the ``refine`` best
-        refined at the fine size. Returns ``[len(refs)]`` scores in [-1, 1] (-1: nothing to compare)."""
+        refined at the fine size. Returns ``[len(refs)]`` scores in [-1, 1] (-1: nothing to compare); ``cells``
+        (a list) receives each reference's best (coverage, mirrored, angle)."""
         g = self.grid
         pool_c = restore(pool_sq, pool_size, g.coarse, g.highpass)
-        cells = [(c, f) for f in (False, True) for c in g.coverages]
+        grid = [(c, f) for f in (False, True) for c in g.coverages]
         coarse = np.full(len(refs), -1.0, np.float32)
         where: list[tuple] = [()] * len(refs)
         cache: dict[tuple[int, int], dict] = {}
@@ -114,8 +124,8 @@ class Aligner:
             ref = restore(sq, size, g.coarse, g.highpass)
             if ref.shape not in cache:
                 cache[ref.shape] = {cell: _template(pool_c, pool_size, ref.shape, cell[0], cell[1], g.inner)
-                                    for cell in cells}
-            coarse[j], where[j] = _best(ref, cache[ref.shape], g.angles, cells)
+                                    for cell in grid}
+            coarse[j], where[j] = _best(ref, cache[ref.shape], g.angles, grid)
         out = coarse.copy()
         pool_f = restore(pool_sq, pool_size, g.fine, g.highpass)
         for j in np.argsort(-coarse)[:refine]:
@@ -126,6 +136,26 @@ class Aligner:
             fine_cells = [(min(1.0, cov * k), flip) for k in g.fine_cov]
             templates = {cell: _template(pool_f, pool_size, ref.shape, cell[0], cell[1], g.inner)
                          for cell in fine_cells}
-            score, _ = _best(ref, templates, [angle + d for d in g.fine_deg], fine_cells)
+            score, arg = _best(ref, templates, [angle + d for d in g.fine_deg], fine_cells)
             out[j] = max(score, -1.0)
+            where[j] = arg or where[j]
+        if cells is not None:
+            cells[:] = where
+        return out
+
+    def hires(self, pool: np.ndarray, refs: list[np.ndarray], cells: list[tuple]) -> np.ndarray:
+        """NCC of full grayscale images (pool copy, references) at ``grid.hires`` px, at each reference's best
+        cell from :meth:`scores` (angle refined by ``hires_deg``): details the 64 px squares blur away."""
+        g = self.grid
+        side = g.hires
+        pool_size = (pool.shape[1], pool.shape[0])
+        pool_h = restore(pool, pool_size, side, g.highpass)
+        out = np.full(len(refs), -1.0, np.float32)
+        for j, (ref, cell) in enumerate(zip(refs, cells, strict=True)):
+            if ref is None or not cell:
+                continue
+            ref_h = restore(ref, (ref.shape[1], ref.shape[0]), side, g.highpass)
+            cov, flip, angle = cell
+            t = {(cov, flip): _template(pool_h, pool_size, ref_h.shape, cov, flip, g.inner)}
+            out[j] = max(_best(ref_h, t, [angle + d for d in g.hires_deg], [(cov, flip)])[0], -1.0)
         return out

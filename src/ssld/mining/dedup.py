@@ -149,7 +149,7 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     ``sift`` (from :func:`sift_verdicts`) and ``align`` (from :func:`align_verdicts`) reuse verdicts computed
     once, e.g. to sweep thresholds. SIFT runs only on pool images the alignment did not accept."""
     if align is None:
-        align = align_verdicts(nb, th, workers)
+        align = align_verdicts(nb, th, workers, pool_files, ref_files)
     small = lambda m: min(*nb.pool_size[m.pool], *nb.ref_size[m.ref]) < th.sift_min_size
     aligned = [m for m in align if align_hits(np.float64(m.score), np.float64(m.margin), small(m), th)]
     hash_hit, emb_hit = rule_hits(nb, th)
@@ -255,11 +255,14 @@ def _verify(tasks: list[tuple[int, list[int]]], pool_files: Sequence[str], ref_f
 _SHARED: dict = {}  # the neighbours forked alignment workers read (not pickled per task)
 
 
-def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1) -> list[Match]:
+def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1, pool_files: Sequence[str] | None = None,
+                   ref_files: Sequence[str] | None = None) -> list[Match]:
     """Aligned NCC (:class:`ssld.mining.align.Aligner`) of each pool image whose shortlist is close enough
     (thumbnail similarity >= ``align_cand``, or a SIFT gate) against its ``align_k`` thumbnail neighbours and the
     hash's and embedding's best two: the best reference per pool image as a Match (score = NCC, margin = the
-    distance ratio ``(1 - next NCC) / (1 - NCC)``, at most 100). Empty without the grayscale squares."""
+    distance ratio ``(1 - next NCC) / (1 - NCC)``, at most 100). With the file lists, a verdict whose NCC
+    reaches ``align_hires_gate`` but whose ratio falls short is redone on the files at 128 px against its two
+    best references. Empty without the grayscale squares."""
     if nb.pool_sq is None or nb.ref_sq is None:
         return []
     with np.errstate(invalid="ignore"):
@@ -271,7 +274,7 @@ def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1) -> list[Mat
                 if r >= 0 and nb.ref_ok[r]]
         if refs:
             tasks.append((int(i), list(dict.fromkeys(refs))))
-    _SHARED["nb"] = nb
+    _SHARED.update(nb=nb, th=th, files=(pool_files, ref_files) if pool_files and ref_files else None)
     try:
         if workers > 1 and len(tasks) >= PARALLEL_MIN:
             import multiprocessing as mp
@@ -290,19 +293,33 @@ def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1) -> list[Mat
 def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
     import cv2
 
-    from ssld.mining.align import Aligner
+    from ssld.mining.align import Aligner, load_gray
 
     cv2.setNumThreads(1)
-    nb, aligner, out = _SHARED["nb"], Aligner(), []
+    nb, th, files, aligner, out = _SHARED["nb"], _SHARED["th"], _SHARED["files"], Aligner(), []
     for i, refs in tasks:
-        s = aligner.scores(nb.pool_sq[i], nb.pool_size[i], [(nb.ref_sq[r], nb.ref_size[r]) for r in refs])
+        cells: list = []
+        s = aligner.scores(nb.pool_sq[i], nb.pool_size[i], [(nb.ref_sq[r], nb.ref_size[r]) for r in refs],
+                           cells=cells)
         best = int(np.argmax(s))
         if s[best] <= -1:
             continue
-        second = max(float(np.max(np.delete(s, best), initial=0.0)), 0.0)
-        ratio = min((1.0 - second) / max(1.0 - float(s[best]), 1e-6), 100.0)
-        out.append(Match(i, refs[best], "align", float(s[best]), ratio))
+        score, ratio = _ratio(s, best)
+        if files and th.align_hires_gate <= score and ratio < th.align_ratio:
+            top = [int(j) for j in np.argsort(-s)[:2]]
+            pool_img = load_gray(files[0][i])
+            if pool_img is not None:
+                hr = aligner.hires(pool_img, [load_gray(files[1][refs[j]]) for j in top], [cells[j] for j in top])
+                best = top[int(np.argmax(hr))]
+                score, ratio = _ratio(hr, int(np.argmax(hr)))
+        out.append(Match(i, refs[best], "align", score, ratio))
     return out
+
+
+def _ratio(s: np.ndarray, best: int) -> tuple[float, float]:
+    """Best NCC and its distance ratio to the next reference, ``(1 - next) / (1 - best)`` (at most 100)."""
+    second = max(float(np.max(np.delete(s, best), initial=0.0)), 0.0)
+    return float(s[best]), min((1.0 - second) / max(1.0 - float(s[best]), 1e-6), 100.0)
 
 
 POOL_FIELDS = ("hash_dist", "hash_ref", "emb_sim", "emb_ref", "desc_sim", "desc_ref", "pool_size", "pool_ok")

@@ -40,6 +40,7 @@ class Thresholds:
     align_k: int = 5  # thumbnail neighbours aligned per pool image (plus the hash's and embedding's best two)
     align_small_min: float = 1.01  # align_min where pool image or reference is under sift_min_size (> 1: off)
     sift_align_gate: float = 0.5  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
+    align_hires_gate: float = 0.5  # an ambiguous alignment (NCC >= this, ratio short) is redone at 128 px (> 1: off)
 
 
 def desc_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
