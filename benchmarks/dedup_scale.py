@@ -7,9 +7,10 @@ many times with a small jitter (1-6 px shift, brightness x0.97-1.03, JPEG q90) s
 References come from the benchmark's reference crops, the pool from the other crops, so the pool holds no copy
 of a reference and every check the shortlist sends to verification is a look-alike that must be rejected: the
 cost of a real pool, where copies are rare. Stages (no teacher): hashing + thumbnails + squares (pool, refs),
-kNN (faiss), aligned NCC on the shortlisted pool images, SIFT on the pool images the defaults send to it; SIFT
-is timed on a sample of ``--sift-sample`` of them and its total is that rate times their count (it is the slow
-stage; the count is exact). Each size runs in a fresh process, so peak RSS is its own.
+kNN (faiss), aligned NCC on the shortlisted pool images (timed on ``--align-sample`` of them, times their exact
+count), SIFT on the pool images the defaults send to it (their share measured on the alignment's sample, timed
+on ``--sift-sample`` of them). Hashing and kNN are timed in full. Each size runs in a fresh process, so peak RSS
+is its own.
 
 Run: ``OMP_NUM_THREADS=2 python benchmarks/dedup_scale.py [--sizes 10000,30000,100000] [--refs 10000]``
 """
@@ -23,6 +24,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,12 @@ def jittered(crops: list[dict], k: int, out: Path, tag: str, photos: Path, seed:
     return files
 
 
+def cpu() -> float:
+    """CPU seconds (user + system) of this process and of its finished children (loader and SIFT workers)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def one(args) -> dict:
     """One size, in this process: every stage timed, peak RSS."""
     from ssld.mining.dedup import align_verdicts, decide, search, sift_verdicts
@@ -61,48 +69,94 @@ def one(args) -> dict:
     ref = jittered(ref_crops, args.refs, data, "r", Path(args.photos), 1)
     pool = jittered(pool_crops, args.one, data, "p", Path(args.photos), 2)
     th = Thresholds()
-    t0 = time.perf_counter()
+    c0, t0 = cpu(), time.perf_counter()
     nb = search(pool, ref, None, None, k=th.k, workers=args.workers, progress=False)
-    t1 = time.perf_counter()
-    align = align_verdicts(nb, th, workers=args.workers)
-    t2 = time.perf_counter()
-    accepted = {m.pool for m in decide(nb, th, align=align) if m.method == "align"}
-    skip = np.zeros(len(pool), bool)
-    skip[list(accepted)] = True
-    skip[[m.pool for m in align if m.score < th.sift_align_gate]] = True
-    # the pool images SIFT would check (sift_verdicts' own gate minus skip), and SIFT on a sample of them
+    c1, t1 = cpu(), time.perf_counter()
+    # the pool images the alignment looks at (exact count); the alignment itself timed on a sample of them
     with np.errstate(invalid="ignore"):
-        gate = nb.pool_ok & (nb.pool_size.min(1) >= th.sift_min_size) & (
-            (nb.hash_dist[:, 0] <= th.sift_cand_hash) | (nb.desc_sim[:, 0] >= th.thumb_cand)) & ~skip
-    rows = np.flatnonzero(gate)
-    sample = np.random.default_rng(0).permutation(rows)[: args.sift_sample]
-    sample_skip = np.ones(len(pool), bool)
-    sample_skip[sample] = False
-    t3 = time.perf_counter()
-    verdicts, _ = sift_verdicts(nb, th, pool, ref, workers=args.workers, skip=sample_skip | skip)
-    t4 = time.perf_counter()
-    sift_rate = (t4 - t3) / max(len(sample), 1)
+        cand = nb.pool_ok & ((nb.desc_sim[:, 0] >= th.align_cand) | (nb.hash_dist[:, 0] <= th.sift_cand_hash))
+    rows = np.flatnonzero(cand)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.permutation(rows)[: args.align_sample])
+    mask = np.zeros(len(pool), bool)
+    mask[sample] = True
+    c2, t2 = cpu(), time.perf_counter()
+    align = align_verdicts(replace(nb, pool_ok=mask), th, args.workers, pool, ref)
+    c3, t3 = cpu(), time.perf_counter()
+    align_rate = (t3 - t2) / max(len(sample), 1)
+    accepted = {m.pool for m in decide(nb, th, align=align) if m.method == "align"}
+    # SIFT's share of the sample: large, in SIFT's own gate, not accepted, NCC >= sift_align_gate
+    scores = {m.pool: m.score for m in align}
+    with np.errstate(invalid="ignore"):
+        sift_gate = (nb.pool_size.min(1) >= th.sift_min_size) & (
+            (nb.hash_dist[:, 0] <= th.sift_cand_hash) | (nb.desc_sim[:, 0] >= th.thumb_cand))
+    sift_rows = [int(i) for i in sample if sift_gate[i] and int(i) not in accepted
+                 and scores.get(int(i), -1.0) >= th.sift_align_gate]
+    sift_share = len(sift_rows) / max(len(sample), 1)
+    timed = rng.permutation(sift_rows)[: args.sift_sample]
+    skip = np.ones(len(pool), bool)
+    skip[timed] = False
+    c4, t4 = cpu(), time.perf_counter()
+    verdicts, _ = sift_verdicts(nb, th, pool, ref, workers=args.workers, skip=skip)
+    c5, t5 = cpu(), time.perf_counter()
+    sift_rate = (t5 - t4) / max(len(timed), 1)
+    n_sift = sift_share * len(rows)
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"pool": args.one, "ref": args.refs, "workers": args.workers,
-            "seconds": {"hash_pool_and_refs": nb.seconds["hash"], "knn": nb.seconds["knn"], "align": t2 - t1,
-                        "sift_estimated": sift_rate * len(rows),
-                        "total_estimated": (t2 - t0) + sift_rate * len(rows)},
-            "aligned": len(align), "align_accepted": len(accepted), "sift_images": len(rows),
-            "sift_sample": len(sample), "sift_s_per_image_wall": sift_rate,
+            "seconds": {"hash_pool_and_refs": nb.seconds["hash"], "knn": nb.seconds["knn"],
+                        "align_estimated": align_rate * len(rows), "sift_estimated": sift_rate * n_sift,
+                        "total_estimated": (t1 - t0) + align_rate * len(rows) + sift_rate * n_sift},
+            "cpu_seconds": {"search": c1 - c0, "align_estimated": (c3 - c2) / max(len(sample), 1) * len(rows),
+                            "sift_estimated": (c5 - c4) / max(len(timed), 1) * n_sift},
+            "align_images": len(rows), "align_sample": len(sample), "align_s_per_image_wall": align_rate,
+            "align_accepted_in_sample": len(accepted), "sift_share_of_aligned": sift_share,
+            "sift_images_estimated": n_sift, "sift_sample": len(timed), "sift_s_per_image_wall": sift_rate,
             "sift_accepted_in_sample": sum(m.score >= th.sift_min_inliers for m in verdicts),
             "peak_rss_mib": self_kb / 1024, "peak_rss_worker_mib": child_kb / 1024,
             "loadavg": os.getloadavg()}
+
+
+def knn_probe(n_ref: int, queries: int) -> dict:
+    """Seconds per pool image of the two kNN searches with ``n_ref`` references as dedup indexes them (hash:
+    as is + mirrored; thumbnail: every reference view), on random vectors of the real shapes; the index is the
+    one ``ip_index`` picks for that many references and 14M queries (IVF beyond 2e9 pairs)."""
+    from ssld.mining import embed
+    from ssld.mining.globaldesc import REF_VIEWS, SIDE
+    from ssld.mining.hashing import hamming_knn
+
+    rng = np.random.default_rng(0)
+    views = 2 * len(REF_VIEWS)
+    ref = rng.normal(size=(n_ref, views, SIDE * SIDE)).astype(np.float32)
+    ref /= np.linalg.norm(ref, axis=-1, keepdims=True)
+    q = ref[rng.integers(0, n_ref, queries), 0] + 0.3 * rng.normal(size=(queries, SIDE * SIDE)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    index = embed.ip_index(SIDE * SIDE, n_ref * views, 14_000_000)
+    real = embed.ip_index
+    embed.ip_index = lambda d, n, queries=0: real(d, n, 14_000_000)  # the index a 14M-image pool would get
+    try:
+        t0 = time.perf_counter()
+        embed.cosine_knn(ref, q, 5)
+        t_desc = time.perf_counter() - t0
+    finally:
+        embed.ip_index = real
+    codes = rng.integers(0, 256, size=(n_ref, 2, 16), dtype=np.uint8)
+    t0 = time.perf_counter()
+    hamming_knn(codes, rng.integers(0, 256, size=(queries, 16), dtype=np.uint8), 5)
+    t_hash = time.perf_counter() - t0
+    return {"ref": n_ref, "queries": queries, "thumb_index": type(index).__name__,
+            "thumb_s_per_query": t_desc / queries, "hash_s_per_query": t_hash / queries,
+            "note": "thumbnail time includes building and training the index once"}
 
 
 def fit(rows: list[dict]) -> dict:
     """Least-squares line ``a + b * pool`` per stage and for peak RSS."""
     x = np.array([r["pool"] for r in rows], float)
     out = {}
-    for key in rows[0]["seconds"]:
-        y = np.array([r["seconds"][key] for r in rows])
-        b, a = np.polyfit(x, y, 1)
-        out[key] = {"a_s": float(a), "b_s_per_image": float(b)}
+    for group in ("seconds", "cpu_seconds"):
+        for key in rows[0][group]:
+            b, a = np.polyfit(x, np.array([r[group][key] for r in rows]), 1)
+            out[f"{group}/{key}"] = {"a_s": float(a), "b_s_per_image": float(b)}
     b, a = np.polyfit(x, np.array([r["peak_rss_mib"] for r in rows]), 1)
     out["peak_rss"] = {"a_mib": float(a), "b_mib_per_image": float(b)}
     return out
@@ -116,6 +170,9 @@ def main() -> None:
     ap.add_argument("--refs", type=int, default=10000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sift-sample", type=int, default=200)
+    ap.add_argument("--align-sample", type=int, default=3000)
+    ap.add_argument("--knn-refs", type=int, default=50000, help="also time the kNN against this many references")
+    ap.add_argument("--knn-queries", type=int, default=20000)
     ap.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -126,11 +183,14 @@ def main() -> None:
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         cmd = [sys.executable, __file__, "--one", str(size), "--photos", args.photos, "--out", args.out,
-               "--refs", str(args.refs), "--workers", str(args.workers), "--sift-sample", str(args.sift_sample)]
+               "--refs", str(args.refs), "--workers", str(args.workers), "--sift-sample", str(args.sift_sample),
+               "--align-sample", str(args.align_sample)]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
-    result = {"rows": rows, "fit": fit(rows) if len(rows) > 1 else None}
+    probe = knn_probe(args.knn_refs, args.knn_queries) if args.knn_refs else None
+    print(json.dumps(probe), flush=True)
+    result = {"rows": rows, "fit": fit(rows) if len(rows) > 1 else None, "knn_probe": probe}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "dedup_scale.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result["fit"], indent=2))
