@@ -176,11 +176,11 @@ def test_arch_and_dataset_refusals(tmp_path: Path) -> None:
     assert "Arch.infer_output_key: not supported (GeneralRecognition" in _refusal(path)
     assert "'features'" in _refusal(path)
     del data["Arch"]["infer_output_key"]
-    data["DataLoader"] = {"Train": {"dataset": {"name": "MultiLabelDataset", "label_ratio": True}}}
+    data["DataLoader"] = {"Train": {"dataset": {"name": "VeriWild"}}}  # MultiLabelDataset is read now
     path.write_text(yaml.safe_dump(data))
     message = _refusal(path)
     assert "DataLoader.Train.dataset.name: a PaddleClas dataset ssld does not support" in message
-    assert "'MultiLabelDataset'" in message
+    assert "'VeriWild'" in message
 
 
 def test_pretrained_true_says_to_give_a_local_weights_file(tmp_path: Path) -> None:
