@@ -61,6 +61,7 @@ class Grid:
     fine_cov: tuple[float, ...] = (0.95, 1.0, 1.05)
     fine_deg: tuple[float, ...] = (-2.5, 0.0, 2.5)
     hires: int = 128
+    radius: int = 3  # px at the fine size: a peak must stand out from positions farther than this
     hires_deg: tuple[float, ...] = (-1.25, 0.0, 1.25)
 
 
@@ -89,18 +90,32 @@ def _template(pool: np.ndarray, pool_size: tuple[int, int], ref_shape: tuple[int
     return t if float(t.std()) >= FLAT_STD else None
 
 
-def _best(ref: np.ndarray, templates: dict, angles, cells) -> tuple[float, tuple]:
-    best, arg = -1.0, ()
+def _best(ref: np.ndarray, templates: dict, angles, cells, radius: int = 0) -> tuple[float, tuple, float]:
+    """Best NCC over angles x cells and every translation, its cell, and (``radius`` > 0) its peak ratio."""
+    best, arg, where = -1.0, (), None
     for angle in angles:
         rot = _rotated(ref, angle)
         for cell in cells:
             t = templates.get(cell)
             if t is None or t.shape[0] > rot.shape[0] or t.shape[1] > rot.shape[1]:
                 continue
-            score = float(cv2.minMaxLoc(cv2.matchTemplate(rot, t, cv2.TM_CCOEFF_NORMED))[1])
+            ncc = cv2.matchTemplate(rot, t, cv2.TM_CCOEFF_NORMED)
+            score = float(cv2.minMaxLoc(ncc)[1])
             if score > best:
-                best, arg = score, (*cell, angle)
-    return best, arg
+                best, arg, where = score, (*cell, angle), ncc
+    return best, arg, _peak_ratio(where, radius) if radius and where is not None else 100.0
+
+
+def _peak_ratio(ncc: np.ndarray, radius: int) -> float:
+    """``(1 - best NCC farther than radius px from the peak) / (1 - peak NCC)``: about 1 when a shifted
+    position fits as well (one straight edge, parallel stripes: the aperture problem), large for a distinct
+    match. 100 when no position lies that far."""
+    y, x = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+    off = ncc.copy()
+    off[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1] = -1.0
+    if off.size == 0 or off.max() <= -1.0:
+        return 100.0
+    return min((1.0 - max(float(off.max()), 0.0)) / max(1.0 - float(ncc[y, x]), 1e-6), 100.0)
 
 
 class Aligner:
@@ -110,10 +125,11 @@ class Aligner:
         self.grid = grid or Grid()
 
     def scores(self, pool_sq: np.ndarray, pool_size, refs: list[tuple[np.ndarray, tuple[int, int]]],
-               refine: int = 2, cells: list | None = None) -> np.ndarray:
+               refine: int = 2, cells: list | None = None, peaks: np.ndarray | None = None) -> np.ndarray:
         """``refs`` = [(stored square, (w, h))]: coarse NCC over the grid for each, then the ``refine`` best
         refined at the fine size. Returns ``[len(refs)]`` scores in [-1, 1] (-1: nothing to compare); ``cells``
-        (a list) receives each reference's best (coverage, mirrored, angle)."""
+        (a list) receives each reference's best (coverage, mirrored, angle), ``peaks`` (an array) the refined
+        ones' peak ratios (:func:`_peak_ratio`, ``grid.radius`` px at the fine size)."""
         g = self.grid
         pool_c = restore(pool_sq, pool_size, g.coarse, g.highpass)
         grid = [(c, f) for f in (False, True) for c in g.coverages]
@@ -125,7 +141,7 @@ class Aligner:
             if ref.shape not in cache:
                 cache[ref.shape] = {cell: _template(pool_c, pool_size, ref.shape, cell[0], cell[1], g.inner)
                                     for cell in grid}
-            coarse[j], where[j] = _best(ref, cache[ref.shape], g.angles, grid)
+            coarse[j], where[j], _ = _best(ref, cache[ref.shape], g.angles, grid)
         out = coarse.copy()
         pool_f = restore(pool_sq, pool_size, g.fine, g.highpass)
         for j in np.argsort(-coarse)[:refine]:
@@ -136,16 +152,20 @@ class Aligner:
             fine_cells = [(min(1.0, cov * k), flip) for k in g.fine_cov]
             templates = {cell: _template(pool_f, pool_size, ref.shape, cell[0], cell[1], g.inner)
                          for cell in fine_cells}
-            score, arg = _best(ref, templates, [angle + d for d in g.fine_deg], fine_cells)
+            score, arg, peak = _best(ref, templates, [angle + d for d in g.fine_deg], fine_cells, g.radius)
             out[j] = max(score, -1.0)
             where[j] = arg or where[j]
+            if peaks is not None:
+                peaks[j] = peak
         if cells is not None:
             cells[:] = where
         return out
 
-    def hires(self, pool: np.ndarray, refs: list[np.ndarray], cells: list[tuple]) -> np.ndarray:
+    def hires(self, pool: np.ndarray, refs: list[np.ndarray], cells: list[tuple],
+              peaks: np.ndarray | None = None) -> np.ndarray:
         """NCC of full grayscale images (pool copy, references) at ``grid.hires`` px, at each reference's best
-        cell from :meth:`scores` (angle refined by ``hires_deg``): details the 64 px squares blur away."""
+        cell from :meth:`scores` (angle refined by ``hires_deg``): details the 64 px squares blur away.
+        ``peaks`` receives the peak ratios (radius scaled to the size)."""
         g = self.grid
         side = g.hires
         pool_size = (pool.shape[1], pool.shape[0])
@@ -157,5 +177,9 @@ class Aligner:
             ref_h = restore(ref, (ref.shape[1], ref.shape[0]), side, g.highpass)
             cov, flip, angle = cell
             t = {(cov, flip): _template(pool_h, pool_size, ref_h.shape, cov, flip, g.inner)}
-            out[j] = max(_best(ref_h, t, [angle + d for d in g.hires_deg], [(cov, flip)])[0], -1.0)
+            score, _, peak = _best(ref_h, t, [angle + d for d in g.hires_deg], [(cov, flip)],
+                                   g.radius * side // g.fine)
+            out[j] = max(score, -1.0)
+            if peaks is not None:
+                peaks[j] = peak
         return out

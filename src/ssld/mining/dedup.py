@@ -260,7 +260,9 @@ def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1, pool_files:
     """Aligned NCC (:class:`ssld.mining.align.Aligner`) of each pool image whose shortlist is close enough
     (thumbnail similarity >= ``align_cand``, or a SIFT gate) against its ``align_k`` thumbnail neighbours and the
     hash's and embedding's best two: the best reference per pool image as a Match (score = NCC, margin = the
-    distance ratio ``(1 - next NCC) / (1 - NCC)``, at most 100). With the file lists, a verdict whose NCC
+    smaller of two distance ratios, ``(1 - next reference's NCC) / (1 - NCC)`` and the peak ratio
+    ``(1 - NCC at positions more than 3 px away) / (1 - NCC)``: the match must stand out from every other
+    reference and from every shifted position; at most 100). With the file lists, a verdict whose NCC
     reaches ``align_hires_gate`` but whose ratio falls short is redone on the files at 128 px against its two
     best references. Empty without the grayscale squares."""
     if nb.pool_sq is None or nb.ref_sq is None:
@@ -299,19 +301,25 @@ def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
     nb, th, files, aligner, out = _SHARED["nb"], _SHARED["th"], _SHARED["files"], Aligner(), []
     for i, refs in tasks:
         cells: list = []
+        peaks = np.full(len(refs), 100.0)
         s = aligner.scores(nb.pool_sq[i], nb.pool_size[i], [(nb.ref_sq[r], nb.ref_size[r]) for r in refs],
-                           cells=cells)
+                           cells=cells, peaks=peaks)
         best = int(np.argmax(s))
         if s[best] <= -1:
             continue
         score, ratio = _ratio(s, best)
+        ratio = min(ratio, float(peaks[best]))
         if files and th.align_hires_gate <= score and ratio < th.align_ratio:
             top = [int(j) for j in np.argsort(-s)[:2]]
             pool_img = load_gray(files[0][i])
             if pool_img is not None:
-                hr = aligner.hires(pool_img, [load_gray(files[1][refs[j]]) for j in top], [cells[j] for j in top])
-                best = top[int(np.argmax(hr))]
-                score, ratio = _ratio(hr, int(np.argmax(hr)))
+                hr_peaks = np.full(len(top), 100.0)
+                hr = aligner.hires(pool_img, [load_gray(files[1][refs[j]]) for j in top], [cells[j] for j in top],
+                                   peaks=hr_peaks)
+                b = int(np.argmax(hr))
+                best = top[b]
+                score, ratio = _ratio(hr, b)
+                ratio = min(ratio, float(hr_peaks[b]))
         out.append(Match(i, refs[best], "align", score, ratio))
     return out
 
