@@ -52,11 +52,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     out = Path(args.out)
-    root = out / "fmnist"
-    root.mkdir(parents=True, exist_ok=True)
     (xtr, _), (xte, _) = idx("train"), idx("t10k")
-    planted = write_data(root, xtr, xte, args.plant, seed=0)
     n = min(args.train, len(xtr))
+    # the same planted copies as dedup_bench.py (they depend on the test set and the seed only)
+    root = out / ("fmnist" if n == len(xtr) else f"fmnist_train{n}")
+    root.mkdir(parents=True, exist_ok=True)
+    planted = write_data(root, xtr[:n], xte, args.plant, seed=0)
     test_keys = {hashlib.sha1(a.tobytes()).hexdigest() for a in xte}
     exact = {i for i in range(n) if hashlib.sha1(xtr[i].tobytes()).hexdigest() in test_keys}
     pool = [str(root / f"train/{i:05d}.png") for i in range(n)] + [str(root / p["path"]) for p in planted]
