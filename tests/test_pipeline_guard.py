@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from helpers.paths import FM_CONFIGS
 from helpers.pipeline import band_images
 
@@ -21,7 +22,7 @@ from ssld.pipeline.guard import GUARD, check_teacher
 LOADERS = "DataLoader.Train.loader.num_workers: 0, DataLoader.Eval.loader.num_workers: 0"
 
 
-def _pipeline(tmp_path: Path) -> Path:
+def _pipeline(tmp_path: Path, guard: str = "") -> Path:
     rng = np.random.default_rng(0)
     root = tmp_path / "imgs"
     lists = {n: band_images(root, n, k, n != "pool", rng) for n, k in (("labeled", 6), ("pool", 2), ("val", 2))}
@@ -44,7 +45,7 @@ Pipeline:
   distill: {{config: {FM_CONFIGS}/distill.yaml, overrides: {student}}}
   finetune: {{config: {FM_CONFIGS}/finetune.yaml, overrides: {{Global.epochs: 1, {LOADERS}}}}}
   export: {{enabled: false}}
-"""
+{guard}"""
     path = tmp_path / "p.yaml"
     path.write_text(text)
     return path
@@ -72,6 +73,21 @@ def test_undertrained_teacher_trips_the_guard_and_the_flag_goes_on(tmp_path: Pat
     pipe.run(start="eval")
     report = (run / "report.md").read_text()
     assert "Teacher guard: the teacher scored" in report and f"{result['margin']:+.2f} points" in report
+
+
+def test_hold_out_from_teacher_scores_the_teacher_on_images_it_never_saw(tmp_path: Path) -> None:
+    config, run = _pipeline(tmp_path, "  guard: {hold_out_from_teacher: true}\n"), tmp_path / "run"
+    pipe = open_pipeline(config, run_dir=run)
+    pipe.out = lambda s: None
+    with pytest.raises(UserError) as err:  # the undertrained teacher still stops the run
+        pipe.run()
+    holdout = (run / "baseline" / "lr_grid" / "grid_holdout.txt").read_text().splitlines()
+    teacher_list = yaml.safe_load((run / "teacher" / "config.yaml").read_text())["DataLoader"]["Train"]["dataset"]
+    taught = Path(teacher_list["cls_label_path"]).read_text().splitlines()
+    assert len(holdout) == 30 and len(taught) == 30 and not set(holdout) & set(taught)  # the baseline's grid split
+    assert json.loads((run / "teacher" / "done.json").read_text())["metrics"]["train_images"] == 30
+    result = json.loads((run / GUARD).read_text())
+    assert result["teacher_trained_on_holdout"] == 0 and "optimistic" not in str(err.value)
 
 
 def _records(run: Path, teacher: float, student: float) -> None:

@@ -72,6 +72,9 @@ def test_init_writes_a_pipeline_that_runs_on_32px_rgb_lists(data: Path, tmp_path
     done = {s: json.loads((run / s / "done.json").read_text())["metrics"] for s in ("teacher", "baseline", "eval")}
     assert done["teacher"]["steps"] >= done["baseline"]["ssld_steps"]["total"]  # the teacher's budget follows
     assert done["eval"]["finetune_top1"] is not None and (run / "guard.json").is_file()
+    # the teacher left the guard's 4 held-out images (1 per class) out: the guard scores it on images it never saw
+    assert pl["guard"]["hold_out_from_teacher"] is True and done["teacher"]["train_images"] == 16
+    assert json.loads((run / "guard.json").read_text())["teacher_trained_on_holdout"] == 0
 
 
 def test_init_from_class_folders_and_refusals(tmp_path: Path) -> None:

@@ -133,6 +133,9 @@ class GuardSection(_Strict):
                                                                   "labels-only student on the holdout")
     allow_weak_teacher: bool = Field(False, description="go on (with a warning) when the teacher is not clearly "
                                                         "better (same as --allow-weak-teacher)")
+    hold_out_from_teacher: bool = Field(False, description="a teacher that trains on the labeled set leaves the "
+                                                           "baseline's held-out images out, so the guard scores it on "
+                                                           "images it never saw (ssld init writes true)")
 
 
 class BudgetSection(_Strict):

@@ -131,7 +131,8 @@ HEADER = """\
 # Teacher and distill have no Global.epochs: their budgets follow the data (Pipeline.budget): distill at least
 # 1,500 optimizer steps and 10 epochs, the teacher at least as many steps as the labels-only student gets.
 # The teacher guard stops the run after the baseline when the teacher is not 1 point above the labels-only
-# student on held-out labeled images (--allow-weak-teacher goes on). Give the teacher more labeled images than
+# student on held-out labeled images (--allow-weak-teacher goes on); the teacher trains without those images
+# (guard.hold_out_from_teacher), or its score on them would be optimistic. Give the teacher more labeled images than
 # the student (data.teacher_labeled: a list file) when you have them: SSLD gains most from a teacher that knows
 # more than the student could learn from its labels.
 """
@@ -181,7 +182,7 @@ def init_pipeline(data: str, out: str | Path, root: str | None = None, force: bo
         "distill": {"config": f"{rel}/distill.yaml", "overrides": {}},
         "finetune": {"config": f"{rel}/finetune.yaml", "overrides": {}},
         "budget": {"auto": True, "distill_min_steps": 1500, "distill_min_epochs": 10},
-        "guard": {"enabled": True, "min_margin": 1.0, "allow_weak_teacher": False},
+        "guard": {"enabled": True, "min_margin": 1.0, "allow_weak_teacher": False, "hold_out_from_teacher": True},
     }
     counts = sorted({labels.count(c) for c in set(labels)})
     per_class = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"

@@ -23,6 +23,7 @@ from ssld.pipeline.budget import (
 )
 from ssld.pipeline.config import PipelineConfig, TrainStage
 from ssld.pipeline.fit import describe, fill_auto, fit_config, measure_images
+from ssld.pipeline.guard import holds_out_from_teacher, teacher_train_list
 from ssld.pipeline.mining_stages import (
     dedup_stage,
     label_stage,
@@ -134,11 +135,14 @@ def teacher_stage(p: PipelineConfig) -> Stage:
     path = p.config_path(sec.config)
 
     auto = auto_epochs(p, sec)
+    held_out = holds_out_from_teacher(p)
 
     def run(ctx: StageContext) -> StageResult:
         raw = read_training_yaml(path, sec.overrides, "Pipeline.teacher")
         own = p.pipeline.data.separate_teacher_set
         train_list = ctx.stage_dir("data") / (TEACHER_LIST if own else "train_labeled.txt")
+        if held_out:  # the guard's holdout stays unseen by the teacher
+            train_list = teacher_train_list(p, train_list, ctx.dir)
         image, data = data_image(ctx), ctx.upstream["data"]["metrics"]
         cfg = validated(fill_auto(raw, image, "Pipeline.teacher"), "Pipeline.teacher")
         n_teacher = count_lines(train_list)
@@ -158,6 +162,8 @@ def teacher_stage(p: PipelineConfig) -> Stage:
         return _train(ctx, p, sec, train_list, raw)
 
     settings = _train_stage_settings(p, sec, {"auto_budget": budget_settings(p)} if auto else None)
+    if held_out:  # which images the teacher leaves out: the baseline's split
+        settings["guard_holdout"] = p.pipeline.baseline.holdout_fraction  # type: ignore[union-attr]
     inputs = [str(path)]
     if auto:  # the teacher's budget is the baseline's: distill + finetune configs
         inputs += [str(p.config_path(s.config)) for s in (p.pipeline.distill, p.pipeline.finetune) if s is not None]
