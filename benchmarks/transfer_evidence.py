@@ -6,9 +6,7 @@ pipeline file with ``ssld init --data DIR --out OUT/NAME.yaml`` (its defaults, n
 the pipeline's ``--seed``: every training stage's ``Global.seed``; the data lists are the same for all seeds).
 ``--weak`` adds one seed-0 run per dataset, before its seed 0, with a deliberately undertrained teacher
 (``Global.epochs`` 40 in ``Pipeline.teacher.overrides``, the Fashion-MNIST configs' value the issue copied): the
-teacher guard must stop it after the baseline. Seed 0 then starts from a copy of that run's data and baseline
-stages: the baseline does not depend on the teacher, so the pipeline checks their hashes and reuses them (only
-the teacher and the stages after the baseline run again).
+teacher guard must stop it after the baseline (a run folder of its own: seed 0 trains its baseline again).
 
 Everything goes to ``OUT/driver.log`` (commands, load average before and after each run, exit codes); the table
 of every finished run (val top-1 of each model, deltas, per-stage wall and CPU time) to ``OUT/summary.md`` and
@@ -22,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -130,17 +127,13 @@ def main() -> None:
             jobs += [(name, "weak")] if args.weak and seed == 0 else []
             jobs.append((name, seed))
     for name, seed in jobs:
-        weak = out / f"{name}-weak-s0"
         if seed == "weak":
-            run_dir = weak
+            run_dir = out / f"{name}-weak-s0"
             code = run(out, [ssld, "pipeline", "-c", f"{name}.yaml", "--seed", "0", "--run-dir", run_dir.name,
                              "-o", f"teacher.overrides={{Global.epochs: {WEAK_EPOCHS}}}"])
             log(out, f"{name} weak teacher: exit {code} ({'stopped, as it must' if code else 'NOT stopped'})")
         else:
             run_dir = out / f"{name}-s{seed}"
-            if seed == 0 and not run_dir.exists() and (weak / "baseline" / "done.json").is_file():
-                for part in ("data", "baseline"):  # the same seed's data and baseline: reused after a hash check
-                    shutil.copytree(weak / part, run_dir / part)
             run(out, [ssld, "pipeline", "-c", f"{name}.yaml", "--seed", str(seed), "--run-dir", run_dir.name])
         runs.append(run_summary(run_dir))
         write_summary(out, runs)
