@@ -211,3 +211,24 @@ def test_dedup_sharded_over_ranks_equals_unsharded(tmp_path: Path, monkeypatch) 
     a, b = (json.loads((tmp_path / d / "dedup_report.json").read_text()) for d in ("single", "sharded"))
     assert (a["removed"], a["by_method"], a["skipped_pool"]) == (b["removed"], b["by_method"], b["skipped_pool"])
     assert b["ranks"] == 3 and not (tmp_path / "sharded" / "parts").exists()
+
+
+def test_library_label_and_dedup_leave_a_callers_process_group_running(tmp_path: Path) -> None:
+    """``label_images``/``dedup_images`` end only a process group they started, not one the caller runs."""
+    import torch.distributed as tdist
+
+    from ssld.config import load_config
+    from ssld.mining.jobs import dedup_images, label_images
+
+    cfg_path, weights = _teacher(tmp_path)
+    pool, ref = _pool_with_copies(tmp_path)
+    cfg = load_config(cfg_path)
+    tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        labeled = label_images(pool, tmp_path, cfg, tmp_path / "store", weights=str(weights), topk=3)
+        assert tdist.is_initialized() and labeled is not None and labeled.count == 54  # 55 listed, one broken file
+        result = dedup_images(pool, ref, tmp_path, cfg, tmp_path / "dedup", weights=str(weights),
+                              store=tmp_path / "store")
+        assert tdist.is_initialized() and result is not None and result.removed >= 1
+    finally:
+        tdist.destroy_process_group()

@@ -93,6 +93,7 @@ def label_images(
     if not samples:
         raise UserError(f"--list {image_list}: no images in the list; nothing to label")
     device = resolve_device(cfg.Global.device)
+    owns_group = not dist.is_initialized()  # a caller's process group is left as it was
     dist.init_from_env(device)
     rank = dist.rank()
     try:
@@ -112,7 +113,8 @@ def label_images(
             amp_dtype=resolve_precision(cfg.AMP, device).dtype,
         )
     finally:
-        dist.shutdown()
+        if owns_group:
+            dist.shutdown()
     return LabelResult(Path(out), manifest) if rank == 0 else None
 
 
@@ -154,6 +156,7 @@ def dedup_images(
     if split is None:
         raise UserError(f"DataLoader.Eval: missing in {config_name}; dedup needs its transform_ops")
     device = resolve_device(cfg.Global.device)
+    owns_group = not dist.is_initialized()  # a caller's process group is left as it was
     dist.init_from_env(device)
     rank, world = dist.rank(), dist.world_size()
     try:
@@ -178,7 +181,8 @@ def dedup_images(
             nb, matches, counts = merge_parts(Path(out), world, len(pool))
             from_store = counts["from_store"]
     finally:
-        dist.shutdown()
+        if owns_group:
+            dist.shutdown()
     report = write_dedup_outputs(out, pool, ref, root, ref_root, nb, matches, pairs,
                                  extra={"thresholds": asdict(th), "teacher": teacher.model_name,
                                         "weights_sha256": teacher.weights_sha256,
