@@ -88,3 +88,16 @@ def test_faiss_loader_chatter_is_hidden_unless_verbose() -> None:
         assert logging.getLogger("faiss").level == logging.NOTSET  # -v: faiss follows the root level again
     finally:
         logging.getLogger("faiss").setLevel(logging.NOTSET)
+
+
+def test_dedup_options_reach_the_thresholds() -> None:
+    """Every threshold option of ``ssld dedup`` lands in the field of its name (``--knn`` in ``k``)."""
+    from ssld.cli import build_parser
+    from ssld.commands.dedup import thresholds_from
+
+    args = build_parser().parse_args(["dedup", "--pool", "p", "--ref", "r", "--root", ".", "-c", "c", "--out", "o",
+                                      "--align-min", "0.7", "--align-ratio", "4", "--align-small-min", "0.9",
+                                      "--sift-align-gate", "0.3", "--knn", "7", "--sim-min", "0.8"])
+    th = thresholds_from(vars(args))
+    assert (th.align_min, th.align_ratio, th.align_small_min, th.sift_align_gate, th.k, th.sim_min) == (
+        0.7, 4.0, 0.9, 0.3, 7, 0.8)

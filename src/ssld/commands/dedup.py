@@ -6,7 +6,7 @@ import argparse
 
 from ssld.mining.rules import Thresholds
 
-HELP = "drop pool images that copy a validation image (perceptual hash + teacher embedding kNN, SIFT check)"
+HELP = "drop pool images that copy a validation image (hash, descriptor and embedding kNN, aligned NCC, SIFT)"
 EXAMPLES = """\
   ssld dedup --pool data/fm/unlabeled.txt --ref data/fm/val.txt --root data/fm \\
       -c configs/fashion_mnist/teacher.yaml --weights runs/teacher/student.safetensors --out runs/dedup
@@ -16,7 +16,8 @@ EXAMPLES = """\
   ssld select --store runs/store --keep runs/dedup/kept.txt ...      # select among the images dedup kept
 Writes OUT/kept.txt (pool minus duplicates), OUT/removed.csv, OUT/pairs.png and OUT/dedup_report.json.
 A pool image is a copy of reference r when r is its best match and clearly ahead of the second-best
-reference (a margin), or, for images of at least --sift-min-size px, when SIFT+RANSAC inliers confirm it.
+reference (a margin); for images of at least --sift-min-size px, when r aligns with it (NCC over mirror, crop,
+rotation and shift, --align-min, --align-ratio), or else when SIFT+RANSAC inliers confirm it.
 """
 
 _T = Thresholds()
@@ -57,6 +58,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--thumb-margin", type=float, default=_T.thumb_margin,
                    help=f"thumbnail rule: lead over the second-best reference (default {_T.thumb_margin})")
     t.add_argument("--knn", type=int, default=_T.k, help=f"neighbours searched per pool image (default {_T.k})")
+    t.add_argument("--align-min", type=float, default=_T.align_min,
+                   help=f"aligned NCC that makes a shortlisted reference a copy (default {_T.align_min})")
+    t.add_argument("--align-ratio", type=float, default=_T.align_ratio,
+                   help=f"how many times closer (1 - NCC) the best reference must be than the next and than any "
+                        f"shifted position (default {_T.align_ratio:g})")
+    t.add_argument("--align-small-min", type=float, default=_T.align_small_min,
+                   help=f"align_min where an image is under --sift-min-size px (default {_T.align_small_min}: off; "
+                        "0.90 was measured on 28 px Fashion-MNIST, docs/mining.md)")
+    t.add_argument("--sift-align-gate", type=float, default=_T.sift_align_gate,
+                   help=f"SIFT checks only pool images whose best aligned NCC reaches this "
+                        f"(default {_T.sift_align_gate})")
 
 
 def thresholds_from(values: dict[str, object]) -> Thresholds:
@@ -77,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "pairs": (0, None), "hash_max": (0, 128),
                         "hash_margin": (0, 128), "sim_min": (-1, 1), "sim_margin": (0, 2),
                         "sift_min_size": (1, None), "sift_min_inliers": (1, None),
-                        "thumb_margin": (0, 2)})
+                        "thumb_margin": (0, 2), "align_min": (-1, 1.01), "align_ratio": (1, None),
+                        "align_small_min": (-1, 1.01), "sift_align_gate": (-1, 1)})
     cfg = load_config(args.config, args.override)
     result = dedup_images(args.pool, args.ref, args.root, cfg, args.out, ref_root=args.ref_root,
                           weights=args.weights, store=args.store, thresholds=thresholds_from(vars(args)),
