@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ssld.mining.select import select_topk
 from ssld.data.store import (
     SoftLabelStore,
     merge_shards,
     write_manifest_pending,
     write_shard,
 )
+from ssld.mining.select import select_topk
 
 
 def du(path: Path) -> int:
