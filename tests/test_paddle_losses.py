@@ -160,3 +160,31 @@ def test_dml_paddleclas_multilabel_options_against_float64_formula():
     assert got.item() == pytest.approx((terms * weight).mean(), rel=1e-5)
     with pytest.raises(ValueError, match="weight_ratio needs"):
         _run("DistillationDMLLoss", s, t, torch.zeros(5, dtype=torch.long), model_name_pairs=PAIR, weight_ratio=True)
+
+
+def _paddleclas_dml(s: np.ndarray, t: np.ndarray, eps: float) -> float:
+    """PaddleClas's DMLLoss (softmax, float64): mean over entries of ``C/2 [t log((t+eps)/(s+eps)) + s log(...)]``."""
+    def softmax(x):
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    ps, pt = softmax(s), softmax(t)
+    c = s.shape[-1]
+    cost = pt * np.log((pt + eps) / (ps + eps)) * c + ps * np.log((ps + eps) / (pt + eps)) * c
+    return float((cost / 2).mean())
+
+
+def test_dml_eps_follows_paddleclas_where_probabilities_vanish():
+    """A train-mode teacher can have logit gaps of 60: below eps the log is PaddleClas's log(p + eps), and the loss
+    is several times smaller than the exact symmetric KL (which ``eps: 0`` still gives)."""
+    s, t = _logits((16, 10), seed=4, scale=1.0)
+    t = t * 30.0
+    value = _run("DistillationDMLLoss", s, t, None, model_name_pairs=PAIR)
+    expected = _paddleclas_dml(s.double().numpy(), t.double().numpy(), 1e-12)
+    assert value.item() == pytest.approx(expected, rel=1e-4)
+    exact = _run("DistillationDMLLoss", s, t, None, model_name_pairs=PAIR, eps=0)
+    assert exact.item() == pytest.approx(_paddleclas_dml(s.double().numpy(), t.double().numpy(), 0.0), rel=1e-4)
+    assert exact.item() > 1.5 * value.item()
+    x = s.clone().requires_grad_(True)
+    _run("DistillationDMLLoss", x, t, None, model_name_pairs=PAIR).backward()
+    assert torch.isfinite(x.grad).all()
