@@ -25,6 +25,28 @@ class Sample(NamedTuple):
     label: int
 
 
+def list_lines(list_path: str | os.PathLike[str], image_root: str | os.PathLike[str],
+               line_format: str) -> tuple[Path, Path, list[tuple[int, str]]]:
+    """``(list path, image root, [(line number, stripped line)])`` of a list file's non-blank, non-comment lines,
+    after one-line UserErrors for a missing, unreadable or non-text list or a missing root (``line_format``, e.g.
+    ``'path label' lines``, says what the list should hold)."""
+    lp, root = Path(list_path), Path(image_root)
+    if lp.is_dir():
+        raise UserError(f"{lp}: is a directory, not a list file of {line_format}")
+    if not lp.is_file():
+        raise UserError(f"{lp}: list file not found")
+    if not root.is_dir():
+        raise UserError(f"{root}: image root not found (list {lp})")
+    try:
+        text = lp.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{lp}: not a text list file (byte {e.start} is not UTF-8 text)") from None
+    except OSError as e:
+        raise UserError(f"{lp}: cannot read list file: {e.strerror or e}") from None
+    stripped = ((n, raw.strip()) for n, raw in enumerate(text.splitlines(), start=1))
+    return lp, root, [(n, line) for n, line in stripped if line and not line.startswith("#")]
+
+
 def read_list(list_path: str | os.PathLike[str], image_root: str | os.PathLike[str], num_classes: int | None = None,
               classes_key: str = "--class-num") -> list[Sample]:
     """Parse a PaddleClas list file; relative paths are joined onto ``image_root``.
@@ -33,24 +55,9 @@ def read_list(list_path: str | os.PathLike[str], image_root: str | os.PathLike[s
     ``num_classes`` (named ``classes_key`` in the message, e.g. ``Arch.class_num``), a label outside
     ``0..num_classes-1`` (a network with that many outputs could not score it).
     """
-    lp, root = Path(list_path), Path(image_root)
-    if lp.is_dir():
-        raise UserError(f"{lp}: is a directory, not a list file of 'path label' lines")
-    if not lp.is_file():
-        raise UserError(f"{lp}: list file not found")
-    if not root.is_dir():
-        raise UserError(f"{root}: image root not found (list {lp})")
-    try:
-        lines = lp.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise UserError(f"{lp}: not a text list file (byte {e.start} is not UTF-8 text)") from None
-    except OSError as e:
-        raise UserError(f"{lp}: cannot read list file: {e.strerror or e}") from None
+    lp, root, lines = list_lines(list_path, image_root, "'path label' lines")
     samples: list[Sample] = []
-    for lineno, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    for lineno, line in lines:
         parts = line.split()
         if len(parts) > 2:
             raise UserError(f"{lp}:{lineno}: expected '<path> [label]', got {len(parts)} fields (no spaces in paths)")

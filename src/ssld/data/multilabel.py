@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ssld.data.dataset import ImageListDataset, Skipped
-from ssld.data.lists import UNLABELED, Sample
+from ssld.data.lists import UNLABELED, Sample, list_lines
 from ssld.errors import UserError
 
 NAME = "MultiLabelDataset"
@@ -47,25 +46,10 @@ def read_multilabel_list(list_path: str | os.PathLike[str], image_root: str | os
     Every line must give the same number of labels, ``num_classes`` when known (named ``classes_key`` in the
     message). A sample's ``label`` is 0, or -1 when all its targets are unknown (an unlabeled image).
     """
-    lp, root = Path(list_path), Path(image_root)
-    if lp.is_dir():
-        raise UserError(f"{lp}: is a directory, not a list file of '<path><TAB><labels>' lines")
-    if not lp.is_file():
-        raise UserError(f"{lp}: list file not found")
-    if not root.is_dir():
-        raise UserError(f"{root}: image root not found (list {lp})")
-    try:
-        lines = lp.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise UserError(f"{lp}: not a text list file (byte {e.start} is not UTF-8 text)") from None
-    except OSError as e:
-        raise UserError(f"{lp}: cannot read list file: {e.strerror or e}") from None
+    lp, root, lines = list_lines(list_path, image_root, "'<path><TAB><labels>' lines")
     samples: list[Sample] = []
     rows: list[list[int]] = []
-    for lineno, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    for lineno, line in lines:
         where = f"{lp}:{lineno}"
         parts = line.split("\t") if "\t" in line else line.rsplit(None, 1)
         if len(parts) != 2:
