@@ -128,12 +128,10 @@ def dedup_images(
     ``removed.csv``, ``pairs.png`` and ``dedup_report.json`` into ``out``. With ``store`` (a store ``label_images``
     wrote with embeddings, same teacher and transform) the pool's embeddings come from it: one teacher pass."""
     from ssld.data import read_list
-    from ssld.mining.dedup import (
-        decide,
-        dedup_transform,
+    from ssld.mining.dedup import decide, dedup_transform, search
+    from ssld.mining.dedup_files import (
         merge_parts,
         save_part,
-        search,
         shard_rows,
         write_dedup_outputs,
     )
