@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from ssld.data.transforms import ToNormalizedTensor, build_transform
+from ssld.data.image_ops import ToNormalizedTensor
+from ssld.data.transforms import build_transform
 
 
 def _images() -> list[Image.Image]:

@@ -87,7 +87,7 @@ def batched_form(transform: Callable[[Any], torch.Tensor]) -> BatchedAugment | N
     """The batch form of a per-sample transform built by ``build_transform``, or ``None`` when it has an op
     without one (anything but constant ``Pad``, ``RandomCrop`` without ``pad_if_needed``, ``RandFlipImage``,
     ``FitSize`` and a final ``NormalizeImage``)."""
-    from ssld.data.transforms import ToNormalizedTensor
+    from ssld.data.image_ops import ToNormalizedTensor
 
     ops = list(getattr(transform, "transforms", []))
     if not ops or not isinstance(ops[-1], ToNormalizedTensor):
