@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from helpers.configs import LABEL_OPS, label_config
 from helpers.fashion_mnist import write_fmnist_list
@@ -93,7 +94,7 @@ def test_faiss_loader_chatter_is_hidden_unless_verbose() -> None:
 def test_dedup_options_reach_the_thresholds() -> None:
     """Every threshold option of ``ssld dedup`` lands in the field of its name (``--knn`` in ``k``)."""
     from ssld.cli import build_parser
-    from ssld.commands.dedup import thresholds_from
+    from ssld.mining.rules import thresholds_from
 
     args = build_parser().parse_args(["dedup", "--pool", "p", "--ref", "r", "--root", ".", "-c", "c", "--out", "o",
                                       "--align-min", "0.7", "--align-ratio", "4", "--align-small-min", "0.9",
@@ -101,3 +102,18 @@ def test_dedup_options_reach_the_thresholds() -> None:
     th = thresholds_from(vars(args))
     assert (th.align_min, th.align_ratio, th.align_small_min, th.sift_align_gate, th.k, th.sim_min) == (
         0.7, 4.0, 0.9, 0.3, 7, 0.8)
+
+
+def test_pipeline_dedup_options_are_checked_by_name_and_type() -> None:
+    """``Pipeline.dedup.options`` use ``ssld dedup``'s option names; a wrong name or value is one line."""
+    from ssld.errors import UserError
+    from ssld.pipeline.mining_stages import dedup_options
+
+    th, extra = dedup_options({"knn": 8, "sim_min": "0.85", "align_ratio": 4, "batch_size": 64})
+    assert (th.k, th.sim_min, th.align_ratio, extra) == (8, 0.85, 4.0, {"batch_size": 64})
+    with pytest.raises(UserError, match=r"^Pipeline.dedup.options.sim_mni: unknown dedup option \(known: "):
+        dedup_options({"sim_mni": 0.9})
+    with pytest.raises(UserError, match=r"^Pipeline.dedup.options.knn: must be an integer, got 2.5$"):
+        dedup_options({"knn": 2.5})
+    with pytest.raises(UserError, match=r"^Pipeline.dedup.options.hash_max: must be an integer, got 'ten'$"):
+        dedup_options({"hash_max": "ten"})

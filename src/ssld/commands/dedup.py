@@ -71,20 +71,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"(default {_T.sift_align_gate})")
 
 
-def thresholds_from(values: dict[str, object]) -> Thresholds:
-    """Thresholds from option values named like the fields (``knn`` is ``k``); other names are left out."""
-    from dataclasses import fields
-
-    given = {("knn" if f.name == "k" else f.name): f.name for f in fields(Thresholds)}
-    return Thresholds(**{field: values[name] for name, field in given.items() if name in values})
-
-
 def run(args: argparse.Namespace) -> int:
     import os
 
     from ssld.commands.options import check_ranges
     from ssld.config import load_config
     from ssld.mining.jobs import dedup_images
+    from ssld.mining.rules import thresholds_from
 
     check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "pairs": (0, None), "hash_max": (0, 128),
                         "hash_margin": (0, 128), "sim_min": (-1, 1), "sim_margin": (0, 2),

@@ -7,8 +7,9 @@ look alike, so the margin, not the raw similarity, separates "same photo" from "
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,6 +42,33 @@ class Thresholds:
     align_small_min: float = 1.01  # align_min where pool image or reference is under sift_min_size (> 1: off)
     sift_align_gate: float = 0.5  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
     align_hires_gate: float = 0.5  # an ambiguous alignment (NCC >= this, ratio short) is redone at 128 px (> 1: off)
+
+
+def option_names() -> dict[str, str]:
+    """``ssld dedup`` option name (``knn``, ``sim_min``...) -> Thresholds field (``k``, ``sim_min``...)."""
+    return {("knn" if f.name == "k" else f.name): f.name for f in fields(Thresholds)}
+
+
+def thresholds_from(values: Mapping[str, Any], where: str = "") -> Thresholds:
+    """Thresholds from values named like ``ssld dedup``'s options (``knn`` for ``k``); other names are left out.
+    Each value becomes its field's type (int or float); one that cannot is a one-line error at ``where + name``."""
+    from ssld.errors import UserError
+
+    out: dict[str, Any] = {}
+    defaults = Thresholds()
+    for name, field in option_names().items():
+        if name not in values or values[name] is None:
+            continue
+        kind = type(getattr(defaults, field))
+        value = values[name]
+        try:
+            if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            out[field] = kind(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}{name}: must be {'an integer' if kind is int else 'a number'}, "
+                            f"got {value!r}") from None
+    return Thresholds(**out)
 
 
 def desc_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:

@@ -9,12 +9,11 @@ after a kill.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ssld.errors import UserError
-from ssld.mining.rules import Thresholds
+from ssld.mining.rules import Thresholds, option_names, thresholds_from
 from ssld.pipeline.config import PipelineConfig
 from ssld.pipeline.runner import Stage, StageContext, StageResult
 from ssld.pipeline.shared import data_lists
@@ -30,16 +29,13 @@ _DEDUP_RUN_OPTIONS = ("batch_size", "workers", "pairs")
 def dedup_options(options: dict[str, Any]) -> tuple[Thresholds, dict[str, Any]]:
     """``Pipeline.dedup.options`` (named as ``ssld dedup``'s options, ``knn`` for ``k``) as thresholds and the
     other arguments of :func:`ssld.mining.jobs.dedup_images`; an unknown name is a one-line error."""
-    names = {("knn" if f.name == "k" else f.name): f.name for f in fields(Thresholds)}
+    names = option_names()
     unknown = sorted(set(options) - set(names) - set(_DEDUP_RUN_OPTIONS))
     if unknown:
         raise UserError(f"Pipeline.dedup.options.{unknown[0]}: unknown dedup option "
                         f"(known: {', '.join(sorted([*names, *_DEDUP_RUN_OPTIONS]))})")
-    try:
-        th = Thresholds(**{names[k]: v for k, v in options.items() if k in names})
-    except TypeError as e:
-        raise UserError(f"Pipeline.dedup.options: {e}") from None
-    return th, {k: v for k, v in options.items() if k in _DEDUP_RUN_OPTIONS}
+    return thresholds_from(options, "Pipeline.dedup.options."), {k: v for k, v in options.items()
+                                                                  if k in _DEDUP_RUN_OPTIONS}
 
 
 def _teacher_config(ctx: StageContext) -> tuple[Any, Path]:
