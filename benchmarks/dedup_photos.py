@@ -284,7 +284,7 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
               "defaults, recomputed from these verdicts": gated(nb, th, sift, align)}
     res["stages"] = {k: evaluate(v, planted, n, flat) for k, v in stages.items()}
     # the best aligned NCC of the copies that only SIFT finds (what sift_align_gate must let through)
-    acc = {m.pool for m in align if align_hits(np.float64(m.score), np.float64(m.margin), False, th)}
+    acc = {m.pool for m in align if align_hits(np.float64(m.score), np.float64(m.margin), False, th, np.float64(m.peak))}
     sift_ok = {m.pool: m.ref for m in sift[0] if m.score >= th.sift_min_inliers}
     a_score = {m.pool: m.score for m in align}
     res["align_score_of_copies_only_sift_finds"] = sorted(
@@ -308,7 +308,7 @@ def gated_sift_rows(th: Thresholds, sift: tuple, align: list) -> np.ndarray:
     """The pool images SIFT would check under ``th``: judged, not accepted by the alignment, NCC >= the gate."""
     rows = sift[1].copy()
     for m in align:
-        if align_hits(np.float64(m.score), np.float64(m.margin), False, th) or m.score < th.sift_align_gate:
+        if align_hits(np.float64(m.score), np.float64(m.margin), False, th, np.float64(m.peak)) or m.score < th.sift_align_gate:
             rows[m.pool] = False
     return rows
 

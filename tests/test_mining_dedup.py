@@ -106,6 +106,27 @@ def test_knn_rows_collapse_to_distinct_references() -> None:
     s, r = best_per_ref(score, ref, 3, larger_is_better=False)
     assert r.tolist() == [[3, 1, 2], [5, -1, -1]]
     assert s[0].tolist() == [1, 3, 5] and s[1, 0] == 0 and np.isinf(s[1, 1:]).all()
+    # rows in any order (several query views' hits side by side): the same answer
+    perm = np.array([5, 2, 0, 4, 1, 3])
+    s2, r2 = best_per_ref(score[:, perm], ref[:, perm], 3, larger_is_better=False)
+    assert r2.tolist() == r.tolist() and np.array_equal(s2, s)
+    s3, r3 = best_per_ref(-score, ref, 2, larger_is_better=True)
+    assert r3.tolist() == [[3, 1], [5, -1]] and s3[0].tolist() == [-1, -3]
+
+
+def test_cosine_knn_keeps_each_query_views_best_pair() -> None:
+    from ssld.mining.embed import cosine_knn
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(50, 3, 16)).astype(np.float32)
+    ref /= np.linalg.norm(ref, axis=-1, keepdims=True)
+    query = np.stack([ref[7, 2], 0.9 * ref[30, 0]])[None].repeat(4, 0).astype(np.float32)
+    query[1] = query[1, ::-1]
+    query[2, 0] = -query[2, 0]  # its first view matches nothing: the second still finds reference 30
+    sim, idx = cosine_knn(ref, query, 3)
+    assert idx[:, 0].tolist() == [7, 7, 30, 7] and set(idx[0, :2]) == {7, 30}
+    want = np.einsum("qud,mvd->qmuv", query, ref).reshape(4, 50, -1).max(-1)
+    assert np.allclose(sim, -np.sort(-want, axis=1)[:, :3], atol=1e-5)
 
 
 def test_without_a_teacher_hash_thumbnail_and_sift_find_photo_copies(tmp_path: Path) -> None:
@@ -151,7 +172,12 @@ def test_without_a_teacher_hash_thumbnail_and_sift_find_photo_copies(tmp_path: P
 
 
 def test_thumbnail_descriptor_is_a_normalised_cross_correlation() -> None:
-    from ssld.mining.globaldesc import REF_VIEWS, descriptor_views, thumbnail_descriptor
+    from ssld.mining.globaldesc import (
+        POOL_VIEWS,
+        REF_VIEWS,
+        descriptor_views,
+        thumbnail_descriptor,
+    )
 
     gray = np.asarray(Image.fromarray(fmnist(1)[0][0]).resize((64, 64)), np.float32)
     a = thumbnail_descriptor(gray.astype(np.uint8))
@@ -160,6 +186,8 @@ def test_thumbnail_descriptor_is_a_normalised_cross_correlation() -> None:
     assert not thumbnail_descriptor(np.full((40, 40), 128, np.uint8)).any()  # flat: no descriptor
     views = descriptor_views(gray.astype(np.uint8), reference=True)
     assert views.shape == (2 * len(REF_VIEWS), a.size) and float(views[0] @ a) > 0.999
+    pool_views = descriptor_views(gray.astype(np.uint8), reference=False)
+    assert pool_views.shape == (len(POOL_VIEWS), a.size) and float(pool_views[0] @ a) > 0.999
     mirrored = thumbnail_descriptor(np.ascontiguousarray(gray[:, ::-1]).astype(np.uint8))
     assert float(views[1] @ mirrored) > 0.999
 
@@ -184,3 +212,47 @@ def test_large_reference_sets_use_hnsw_with_flat_recall(monkeypatch) -> None:
     for s, r in ((ivf_s, ivf_r), (hnsw_s, hnsw_r)):
         assert np.mean(r[:, 0] == flat_r[:, 0]) >= 0.99
         np.testing.assert_allclose(s[r[:, 0] == flat_r[:, 0], 0], flat_s[r[:, 0] == flat_r[:, 0], 0], atol=1e-5)
+
+
+def _gradient(angle_deg: float, size: int = 128, curve: float = 0.0) -> Image.Image:
+    """A smooth grayscale ramp (sky, wall): nothing left once high-passed, only its low-frequency layout."""
+    y, x = np.mgrid[0:size, 0:size] / size - 0.5
+    a = np.deg2rad(angle_deg)
+    v = x * np.cos(a) + y * np.sin(a) + curve * (x**2 + y**2)
+    return Image.fromarray(np.uint8(60 + 120 * (v - v.min()) / (v.max() - v.min()))).convert("RGB")
+
+
+def test_images_too_smooth_to_align_are_judged_by_their_thumbnail(tmp_path: Path) -> None:
+    """A JPEG copy of a smooth ramp has no detail for the alignment or SIFT; its thumbnail matches its source
+    almost exactly and clearly better than any other ramp (``smooth``). A ramp halfway between two references
+    matches both about as well and stays. (A linear ramp is described by its angle alone: one within a few
+    degrees of a reference's rotated or mirrored view matches it, hence the near-exact match and clear lead.)"""
+    from ssld.mining.dedup import align_tasks, align_verdicts, decide, search
+    from ssld.mining.rules import Thresholds
+
+    refs = {f"ref{k}.png": _gradient(a, curve=c) for k, (a, c) in enumerate([(30, 0), (55, 0), (120, 0), (200, 0.8)])}
+    for name, img in refs.items():
+        img.save(tmp_path / name)
+    refs["ref0.png"].save(tmp_path / "copy.jpg", quality=60)
+    _gradient(42.5).save(tmp_path / "other.png")  # halfway between two references: no clear lead
+    pool, ref = [str(tmp_path / "copy.jpg"), str(tmp_path / "other.png")], [str(tmp_path / r) for r in refs]
+    nb = search(pool, ref, None, None, workers=0, progress=False)
+    th = Thresholds()
+    align = align_verdicts(nb, th, pool_files=pool, ref_files=ref)
+    assert {i for i, _ in align_tasks(nb, th)} == {0, 1} and not align  # both aligned, neither had detail
+    assert nb.desc_sim[1, 0] >= th.smooth_min  # the ramp between two references: similar, but no lead
+    matches = decide(nb, th, pool, ref, align=align)
+    assert [(m.pool, m.ref, m.method) for m in matches] == [(0, 0, "smooth")]
+    assert matches[0].score >= th.smooth_min and matches[0].margin >= th.smooth_ratio
+    assert decide(nb, Thresholds(smooth_min=1.01), pool, ref, align=align) == []  # the rule off
+
+
+def test_alignment_needs_its_peak_to_stand_out_from_shifted_positions() -> None:
+    """A ridge (one straight edge fits anywhere along itself) has a peak ratio near 1 however unique the
+    reference; ``align_peak`` rejects it while the distance ratio to the next reference alone would not."""
+    from ssld.mining.rules import Thresholds, align_hits
+
+    th = Thresholds()
+    scores, ratios = np.array([0.97, 0.97, 0.97]), np.array([20.0, 20.0, 2.0])
+    peaks = np.array([1.1, 3.0, 3.0])
+    assert align_hits(scores, ratios, np.zeros(3, bool), th, peaks).tolist() == [False, True, False]

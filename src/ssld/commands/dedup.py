@@ -17,7 +17,7 @@ EXAMPLES = """\
 Writes OUT/kept.txt (pool minus duplicates), OUT/removed.csv, OUT/pairs.png and OUT/dedup_report.json.
 A pool image is a copy of reference r when r is its best match and clearly ahead of the second-best
 reference (a margin); for images of at least --sift-min-size px, when r aligns with it (NCC over mirror, crop,
-rotation and shift, --align-min, --align-ratio), or else when SIFT+RANSAC inliers confirm it.
+rotation and shift, --align-min, --align-ratio, --align-peak), or else when SIFT+RANSAC inliers confirm it.
 """
 
 _T = Thresholds()
@@ -61,11 +61,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--align-min", type=float, default=_T.align_min,
                    help=f"aligned NCC that makes a shortlisted reference a copy (default {_T.align_min})")
     t.add_argument("--align-ratio", type=float, default=_T.align_ratio,
-                   help=f"how many times closer (1 - NCC) the best reference must be than the next and than any "
-                        f"shifted position (default {_T.align_ratio:g})")
+                   help=f"how many times closer (1 - NCC) the best reference must be than the next "
+                        f"(default {_T.align_ratio:g})")
+    t.add_argument("--align-peak", type=float, default=_T.align_peak,
+                   help=f"... and than the same reference shifted by more than 3 px: what rejects one straight edge "
+                        f"or stripes (default {_T.align_peak:g})")
     t.add_argument("--align-small-min", type=float, default=_T.align_small_min,
                    help=f"align_min where an image is under --sift-min-size px (default {_T.align_small_min}: off; "
                         "0.90 was measured on 28 px Fashion-MNIST, docs/mining.md)")
+    t.add_argument("--smooth-min", type=float, default=_T.smooth_min,
+                   help=f"an image too smooth to align is a copy when its thumbnail matches this well "
+                        f"(default {_T.smooth_min})")
+    t.add_argument("--smooth-ratio", type=float, default=_T.smooth_ratio,
+                   help=f"... and this many times closer (1 - similarity) than the next reference "
+                        f"(default {_T.smooth_ratio:g})")
     t.add_argument("--sift-align-gate", type=float, default=_T.sift_align_gate,
                    help=f"SIFT checks only pool images whose best aligned NCC reaches this "
                         f"(default {_T.sift_align_gate})")
@@ -83,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
                         "hash_margin": (0, 128), "sim_min": (-1, 1), "sim_margin": (0, 2),
                         "sift_min_size": (1, None), "sift_min_inliers": (1, None),
                         "thumb_margin": (0, 2), "align_min": (-1, 1.01), "align_ratio": (1, None),
-                        "align_small_min": (-1, 1.01), "sift_align_gate": (-1, 1)})
+                        "align_peak": (1, None), "align_small_min": (-1, 1.01), "sift_align_gate": (-1, 1),
+                        "smooth_min": (-1, 1.01), "smooth_ratio": (1, None)})
     cfg = load_config(args.config, args.override)
     result = dedup_images(args.pool, args.ref, args.root, cfg, args.out, ref_root=args.ref_root,
                           weights=args.weights, store=args.store, thresholds=thresholds_from(vars(args)),

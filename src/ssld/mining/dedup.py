@@ -22,7 +22,7 @@ from torch import nn
 
 from ssld.mining.embed import as_stored, cosine_knn, embed_files
 from ssld.mining.hashing import HASH_BITS, compute_hashes, hamming_knn
-from ssld.mining.rules import Thresholds, align_hits, desc_hits, rule_hits
+from ssld.mining.rules import Thresholds, align_hits, desc_hits, rule_hits, smooth_hits
 from ssld.mining.sift import SiftVerifier
 
 log = logging.getLogger("ssld.mining")
@@ -51,13 +51,15 @@ class Neighbours:
 
 @dataclass
 class Match:
-    """A pool row judged a copy of a reference row, by which method, with its score and margin."""
+    """A pool row judged a copy of a reference row, by which method, with its score and margin (an alignment's
+    margin is its distance ratio to the next reference; ``peak`` its peak ratio, 100 for other methods)."""
 
     pool: int
     ref: int
     method: str
     score: float
     margin: float
+    peak: float = 100.0
 
 
 def _subset_knn(knn: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]], ref: np.ndarray,
@@ -120,7 +122,7 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
 def _thumb_knn(ref_h, pool_h, ref_ok: np.ndarray, k: int, run: bool) -> tuple[np.ndarray, np.ndarray]:
     """Thumbnail-descriptor kNN (best view per reference), or empty columns when not wanted."""
     if run:
-        return _subset_knn(cosine_knn, ref_h.desc, ref_ok, pool_h.desc[:, 0], k)
+        return _subset_knn(cosine_knn, ref_h.desc, ref_ok, pool_h.desc, k)
     n = len(pool_h.ok)
     return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
 
@@ -143,13 +145,15 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
            sift: tuple[list[Match], np.ndarray] | None = None,
            align: list[Match] | None = None) -> list[Match]:
     """Apply the rules, first that fires wins: SIFT for large pairs (needs the file lists; ``workers``
-    processes), the aligned NCC, then hash, thumbnail and embedding margins where SIFT could not judge.
+    processes), the aligned NCC, the thumbnail for large images too smooth to align, then hash, thumbnail and
+    embedding margins where SIFT could not judge.
     ``sift`` (from :func:`sift_verdicts`) and ``align`` (from :func:`align_verdicts`) reuse verdicts computed
     once, e.g. to sweep thresholds. SIFT runs only on pool images the alignment did not accept."""
     if align is None:
         align = align_verdicts(nb, th, workers, pool_files, ref_files)
     small = lambda m: min(*nb.pool_size[m.pool], *nb.ref_size[m.ref]) < th.sift_min_size
-    aligned = [m for m in align if align_hits(np.float64(m.score), np.float64(m.margin), small(m), th)]
+    aligned = [m for m in align if align_hits(np.float64(m.score), np.float64(m.margin), small(m), th,
+                                              np.float64(m.peak))]
     hash_hit, emb_hit = rule_hits(nb, th)
     d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
     s1, s2 = nb.emb_sim[:, 0], nb.emb_sim[:, 1]
@@ -172,6 +176,18 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     emb_hit &= ~(large_pool & large_ref[np.maximum(nb.emb_ref[:, 0], 0)])
     desc_hit = desc_hits(nb, th)
     g1, g2 = nb.desc_sim[:, 0], nb.desc_sim[:, 1]
+    # a large image the alignment could not judge (flat once high-passed: smooth gradients, blur) is judged by
+    # its thumbnail, gradients and all, against a stricter bar
+    no_detail = np.zeros(len(d1), bool)
+    if nb.pool_sq is not None:
+        no_detail[[i for i, _ in align_tasks(nb, th)]] = True
+        no_detail[[m.pool for m in align]] = False
+    smooth_hit = no_detail & large_pool & smooth_hits(nb, th)
+    for i in np.flatnonzero(smooth_hit):
+        if int(i) not in taken:
+            matches.append(Match(int(i), int(nb.desc_ref[i, 0]), "smooth", float(g1[i]),
+                                 float((1 - max(float(g2[i]), 0.0)) / max(1 - float(g1[i]), 1e-6))))
+            taken.add(int(i))
     for i in np.flatnonzero((hash_hit | desc_hit | emb_hit) & ~sift_tried):
         if int(i) in taken:
             continue
@@ -255,25 +271,16 @@ _SHARED: dict = {}  # the neighbours forked alignment workers read (not pickled 
 
 def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1, pool_files: Sequence[str] | None = None,
                    ref_files: Sequence[str] | None = None) -> list[Match]:
-    """Aligned NCC (:class:`ssld.mining.align.Aligner`) of each pool image whose shortlist is close enough
-    (thumbnail similarity >= ``align_cand``, or a SIFT gate) against its ``align_k`` thumbnail neighbours and the
-    hash's and embedding's best two: the best reference per pool image as a Match (score = NCC, margin = the
-    smaller of two distance ratios, ``(1 - next reference's NCC) / (1 - NCC)`` and the peak ratio
-    ``(1 - NCC at positions more than 3 px away) / (1 - NCC)``: the match must stand out from every other
-    reference and from every shifted position; at most 100). With the file lists, a verdict whose NCC
-    reaches ``align_hires_gate`` but whose ratio falls short is redone on the files at 128 px against its two
-    best references. Empty without the grayscale squares."""
+    """Aligned NCC (:class:`ssld.mining.align.Aligner`) of each pool image of :func:`align_tasks` against its
+    candidates: the best reference per pool image as a Match (score = NCC, margin = the
+    distance ratio ``(1 - next reference's NCC) / (1 - NCC)``, peak = the peak ratio ``(1 - NCC at positions
+    more than 3 px away) / (1 - NCC)``, each at most 100: the match must stand out from every other reference,
+    and from every shifted position). With the file lists, a verdict whose NCC reaches ``align_hires_gate``
+    but whose ratios fall short is redone on the files at 128 px against its two best references. Empty
+    without the grayscale squares."""
     if nb.pool_sq is None or nb.ref_sq is None:
         return []
-    with np.errstate(invalid="ignore"):
-        cand = nb.pool_ok & ((nb.desc_sim[:, 0] >= th.align_cand) | (nb.hash_dist[:, 0] <= th.sift_cand_hash)
-                             | (nb.emb_sim[:, 0] >= th.sift_cand_sim))
-    tasks = []
-    for i in np.flatnonzero(cand):
-        refs = [int(r) for r in (*nb.desc_ref[i, : th.align_k], *nb.hash_ref[i, :2], *nb.emb_ref[i, :2])
-                if r >= 0 and nb.ref_ok[r]]
-        if refs:
-            tasks.append((int(i), list(dict.fromkeys(refs))))
+    tasks = align_tasks(nb, th)
     _SHARED.update(nb=nb, th=th, files=(pool_files, ref_files) if pool_files and ref_files else None)
     try:
         if workers > 1 and len(tasks) >= PARALLEL_MIN:
@@ -288,6 +295,27 @@ def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1, pool_files:
     finally:
         _SHARED.clear()
     return sorted(out, key=lambda m: m.pool)
+
+
+def align_tasks(nb: Neighbours, th: Thresholds) -> list[tuple[int, list[int]]]:
+    """``(pool row, candidate references)`` of every pool image the alignment looks at: its shortlist is close
+    enough (thumbnail similarity >= ``align_cand``, or a SIFT gate); the candidates are its ``align_k``
+    thumbnail neighbours and the hash's and embedding's best two. Small images only when ``align_small_min``
+    can be met."""
+    with np.errstate(invalid="ignore"):
+        cand = nb.pool_ok & ((nb.desc_sim[:, 0] >= th.align_cand) | (nb.hash_dist[:, 0] <= th.sift_cand_hash)
+                             | (nb.emb_sim[:, 0] >= th.sift_cand_sim))
+    usable = nb.ref_ok.copy()
+    if th.align_small_min > 1:  # small pairs can never pass: align neither small pool images nor small references
+        cand &= nb.pool_size.min(axis=1) >= th.sift_min_size
+        usable &= nb.ref_size.min(axis=1) >= th.sift_min_size
+    tasks = []
+    for i in np.flatnonzero(cand):
+        refs = [int(r) for r in (*nb.desc_ref[i, : th.align_k], *nb.hash_ref[i, :2], *nb.emb_ref[i, :2])
+                if r >= 0 and usable[r]]
+        if refs:
+            tasks.append((int(i), list(dict.fromkeys(refs))))
+    return tasks
 
 
 def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
@@ -306,8 +334,8 @@ def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
         if s[best] <= -1:
             continue
         score, ratio = _ratio(s, best)
-        ratio = min(ratio, float(peaks[best]))
-        if files and th.align_hires_gate <= score and ratio < th.align_ratio:
+        peak = float(peaks[best])
+        if files and th.align_hires_gate <= score and (ratio < th.align_ratio or peak < th.align_peak):
             top = [int(j) for j in np.argsort(-s)[:2]]
             pool_img = load_gray(files[0][i])
             if pool_img is not None:
@@ -317,8 +345,8 @@ def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
                 b = int(np.argmax(hr))
                 best = top[b]
                 score, ratio = _ratio(hr, b)
-                ratio = min(ratio, float(hr_peaks[b]))
-        out.append(Match(i, refs[best], "align", score, ratio))
+                peak = float(hr_peaks[b])
+        out.append(Match(i, refs[best], "align", score, ratio, peak))
     return out
 
 

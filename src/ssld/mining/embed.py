@@ -110,14 +110,18 @@ def ip_index(d: int, n: int, queries: int = 0):
 def cosine_knn(ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Most similar references of each query by inner product: ``(similarity [q, k], ref id [q, k])``.
 
-    ``ref [m, v, d]`` holds v views per reference; each query keeps its best view per reference.
+    ``ref [m, v, d]`` holds v views per reference, ``query [q, d]`` or ``[q, u, d]`` (u views per query, e.g.
+    the whole image and its centre); each query keeps its best (query view, reference view) per reference.
     """
     m, v, d = ref.shape
+    views = query.reshape(len(query), -1, d)
     vectors = np.ascontiguousarray(ref.reshape(m * v, d))
-    index = ip_index(d, m * v, len(query))
+    index = ip_index(d, m * v, views.shape[0] * views.shape[1])
     if not index.is_trained:  # IVF: its lists from (a sample of) the indexed vectors themselves
         sample = vectors[np.random.default_rng(0).permutation(len(vectors))[: 40 * index.nlist]]
         index.train(sample)
     index.add(vectors)
-    sim, idx = index.search(np.ascontiguousarray(query), min(k * v, m * v))
+    q, u = views.shape[:2]
+    sim, idx = index.search(np.ascontiguousarray(views.reshape(q * u, d)), min(k * v, m * v))
+    sim, idx = sim.reshape(q, -1), idx.reshape(q, -1)  # every query view's hits side by side
     return best_per_ref(sim, np.where(idx >= 0, idx // v, -1), k, larger_is_better=True)

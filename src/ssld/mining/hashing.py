@@ -85,13 +85,13 @@ def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 
     computed for every image with ``thumbs``, for none without, and with ``None`` only for images at least
     ``thumb_side`` px on the short side (those SIFT may verify)."""
     from ssld.mining.align import SIDE as SQ
-    from ssld.mining.globaldesc import REF_VIEWS, SIDE
+    from ssld.mining.globaldesc import POOL_VIEWS, REF_VIEWS, SIDE
 
     n, v = len(files), 2 if mirrored else 1
     codes = np.zeros((n, v, HASH_BITS // 8), np.uint8)
     sizes = np.zeros((n, 2), np.int64)
     ok = np.zeros(n, bool)
-    descs = np.zeros((n, 2 * len(REF_VIEWS) if mirrored else 1, SIDE * SIDE), np.float32)
+    descs = np.zeros((n, 2 * len(REF_VIEWS) if mirrored else len(POOL_VIEWS), SIDE * SIDE), np.float32)
     squares = np.zeros((n, SQ, SQ), np.uint8)
     loader = DataLoader(_HashDataset(files, mirrored, thumbs, thumb_side), batch_size=256, num_workers=workers,
                         collate_fn=_keep)
@@ -122,15 +122,25 @@ def hamming_knn(ref_codes: np.ndarray, query: np.ndarray, k: int) -> tuple[np.nd
 
 
 def best_per_ref(score: np.ndarray, ref: np.ndarray, k: int, larger_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Collapse repeated references in sorted kNN rows to their first (best) hit; pad with -1 and +-inf."""
-    q, w = ref.shape
+    """Each row's ``k`` best *distinct* references (a reference seen through several views keeps its best hit),
+    best first; pad with -1 and +-inf. Rows need not be sorted. Memory ``O(rows x hits)``."""
+    q = len(ref)
     out_s = np.full((q, k), -np.inf if larger_is_better else np.inf, np.float32)
     out_r = np.full((q, k), -1, np.int64)
-    # repeat[i, j, l]: hit j of row i names the same reference as the earlier hit l < j
-    repeat = (ref[:, :, None] == ref[:, None, :]) & np.tri(w, k=-1, dtype=bool)
-    first = ~repeat.any(axis=2) & (ref >= 0)
+    key = np.where(ref >= 0, -score if larger_is_better else score, np.inf)  # smaller is better; misses last
+    order = np.argsort(key, axis=1, kind="stable")
+    ref_o = np.take_along_axis(ref, order, axis=1)
+    # within each reference's hits (a stable sort by id keeps them best first), only the first counts
+    by_ref = np.argsort(ref_o, axis=1, kind="stable")
+    ref_r = np.take_along_axis(ref_o, by_ref, axis=1)
+    first_r = np.ones_like(ref_r, dtype=bool)
+    first_r[:, 1:] = ref_r[:, 1:] != ref_r[:, :-1]
+    first = np.zeros_like(first_r)
+    np.put_along_axis(first, by_ref, first_r, axis=1)
+    first &= ref_o >= 0
     slot = np.cumsum(first, axis=1) - 1
     rows, cols = np.nonzero(first & (slot < k))
-    out_s[rows, slot[rows, cols]] = score[rows, cols]
-    out_r[rows, slot[rows, cols]] = ref[rows, cols]
+    src = order[rows, cols]
+    out_s[rows, slot[rows, cols]] = score[rows, src]
+    out_r[rows, slot[rows, cols]] = ref[rows, src]
     return out_s, out_r

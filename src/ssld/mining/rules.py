@@ -37,11 +37,19 @@ class Thresholds:
     # align_min and is align_ratio times closer (1 - NCC) than the next candidate (docs/mining.md has the curves)
     align_min: float = 0.80
     align_ratio: float = 5.0
+    # ... and its peak must stand out from the same reference shifted by more than 3 px (at 64 px) by this
+    # ratio: a ridge (one straight edge, stripes) fits along itself, a broad peak (smooth or blurred
+    # content) still stands out (docs/mining.md: min(ratio, peak) >= 5 cost 3 points of recall)
+    align_peak: float = 1.5
     align_cand: float = 0.5  # thumbnail similarity from which a pool image is aligned (or the SIFT gates)
     align_k: int = 5  # thumbnail neighbours aligned per pool image (plus the hash's and embedding's best two)
     align_small_min: float = 1.01  # align_min where pool image or reference is under sift_min_size (> 1: off)
     sift_align_gate: float = 0.5  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
-    align_hires_gate: float = 0.5  # an ambiguous alignment (NCC >= this, ratio short) is redone at 128 px (> 1: off)
+    align_hires_gate: float = 0.5
+    # a large image with no detail to align (flat once high-passed) is a copy when its thumbnail matches the
+    # best reference this well and smooth_ratio times closer (1 - similarity) than the next (docs/mining.md)
+    smooth_min: float = 0.995
+    smooth_ratio: float = 4.0  # an ambiguous alignment (NCC >= this, ratio short) is redone at 128 px (> 1: off)
 
 
 def option_names() -> dict[str, str]:
@@ -80,13 +88,27 @@ def desc_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
         return (g1 >= th.thumb_min) & (g1 - g2 >= th.thumb_margin) & (nb.desc_ref[:, 0] >= 0) & nb.pool_ok
 
 
-def align_hits(scores: np.ndarray, ratios: np.ndarray, small: np.ndarray, th: Thresholds) -> np.ndarray:
-    """Aligned-NCC rule on per-verdict scores and distance ratios ``(1 - next NCC) / (1 - best NCC)``: like
-    Lowe's ratio test, a copy is much closer to its source than to anything else, however similar the rest.
-    ``small`` pairs (an image under ``sift_min_size``) need ``align_small_min``."""
+def smooth_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
+    """Per pool image: does the thumbnail match its best reference at ``smooth_min`` or more, ``smooth_ratio``
+    times closer than the second-best reference (the rule for images too smooth to align)."""
     import numpy as np
 
-    return (scores >= np.where(small, th.align_small_min, th.align_min)) & (ratios >= th.align_ratio)
+    g1, g2 = nb.desc_sim[:, 0], np.maximum(nb.desc_sim[:, 1], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (1 - g2) / np.maximum(1 - g1, 1e-6)
+        return (g1 >= th.smooth_min) & (ratio >= th.smooth_ratio) & (nb.desc_ref[:, 0] >= 0) & nb.pool_ok
+
+
+def align_hits(scores: np.ndarray, ratios: np.ndarray, small: np.ndarray, th: Thresholds,
+               peaks: np.ndarray | float = 100.0) -> np.ndarray:
+    """Aligned-NCC rule on per-verdict scores and distance ratios ``(1 - next NCC) / (1 - best NCC)``: like
+    Lowe's ratio test, a copy is much closer to its source than to anything else, however similar the rest.
+    ``peaks`` (peak ratios against shifted positions) must reach ``align_peak``. ``small`` pairs (an image
+    under ``sift_min_size``) need ``align_small_min``."""
+    import numpy as np
+
+    return ((scores >= np.where(small, th.align_small_min, th.align_min)) & (ratios >= th.align_ratio)
+            & (peaks >= th.align_peak))
 
 
 def rule_hits(nb: Neighbours, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
