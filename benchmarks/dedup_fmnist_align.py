@@ -10,7 +10,8 @@ hash rule alone, then the aligned NCC (``align_small_min`` x ``align_ratio``) on
 matched to their true source, share of the other pool images removed (and how many of those are pixel-identical
 to a test image: true duplicates in the dataset), recall by edit at each point, time.
 
-Run: ``OMP_NUM_THREADS=2 python benchmarks/dedup_fmnist_align.py [--out bench_out/mining] [--train 20000]``
+Run: ``OMP_NUM_THREADS=2 python benchmarks/dedup_fmnist_align.py [--out bench_out/mining] [--train 20000]``;
+``--train 60000 --defaults`` times ``ssld dedup``'s defaults (no teacher) on the full 60.5k x 10k instead.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=20000, help="pool: the first N train images (+ the planted copies)")
     ap.add_argument("--plant", type=int, default=500)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--defaults", action="store_true",
+                    help="only time `ssld dedup`'s defaults (no teacher) on this pool: search, alignment, decision")
     args = ap.parse_args()
     out = Path(args.out)
     (xtr, _), (xte, _) = idx("train"), idx("t10k")
@@ -62,10 +65,13 @@ def main() -> None:
     exact = {i for i in range(n) if hashlib.sha1(xtr[i].tobytes()).hexdigest() in test_keys}
     pool = [str(root / f"train/{i:05d}.png") for i in range(n)] + [str(root / p["path"]) for p in planted]
     ref = [str(root / f"test/{i:05d}.png") for i in range(len(xte))]
+    if args.defaults:
+        return time_defaults(pool, ref, planted, n, exact, args.workers, out)
     t0 = time.perf_counter()
     nb = search(pool, ref, None, None, k=5, workers=args.workers, thumb_knn=True)
     t1 = time.perf_counter()
-    th = replace(Thresholds(), align_cand=-1.0)  # align every pool image (small images: thumbnail >= -1)
+    # align every pool image (small images: thumbnail >= -1); align_small_min <= 1 so that small ones are aligned
+    th = replace(Thresholds(), align_cand=-1.0, align_small_min=0.90)
     align = align_verdicts(nb, th, workers=args.workers)
     t2 = time.perf_counter()
     src = np.array([p["source"] for p in planted])
@@ -91,6 +97,28 @@ def main() -> None:
         {"pool": n, "planted": len(planted), "ref": len(ref), "seconds": {**nb.seconds, "search": t1 - t0,
                                                                           "align": t2 - t1},
          "aligned": len(align), **reach, "hash_only": hash_only, "curve": rows}, indent=2))
+
+
+def time_defaults(pool: list[str], ref: list[str], planted: list[dict], n: int, exact: set[int], workers: int,
+                  out: Path) -> None:
+    """What ``ssld dedup`` without a teacher costs here at its defaults, phase by phase, and what it finds."""
+    import resource
+
+    th = Thresholds()
+    t0 = time.perf_counter()
+    nb = search(pool, ref, None, None, k=th.k, workers=workers, progress=False)
+    t1 = time.perf_counter()
+    align = align_verdicts(nb, th, workers=workers, pool_files=pool, ref_files=ref)
+    t2 = time.perf_counter()
+    e = evaluate(decide(nb, th, pool, ref, workers=workers, align=align), planted, n, exact)
+    t3 = time.perf_counter()
+    res = {"pool": len(pool), "ref": len(ref), "seconds": {**{k: round(v, 1) for k, v in nb.seconds.items()},
+                                                          "search": round(t1 - t0, 1), "align": round(t2 - t1, 1),
+                                                          "decide": round(t3 - t2, 1), "total": round(t3 - t0, 1)},
+           "aligned": len(align), "recall": e["recall"], "others_removed": e["others_removed"],
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+    print(json.dumps(res), flush=True)
+    (out / "dedup_fmnist_defaults.json").write_text(json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":
