@@ -122,14 +122,15 @@ def knn_probe(n_ref: int, queries: int) -> dict:
     as is + mirrored; thumbnail: every reference view), on random vectors of the real shapes; the index is the
     one ``ip_index`` picks for that many references and 14M queries (IVF beyond 2e9 pairs)."""
     from ssld.mining import embed
-    from ssld.mining.globaldesc import REF_VIEWS, SIDE
+    from ssld.mining.globaldesc import POOL_VIEWS, REF_VIEWS, SIDE
     from ssld.mining.hashing import hamming_knn
 
     rng = np.random.default_rng(0)
     views = 2 * len(REF_VIEWS)
     ref = rng.normal(size=(n_ref, views, SIDE * SIDE)).astype(np.float32)
     ref /= np.linalg.norm(ref, axis=-1, keepdims=True)
-    q = ref[rng.integers(0, n_ref, queries), 0] + 0.3 * rng.normal(size=(queries, SIDE * SIDE)).astype(np.float32)
+    q = ref[rng.integers(0, n_ref, queries), :1] + 0.3 * rng.normal(
+        size=(queries, len(POOL_VIEWS), SIDE * SIDE)).astype(np.float32)  # every pool image queries each view
     q /= np.linalg.norm(q, axis=-1, keepdims=True)
     index = embed.ip_index(SIDE * SIDE, n_ref * views, 14_000_000)
     real = embed.ip_index
@@ -174,7 +175,11 @@ def main() -> None:
     ap.add_argument("--knn-refs", type=int, default=50000, help="also time the kNN against this many references")
     ap.add_argument("--knn-queries", type=int, default=20000)
     ap.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--knn-only", action="store_true", help="only the kNN probe (--knn-refs x --knn-queries)")
     args = ap.parse_args()
+    if args.knn_only:
+        print(json.dumps(knn_probe(args.knn_refs, args.knn_queries)))
+        return
     if args.one:
         print(json.dumps(one(args)))
         return
