@@ -9,6 +9,10 @@
     python benchmarks/transfer_datasets.py digits32 --out data/digits32      # needs scikit-learn's digits
     python benchmarks/transfer_datasets.py fmnist32 --out data/fmnist32      # Fashion-MNIST IDX files
     ssld init --data data/digits32 --out runs/digits32.yaml && ssld pipeline -c runs/digits32.yaml
+    python benchmarks/transfer_datasets.py fmnist32 --out data/fmnist32 --teacher-extra 200   # + teacher_extra.txt
+
+Files that exist are left as they are (the same seed paints the same colours), so adding ``--teacher-extra`` to
+a built folder writes only the teacher's images and list.
 
 The digits come from ``sklearn.datasets.load_digits`` or, without scikit-learn installed, from the
 ``digits.csv.gz`` its wheel ships (``--digits-csv``: ``pip download scikit-learn --no-deps`` and unzip it).
@@ -57,9 +61,11 @@ def write(out: Path, name: str, images: np.ndarray, labels: np.ndarray | None, s
     lines = []
     for i, img in enumerate(images):
         rel = f"{name}/{i:05d}.png"
-        colour(img, size, rng).save(out / rel, compress_level=1)
+        painted = colour(img, size, rng)  # drawn even when the file exists: the colours stay the same
+        if not (out / rel).is_file():
+            painted.save(out / rel, compress_level=1)
         lines.append(rel if labels is None else f"{rel} {labels[i]}")
-    list_name = {"labeled": "train_labeled", "pool": "unlabeled", "val": "val"}[name]
+    list_name = {"labeled": "train_labeled", "pool": "unlabeled", "val": "val", "teacher": "teacher_extra"}[name]
     (out / f"{list_name}.txt").write_text("\n".join(lines) + "\n")
 
 
@@ -74,6 +80,10 @@ def main() -> None:
     ap.add_argument("--digits-csv", help="sklearn's digits.csv.gz (when scikit-learn is not installed)")
     ap.add_argument("--idx-dir", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--teacher-extra", type=int, default=0,
+                    help="fmnist32: also write teacher_extra.txt, N labeled train images per class outside the "
+                         "labeled set and the pool, for a teacher that knows more than the student "
+                         "(ssld pipeline ... -o data.teacher_labeled=DIR/teacher_extra.txt)")
     args = ap.parse_args()
     rng, out = np.random.default_rng(args.seed), Path(args.out)
     if args.dataset == "digits32":
@@ -92,6 +102,11 @@ def main() -> None:
         val = rng.permutation(len(yv))[:2000]
         parts = {"labeled": (xt[lab], yt[lab]), "pool": (xt[pool], None), "val": (xv[val], yv[val])}
         size = 32
+        if args.teacher_extra:  # its own generator: the other parts are the same with or without it
+            t_rng = np.random.default_rng(args.seed + 1)
+            rest = np.setdiff1d(np.arange(len(yt)), np.concatenate([lab, pool]))
+            extra = rest[per_class(yt[rest], args.teacher_extra, t_rng)]
+            write(out, "teacher", xt[extra], yt[extra], size, t_rng)
     for name, (imgs, labels) in parts.items():
         write(out, name, imgs, labels, size, rng)
     print({k: len(v[0]) for k, v in parts.items()}, "->", out)
