@@ -2,7 +2,7 @@
 
 Walks a PaddleClas checkout, takes every YAML under ``ppcls/configs`` that uses ``DistillationModel`` and runs the
 validation ``ssld check`` runs on it, as the file is: the config is loaded (schema, names, losses) and its models,
-train loss, optimizer and lr schedule are built (``ssld.commands.check.build_parts``; pretrained weights that are
+train loss, optimizer and lr schedule are built (``ssld.engine.check.build_parts``; pretrained weights that are
 not here become random weights, as in ``ssld check``). ``--step`` also runs the one training step of ``ssld
 check`` at a small image size (``--step-size``, batch 2), which takes minutes for the ImageNet-sized models.
 
@@ -32,8 +32,8 @@ def distillation_configs(src: Path) -> list[Path]:
 
 def check_one(path: Path, step_size: int | None) -> str:
     """``pass`` or the one-line refusal (without the file name, which the row already gives)."""
-    from ssld.commands.check import build_parts, step
     from ssld.config import load_config
+    from ssld.engine.check import build_parts, step
     from ssld.errors import UserError
 
     try:

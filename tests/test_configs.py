@@ -7,7 +7,6 @@ The reference tables (../shared/reference/distillation_en.md) are transcribed be
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import NamedTuple
 
@@ -232,11 +231,6 @@ def test_fashion_mnist_recipes_chain_together() -> None:
     assert params(specs["Student"].name) * 3 < params(specs["Teacher"].name), "the student must be clearly smaller"
 
 
-def _check_command_available() -> bool:
-    return importlib.util.find_spec("ssld.commands.check") is not None
-
-
-@pytest.mark.skipif(not _check_command_available(), reason="ssld.commands.check is not in this checkout yet")
 @pytest.mark.parametrize("name", ["teacher", "baseline", "distill", "finetune"])
 def test_fashion_mnist_recipes_pass_ssld_check(name: str, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:

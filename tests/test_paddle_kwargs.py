@@ -83,7 +83,7 @@ def test_same_pad_avg_pool_is_paddles_exclusive_same_pool(h: int, w: int, stride
 
 
 def test_lr_mult_list_inside_a_model_scales_its_stages(tmp_path: Path) -> None:
-    from ssld.commands.check import build_parts
+    from ssld.engine.check import build_parts
     from ssld.engine.scheduler import build_scheduler
 
     mults = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
@@ -112,7 +112,7 @@ def test_lr_mult_list_inside_a_model_scales_its_stages(tmp_path: Path) -> None:
 
 def test_paddleclas_pulc_style_config_checks_and_steps(tmp_path: Path) -> None:
     """Arch.use_sync_bn, Teacher stride_list, Student dropout_prob/lr_mult_list/stride_list, MultiStepDecay."""
-    from ssld.commands.check import step
+    from ssld.engine.check import step
 
     strides = [2, [2, 1], [2, 1], [2, 1], [2, 1]]
     path = _cfg(tmp_path, {"name": "ResNet18_vd", "stride_list": strides},
@@ -219,7 +219,7 @@ def test_return_patterns_give_paddleclas_dict_inside_a_distillation_model(tmp_pa
 
 
 def test_distance_loss_on_a_feature_map_like_the_pulc_configs(tmp_path: Path) -> None:
-    from ssld.commands.check import build_parts, step
+    from ssld.engine.check import build_parts, step
 
     both = {"name": "PPLCNet_x0_5", "return_stages": True, "return_patterns": ["blocks3", "blocks4"]}
     path = _cfg(tmp_path, both, dict(both), Loss={"Train": [

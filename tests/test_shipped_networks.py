@@ -75,8 +75,8 @@ def _child(argv: list[str]) -> int:
     """Build the config's model, loss and optimizer as training does, then step at each batch size."""
     import torch
 
-    from ssld.commands.check import build_parts
     from ssld.config import load_config
+    from ssld.engine.check import build_parts
     from ssld.engine.model_setup import prepare, use_channels_last
     from ssld.models.precision import resolve_precision
 
