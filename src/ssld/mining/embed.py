@@ -83,7 +83,8 @@ def store_embeddings(store: SoftLabelStore, rel_paths: Sequence[str]) -> tuple[n
     return out, have
 
 
-FLAT_MAX = 1_000_000  # indexed vectors up to which an exact (flat) or IVF index is used, HNSW beyond
+FLAT_MAX = 4_000_000  # indexed vectors up to which an exact (flat) or IVF index is used, HNSW beyond (building an
+# HNSW graph of 1.2M vectors took ~25 min on 2 busy cores; IVF trains on a sample in seconds: docs/mining.md)
 IVF_PAIRS = 2_000_000_000  # query x indexed pairs beyond which a flat search costs more than an IVF one
 # lists probed / HNSW search breadth: on the photo benchmark's thumbnail descriptors (53k indexed vectors)
 # the nearest reference agrees with the exact search for 0.974 of queries at 16 probes, 0.997 at 64; HNSW
