@@ -22,7 +22,14 @@ from torch import nn
 
 from ssld.mining.embed import as_stored, cosine_knn, embed_files
 from ssld.mining.hashing import HASH_BITS, compute_hashes, hamming_knn
-from ssld.mining.rules import Thresholds, align_hits, desc_hits, rule_hits, smooth_hits
+from ssld.mining.rules import (
+    Thresholds,
+    align_hits,
+    desc_hits,
+    rule_hits,
+    smooth_hits,
+    thumb_ratio,
+)
 from ssld.mining.sift import SiftVerifier
 
 log = logging.getLogger("ssld.mining")
@@ -182,11 +189,10 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     if nb.pool_sq is not None:
         no_detail[[i for i, _ in align_tasks(nb, th)]] = True
         no_detail[[m.pool for m in align]] = False
-    smooth_hit = no_detail & large_pool & smooth_hits(nb, th)
+    smooth_hit, ratio = no_detail & large_pool & smooth_hits(nb, th), thumb_ratio(nb)
     for i in np.flatnonzero(smooth_hit):
         if int(i) not in taken:
-            matches.append(Match(int(i), int(nb.desc_ref[i, 0]), "smooth", float(g1[i]),
-                                 float((1 - max(float(g2[i]), 0.0)) / max(1 - float(g1[i]), 1e-6))))
+            matches.append(Match(int(i), int(nb.desc_ref[i, 0]), "smooth", float(g1[i]), float(ratio[i])))
             taken.add(int(i))
     for i in np.flatnonzero((hash_hit | desc_hit | emb_hit) & ~sift_tried):
         if int(i) in taken:

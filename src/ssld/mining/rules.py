@@ -88,15 +88,23 @@ def desc_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
         return (g1 >= th.thumb_min) & (g1 - g2 >= th.thumb_margin) & (nb.desc_ref[:, 0] >= 0) & nb.pool_ok
 
 
+def thumb_ratio(nb: Neighbours) -> np.ndarray:
+    """Per pool image: how many times closer (1 - thumbnail similarity) its best reference is than the second."""
+    import numpy as np
+
+    g1, g2 = nb.desc_sim[:, 0], np.maximum(nb.desc_sim[:, 1], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (1 - g2) / np.maximum(1 - g1, 1e-6)
+
+
 def smooth_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
     """Per pool image: does the thumbnail match its best reference at ``smooth_min`` or more, ``smooth_ratio``
     times closer than the second-best reference (the rule for images too smooth to align)."""
     import numpy as np
 
-    g1, g2 = nb.desc_sim[:, 0], np.maximum(nb.desc_sim[:, 1], 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = (1 - g2) / np.maximum(1 - g1, 1e-6)
-        return (g1 >= th.smooth_min) & (ratio >= th.smooth_ratio) & (nb.desc_ref[:, 0] >= 0) & nb.pool_ok
+    with np.errstate(invalid="ignore"):
+        return ((nb.desc_sim[:, 0] >= th.smooth_min) & (thumb_ratio(nb) >= th.smooth_ratio)
+                & (nb.desc_ref[:, 0] >= 0) & nb.pool_ok)
 
 
 def align_hits(scores: np.ndarray, ratios: np.ndarray, small: np.ndarray, th: Thresholds,
