@@ -224,6 +224,26 @@ def evaluate(matches: list, planted: list[dict], n_others: int, flat: np.ndarray
             "recall_by_edit": {k: [round(float(np.mean(v)), 3), len(v)] for k, v in sorted(per_edit.items())}}
 
 
+KEYPOINT_BINS = (0, 8, 20, 100)
+
+
+def recall_by_detail(matches: list, planted: list[dict], n_others: int, ref_files: list[str]) -> dict:
+    """Recall split by how much detail the copy's source has: its SIFT keypoint count (as ``ssld.mining.sift``
+    finds them). Crops of sky or water pass the flat-crop cut on their gradients but hold almost no detail."""
+    from ssld.mining.sift import SiftVerifier
+
+    verifier = SiftVerifier()
+    by_pool = {m.pool: m.ref for m in matches}
+    rows: dict[str, list[bool]] = {}
+    for j, p in enumerate(planted):
+        kp = verifier.keypoints(ref_files[p["ref"]])
+        lo = max(b for b in KEYPOINT_BINS if b <= kp)
+        hi = next((b for b in KEYPOINT_BINS if b > kp), None)
+        rows.setdefault(f"{lo}-{hi - 1}" if hi else f">={lo}", []).append(by_pool.get(n_others + j) == p["ref"])
+    return {k: [round(float(np.mean(v)), 3), len(v)] for k, v in sorted(rows.items(), key=lambda kv: int(
+        kv[0].lstrip(">=").split("-")[0]))}
+
+
 def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds) -> dict:
     rng = np.random.default_rng(1000 + seed)
     planted = plant(refs, args.plant, root / f"planted_s{seed}", root, rng)
@@ -248,6 +268,7 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
     res["source_in_hash_topk"] = float(np.mean((nb.hash_ref[n:] == src[:, None]).any(1)))
     res["source_thumb_top1"] = float(np.mean(nb.desc_ref[n:, 0] == src))
     by_pool = {m.pool: m for m in align}
+    res["recall_by_source_keypoints"] = recall_by_detail(full, planted, n, ref_files)
     res["source_aligned_best"] = float(np.mean([by_pool.get(n + j) is not None and by_pool[n + j].ref == p["ref"]
                                                 for j, p in enumerate(planted)]))
     res["missed_examples"] = [{**planted[j], "thumb_sim": float(nb.desc_sim[n + j, 0]),
@@ -281,6 +302,8 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
               "+ thumbnail shortlist for SIFT (previous defaults)": decide(nb, off, sift=sift, align=[]),
               "hash + aligned NCC, no SIFT": decide(nb, th, align=align),
               "aligned NCC + SIFT on every candidate": decide(nb, th, sift=sift, align=align),
+              "defaults without colour (no colour rule, no hue veto)": gated(
+                  replace(nb, pool_colour=None, ref_colour=None), th, sift, align),
               "defaults, recomputed from these verdicts": gated(nb, th, sift, align)}
     res["stages"] = {k: evaluate(v, planted, n, flat) for k, v in stages.items()}
     # the best aligned NCC of the copies that only SIFT finds (what sift_align_gate must let through)
@@ -404,6 +427,7 @@ def main() -> None:
                       f"({e['others_removed_n']}; of crops with structure "
                       f"{100 * e['others_removed_structured']:.3f}%)  wrong source {e['wrong_source']}", flush=True)
             print(f"  per edit: {r['full']['recall_by_edit']}", flush=True)
+            print(f"  by the source's SIFT keypoints: {r['recall_by_source_keypoints']}", flush=True)
             print(f"  source in thumb top-k {r['source_in_thumb_topk']:.3f}, top-1 {r['source_thumb_top1']:.3f}, "
                   f"in hash top-k {r['source_in_hash_topk']:.3f}; aligned best = source "
                   f"{r['source_aligned_best']:.3f}", flush=True)

@@ -94,14 +94,16 @@ def test_faiss_loader_chatter_is_hidden_unless_verbose() -> None:
 def test_dedup_options_reach_the_thresholds() -> None:
     """Every threshold option of ``ssld dedup`` lands in the field of its name (``--knn`` in ``k``)."""
     from ssld.cli import build_parser
-    from ssld.mining.rules import thresholds_from
+    from ssld.mining.rules import option_names, thresholds_from
 
     args = build_parser().parse_args(["dedup", "--pool", "p", "--ref", "r", "--root", ".", "-c", "c", "--out", "o",
                                       "--align-min", "0.7", "--align-ratio", "4", "--align-small-min", "0.9",
-                                      "--sift-align-gate", "0.3", "--knn", "7", "--sim-min", "0.8"])
+                                      "--sift-align-gate", "0.2", "--knn", "7", "--sim-min", "0.8",
+                                      "--colour-de", "1.5", "--hue-min", "0.1"])
     th = thresholds_from(vars(args))
-    assert (th.align_min, th.align_ratio, th.align_small_min, th.sift_align_gate, th.k, th.sim_min) == (
-        0.7, 4.0, 0.9, 0.3, 7, 0.8)
+    assert (th.align_min, th.align_ratio, th.align_small_min, th.sift_align_gate, th.k, th.sim_min, th.colour_de,
+            th.hue_min) == (0.7, 4.0, 0.9, 0.2, 7, 0.8, 1.5, 0.1)
+    assert set(option_names()) <= set(vars(args))  # every threshold has its option
 
 
 def test_pipeline_dedup_options_are_checked_by_name_and_type() -> None:

@@ -17,7 +17,9 @@ EXAMPLES = """\
 Writes OUT/kept.txt (pool minus duplicates), OUT/removed.csv, OUT/pairs.png and OUT/dedup_report.json.
 A pool image is a copy of reference r when r is its best match and clearly ahead of the second-best
 reference (a margin); for images of at least --sift-min-size px, when r aligns with it (NCC over mirror, crop,
-rotation and shift, --align-min, --align-ratio, --align-peak), or else when SIFT+RANSAC inliers confirm it.
+rotation and shift, --align-min, --align-ratio, --align-peak), or else when SIFT+RANSAC inliers confirm it;
+one with little detail (sky, water) when its thumbnail and its colour match r and no other reference
+(--colour-de, --colour-ratio). A match whose hues disagree (one shape in two colours) is dropped (--hue-min).
 """
 
 _T = Thresholds()
@@ -75,6 +77,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--smooth-ratio", type=float, default=_T.smooth_ratio,
                    help=f"... and this many times closer (1 - similarity) than the next reference "
                         f"(default {_T.smooth_ratio:g})")
+    t.add_argument("--colour-thumb", type=float, default=_T.colour_thumb,
+                   help=f"colour rule: the thumbnail similarity from which a large image is judged by colour "
+                        f"(default {_T.colour_thumb})")
+    t.add_argument("--colour-de", type=float, default=_T.colour_de,
+                   help=f"... a copy when its centre's colour differs from its best match's by at most this "
+                        f"CIE76 delta E (default {_T.colour_de:g}; 0: off)")
+    t.add_argument("--colour-ratio", type=float, default=_T.colour_ratio,
+                   help=f"... and every other shortlisted reference's differs this many times more "
+                        f"(default {_T.colour_ratio:g})")
+    t.add_argument("--hue-min", type=float, default=_T.hue_min,
+                   help=f"a match (other than SIFT's) whose hue histograms share less than this is not a copy "
+                        f"(default {_T.hue_min}; 0: off)")
+    t.add_argument("--sift-cand-hash", type=int, default=_T.sift_cand_hash,
+                   help=f"Hamming distance from which a large image goes to SIFT (default {_T.sift_cand_hash})")
+    t.add_argument("--sift-cand-sim", type=float, default=_T.sift_cand_sim,
+                   help=f"teacher-embedding similarity from which a large image goes to SIFT "
+                        f"(default {_T.sift_cand_sim})")
+    t.add_argument("--align-cand", type=float, default=_T.align_cand,
+                   help=f"thumbnail similarity from which a pool image is aligned (default {_T.align_cand})")
+    t.add_argument("--align-k", type=int, default=_T.align_k,
+                   help=f"thumbnail neighbours aligned per pool image (default {_T.align_k})")
+    t.add_argument("--align-hires-gate", type=float, default=_T.align_hires_gate,
+                   help=f"an ambiguous alignment scoring at least this is redone at 128 px "
+                        f"(default {_T.align_hires_gate}; above 1: off)")
     t.add_argument("--sift-align-gate", type=float, default=_T.sift_align_gate,
                    help=f"SIFT checks only pool images whose best aligned NCC reaches this "
                         f"(default {_T.sift_align_gate})")
@@ -93,7 +119,10 @@ def run(args: argparse.Namespace) -> int:
                         "sift_min_size": (1, None), "sift_min_inliers": (1, None),
                         "thumb_margin": (0, 2), "align_min": (-1, 1.01), "align_ratio": (1, None),
                         "align_peak": (1, None), "align_small_min": (-1, 1.01), "sift_align_gate": (-1, 1),
-                        "smooth_min": (-1, 1.01), "smooth_ratio": (1, None)})
+                        "smooth_min": (-1, 1.01), "smooth_ratio": (1, None),
+                        "colour_thumb": (-1, 1.01), "colour_de": (0, None), "colour_ratio": (1, None),
+                        "hue_min": (0, 1), "sift_cand_hash": (0, 128), "sift_cand_sim": (-1, 1.01),
+                        "align_cand": (-1, 1.01), "align_k": (1, None), "align_hires_gate": (-1, None)})
     cfg = load_config(args.config, args.override)
     result = dedup_images(args.pool, args.ref, args.root, cfg, args.out, ref_root=args.ref_root,
                           weights=args.weights, store=args.store, thresholds=thresholds_from(vars(args)),

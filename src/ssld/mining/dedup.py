@@ -21,11 +21,14 @@ import torch
 from torch import nn
 
 from ssld.mining.embed import as_stored, cosine_knn, embed_files
+from ssld.mining.forking import forked_pool
 from ssld.mining.hashing import HASH_BITS, compute_hashes, hamming_knn
 from ssld.mining.rules import (
     Thresholds,
     align_hits,
+    colour_hits,
     desc_hits,
+    hue_kept,
     rule_hits,
     smooth_hits,
     thumb_ratio,
@@ -54,12 +57,15 @@ class Neighbours:
     seconds: dict[str, float] = field(default_factory=dict)
     pool_sq: np.ndarray | None = None  # grayscale squares for the aligned NCC (ssld.mining.align)
     ref_sq: np.ndarray | None = None
+    pool_colour: np.ndarray | None = None  # colour signatures (ssld.mining.colour)
+    ref_colour: np.ndarray | None = None
 
 
 @dataclass
 class Match:
     """A pool row judged a copy of a reference row, by which method, with its score and margin (an alignment's
-    margin is its distance ratio to the next reference; ``peak`` its peak ratio, 100 for other methods)."""
+    margin is its distance ratio to the next reference; ``peak`` its peak ratio, 100 for other methods; the
+    colour rule's score is the thumbnail similarity, its margin the ratio of colour differences)."""
 
     pool: int
     ref: int
@@ -123,7 +129,8 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
     gs, gr = _thumb_knn(ref_h, pool_h, ref_ok, k, thumb_knn)
     t3 = time.perf_counter()
     return Neighbours(hd, hr, es, er, gs, gr, pool_h.sizes, ref_h.sizes, pool_ok, ref_ok,
-                      {"hash": t1 - t0, "embed": t2 - t1, "knn": t3 - t2}, pool_h.square, ref_h.square)
+                      {"hash": t1 - t0, "embed": t2 - t1, "knn": t3 - t2}, pool_h.square, ref_h.square,
+                      pool_h.colour, ref_h.colour)
 
 
 def _thumb_knn(ref_h, pool_h, ref_ok: np.ndarray, k: int, run: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +151,8 @@ def _without_teacher(ref_h, pool_h, k: int, t0: float, t1: float, thumb_knn: boo
     es, er = np.full(gs.shape, -np.inf, np.float32), np.full(gr.shape, -1, np.int64)
     t2 = time.perf_counter()
     return Neighbours(hd, hr, es, er, gs, gr, pool_h.sizes, ref_h.sizes, pool_ok, ref_ok,
-                      {"hash": t1 - t0, "embed": 0.0, "knn": t2 - t1}, pool_h.square, ref_h.square)
+                      {"hash": t1 - t0, "embed": 0.0, "knn": t2 - t1}, pool_h.square, ref_h.square,
+                      pool_h.colour, ref_h.colour)
 
 
 def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = None,
@@ -152,8 +160,9 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
            sift: tuple[list[Match], np.ndarray] | None = None,
            align: list[Match] | None = None) -> list[Match]:
     """Apply the rules, first that fires wins: SIFT for large pairs (needs the file lists; ``workers``
-    processes), the aligned NCC, the thumbnail for large images too smooth to align, then hash, thumbnail and
-    embedding margins where SIFT could not judge.
+    processes), the aligned NCC, the thumbnail for large images too smooth to align, the thumbnail and the
+    colour together, then hash, thumbnail and embedding margins where SIFT could not judge. A match whose hues
+    disagree is dropped, unless SIFT made it.
     ``sift`` (from :func:`sift_verdicts`) and ``align`` (from :func:`align_verdicts`) reuse verdicts computed
     once, e.g. to sweep thresholds. SIFT runs only on pool images the alignment did not accept."""
     if align is None:
@@ -194,6 +203,13 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
         if int(i) not in taken:
             matches.append(Match(int(i), int(nb.desc_ref[i, 0]), "smooth", float(g1[i]), float(ratio[i])))
             taken.add(int(i))
+    # the same thumbnail layout and the same colour at the centre, where every other candidate's colour differs
+    # more: a copy of a crop with little detail (sky, water), told from other crops of the same sky
+    colour_hit, _, de_ratio = colour_hits(nb, th)
+    for i in np.flatnonzero(colour_hit & large_pool):
+        if int(i) not in taken:
+            matches.append(Match(int(i), int(nb.desc_ref[i, 0]), "colour", float(g1[i]), float(de_ratio[i])))
+            taken.add(int(i))
     for i in np.flatnonzero((hash_hit | desc_hit | emb_hit) & ~sift_tried):
         if int(i) in taken:
             continue
@@ -206,7 +222,7 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
         else:
             margin = float(s1[i] - s2[i]) if np.isfinite(s2[i]) else 1.0
             matches.append(Match(int(i), int(nb.emb_ref[i, 0]), "embedding", float(s1[i]), margin))
-    return sorted(matches, key=lambda m: m.pool)
+    return sorted(hue_kept(nb, matches, th), key=lambda m: m.pool)
 
 
 def sift_verdicts(nb: Neighbours, th: Thresholds, pool_files: Sequence[str], ref_files: Sequence[str],
@@ -237,11 +253,9 @@ def _sift_pass(nb: Neighbours, rows: np.ndarray, pool_files: Sequence[str], ref_
         if refs:
             tasks.append((int(i), refs))
     if workers > 1 and len(tasks) >= PARALLEL_MIN:
-        import multiprocessing as mp
-
         tasks.sort(key=lambda t: t[1][0])
         chunks = [tasks[j * len(tasks) // workers:(j + 1) * len(tasks) // workers] for j in range(workers)]
-        with mp.get_context("fork").Pool(workers) as pool:
+        with forked_pool(workers) as pool:
             parts = pool.starmap(_verify, [(c, pool_files, ref_files, False) for c in chunks])
         results = [r for part in parts for r in part]
     else:
@@ -290,10 +304,8 @@ def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1, pool_files:
     _SHARED.update(nb=nb, th=th, files=(pool_files, ref_files) if pool_files and ref_files else None)
     try:
         if workers > 1 and len(tasks) >= PARALLEL_MIN:
-            import multiprocessing as mp
-
             chunks = [tasks[j::workers] for j in range(workers)]
-            with mp.get_context("fork").Pool(workers) as pool:
+            with forked_pool(workers) as pool:
                 parts = pool.map(_align, chunks)
             out = [m for part in parts for m in part]
         else:

@@ -3,8 +3,9 @@
 Hashes survive resizing, recompression and mild colour changes; they catch exact and near-exact copies
 cheaply. Each reference is indexed twice (as is and mirrored), so a horizontally flipped copy in the pool
 lands next to its source too. One pass over the files also records each image's size (the SIFT gate), its
-weight-free global descriptor views (:mod:`ssld.mining.globaldesc`) and a small grayscale square for the aligned
-NCC check (:mod:`ssld.mining.align`), so each file is decoded once.
+weight-free global descriptor views (:mod:`ssld.mining.globaldesc`), a small grayscale square for the aligned
+NCC check (:mod:`ssld.mining.align`) and a colour signature (:mod:`ssld.mining.colour`), so each file is decoded
+once.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def image_hash(img: Image.Image) -> np.ndarray:
 
 
 class _HashDataset(Dataset):
-    """``ds[i]`` -> ``(i, hashes [v, 16] (as is, mirrored), (width, height), descriptors [views, d], square)``,
-    or ``(i, None, None, None, None)`` if unreadable."""
+    """``ds[i]`` -> ``(i, hashes [v, 16] (as is, mirrored), (width, height), descriptors [views, d], square,
+    colour signature)``, or ``(i, None, None, None, None, None)`` if unreadable."""
 
     def __init__(self, files: Sequence[str], mirrored: bool, thumbs: bool | None = True, thumb_side: int = 64):
         self.files = list(files)
@@ -42,23 +43,25 @@ class _HashDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, tuple[int, int] | None, np.ndarray | None,
-                                           np.ndarray | None]:
+                                           np.ndarray | None, np.ndarray | None]:
         from ssld.data import load_image
         from ssld.mining.align import square
+        from ssld.mining.colour import colour_signature
         from ssld.mining.globaldesc import descriptor_views
 
         img = load_image(self.files[i])
         if img is None:
-            return i, None, None, None, None
+            return i, None, None, None, None, None
         gray = img.convert("L")
         codes = [image_hash(gray)]
         if self.mirrored:
             codes.append(image_hash(ImageOps.mirror(gray)))
         if self.thumbs or (self.thumbs is None and min(img.size) >= self.thumb_side):
             desc = descriptor_views(np.asarray(gray), reference=self.mirrored)
-        else:  # not needed (a small image, thumbnail rule off): zeros match nothing
-            desc = None
-        return i, np.stack(codes), img.size, desc, square(np.asarray(gray))
+            colour = colour_signature(np.asarray(img))
+        else:  # not needed (a small image, thumbnail rule off): zeros match nothing, grey vetoes nothing
+            desc = colour = None
+        return i, np.stack(codes), img.size, desc, square(np.asarray(gray)), colour
 
 
 def _keep(batch: list[Any]) -> list[Any]:
@@ -68,14 +71,16 @@ def _keep(batch: list[Any]) -> list[Any]:
 @dataclass
 class HashResult:
     """Hashes ``codes [n, v, 16]`` (v = 1, or 2 with mirrored), sizes ``[n, 2]`` (w, h), a readable mask, the
-    global descriptors ``desc [n, views, d]`` (a reference's views with mirrored, one view otherwise) and the
-    grayscale squares ``square [n, s, s]`` uint8 for :mod:`ssld.mining.align`."""
+    global descriptors ``desc [n, views, d]`` (a reference's views with mirrored, one view otherwise), the
+    grayscale squares ``square [n, s, s]`` uint8 for :mod:`ssld.mining.align` and the colour signatures
+    ``colour [n, c]`` (:mod:`ssld.mining.colour`)."""
 
     codes: np.ndarray
     sizes: np.ndarray
     ok: np.ndarray
     desc: np.ndarray
     square: np.ndarray
+    colour: np.ndarray
 
 
 def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 2, desc: str = "hash",
@@ -83,8 +88,11 @@ def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 
     """Hash every file (in parallel data-loader workers); unreadable files get ``ok == False``. With ``mirrored``
     (references) the mirrored hash and every descriptor view are computed too. Thumbnail descriptors are
     computed for every image with ``thumbs``, for none without, and with ``None`` only for images at least
-    ``thumb_side`` px on the short side (those SIFT may verify)."""
+    ``thumb_side`` px on the short side (those SIFT may verify); colour signatures likewise (zeros otherwise:
+    grey, so the hue veto passes them)."""
     from ssld.mining.align import SIDE as SQ
+    from ssld.mining.colour import WIDTH
+    from ssld.mining.forking import cv2_single_thread
     from ssld.mining.globaldesc import POOL_VIEWS, REF_VIEWS, SIDE
 
     n, v = len(files), 2 if mirrored else 1
@@ -93,17 +101,18 @@ def compute_hashes(files: Sequence[str], mirrored: bool = False, workers: int = 
     ok = np.zeros(n, bool)
     descs = np.zeros((n, 2 * len(REF_VIEWS) if mirrored else len(POOL_VIEWS), SIDE * SIDE), np.float32)
     squares = np.zeros((n, SQ, SQ), np.uint8)
+    colours = np.zeros((n, WIDTH), np.float32)
     loader = DataLoader(_HashDataset(files, mirrored, thumbs, thumb_side), batch_size=256, num_workers=workers,
                         collate_fn=_keep)
-    with tqdm(total=n, unit="img", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+    with cv2_single_thread(), tqdm(total=n, unit="img", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
         for batch in loader:
-            for i, c, size, d, sq in batch:
+            for i, c, size, d, sq, col in batch:
                 if c is not None:
                     codes[i], sizes[i], ok[i], squares[i] = c, size, True, sq
                     if d is not None:
-                        descs[i] = d
+                        descs[i], colours[i] = d, col
             bar.update(len(batch))
-    return HashResult(codes, sizes, ok, descs, squares)
+    return HashResult(codes, sizes, ok, descs, squares, colours)
 
 
 def hamming_knn(ref_codes: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

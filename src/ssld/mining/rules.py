@@ -44,12 +44,20 @@ class Thresholds:
     align_cand: float = 0.5  # thumbnail similarity from which a pool image is aligned (or the SIFT gates)
     align_k: int = 5  # thumbnail neighbours aligned per pool image (plus the hash's and embedding's best two)
     align_small_min: float = 1.01  # align_min where pool image or reference is under sift_min_size (> 1: off)
-    sift_align_gate: float = 0.5  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
-    align_hires_gate: float = 0.5
+    sift_align_gate: float = 0.3  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
+    align_hires_gate: float = 0.5  # an ambiguous alignment (NCC >= this, ratio short) is redone at 128 px (> 1: off)
     # a large image with no detail to align (flat once high-passed) is a copy when its thumbnail matches the
     # best reference this well and smooth_ratio times closer (1 - similarity) than the next (docs/mining.md)
     smooth_min: float = 0.995
-    smooth_ratio: float = 4.0  # an ambiguous alignment (NCC >= this, ratio short) is redone at 128 px (> 1: off)
+    smooth_ratio: float = 4.0
+    # a large image is a copy of its best thumbnail match (similarity >= colour_thumb) when the colours of
+    # their centres differ by at most colour_de (CIE76 delta E) and every other shortlisted reference's by
+    # colour_ratio times more (ssld/mining/colour.py, docs/mining.md)
+    colour_thumb: float = 0.98
+    colour_de: float = 1.0
+    colour_ratio: float = 5.0
+    # a match (other than SIFT's) whose hue histograms share less than this (Bhattacharyya) is not a copy
+    hue_min: float = 0.3
 
 
 def option_names() -> dict[str, str]:
@@ -105,6 +113,40 @@ def smooth_hits(nb: Neighbours, th: Thresholds) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return ((nb.desc_sim[:, 0] >= th.smooth_min) & (thumb_ratio(nb) >= th.smooth_ratio)
                 & (nb.desc_ref[:, 0] >= 0) & nb.pool_ok)
+
+
+def colour_hits(nb: Neighbours, th: Thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pool image: does the colour rule fire (:class:`Thresholds` ``colour_*``), the colour difference to its
+    best thumbnail match, and how many times larger the nearest other shortlisted reference's is. Nothing fires
+    without colour signatures."""
+    import numpy as np
+
+    from ssld.mining.colour import DE_FLOOR, delta_e
+
+    n = len(nb.pool_ok)
+    if nb.pool_colour is None or nb.ref_colour is None:
+        return np.zeros(n, bool), np.full(n, np.inf), np.zeros(n)
+    refs = nb.desc_ref
+    de = delta_e(nb.pool_colour[:, None], nb.ref_colour[np.maximum(refs, 0)])  # [n, k]
+    de = np.where(refs >= 0, de, np.inf)
+    others = de[:, 1:].min(axis=1) if de.shape[1] > 1 else np.full(n, np.inf)
+    with np.errstate(invalid="ignore"):
+        ratio = others / np.maximum(de[:, 0], DE_FLOOR)
+        hit = ((nb.desc_sim[:, 0] >= th.colour_thumb) & (de[:, 0] <= th.colour_de) & (ratio >= th.colour_ratio)
+               & (refs[:, 0] >= 0) & nb.pool_ok)
+    return hit, de[:, 0], np.minimum(ratio, 100.0)
+
+
+def hue_kept(nb: Neighbours, matches: list, th: Thresholds) -> list:
+    """The matches that SIFT made or whose two images share hues (``hue_min``; grey images always pass)."""
+    from ssld.mining.colour import hue_agreement
+
+    if nb.pool_colour is None or nb.ref_colour is None or not matches:
+        return matches
+    judged = [m for m in matches if m.method != "sift"]
+    bc = hue_agreement(nb.pool_colour[[m.pool for m in judged]], nb.ref_colour[[m.ref for m in judged]])
+    vetoed = {id(m) for m, b in zip(judged, bc, strict=True) if b < th.hue_min}
+    return [m for m in matches if id(m) not in vetoed]
 
 
 def align_hits(scores: np.ndarray, ratios: np.ndarray, small: np.ndarray, th: Thresholds,

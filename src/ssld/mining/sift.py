@@ -69,6 +69,10 @@ class SiftVerifier:
             self._cache.popitem(last=False)
         return feats
 
+    def keypoints(self, path: str) -> int:
+        """How many keypoints SIFT finds in the image (0 if unreadable): how much detail it has to match."""
+        return len(self._features(path)[0])
+
     def _inliers(self, a: tuple, b: tuple) -> tuple[int, int]:
         (kp_a, des_a), (kp_b, des_b) = a, b
         if des_a is None or des_b is None or len(kp_a) < 2 or len(kp_b) < 2:
