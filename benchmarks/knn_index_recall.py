@@ -3,7 +3,7 @@
 ``ssld.mining.embed.ip_index`` picks a flat (exact) inner-product index while queries x indexed vectors stay under
 ``IVF_PAIRS``, IVF beyond that up to ``FLAT_MAX`` indexed vectors, HNSW beyond. This script forces each of the
 three on the same real data - the photo benchmark's crops (``benchmarks/dedup_photos.py`` builds them): the
-references' weight-free thumbnail descriptors (24 views each, mirrors included) as the index, every pool crop's 2
+references' weight-free thumbnail descriptors (all their views, mirrors included) as the index, every pool crop's 2
 views as queries (crops with a descriptor: a flat crop has none and ties with everything) - and reports, against flat: how often the nearest reference agrees, how much of the 5-nearest
 list is the same, the index's memory (its serialized size) and the time to build and search.
 

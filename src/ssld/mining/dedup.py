@@ -278,8 +278,8 @@ def _verify(tasks: list[tuple[int, list[int]]], pool_files: Sequence[str], ref_f
     verifier = SiftVerifier()
     out = []
     for i, refs in tqdm(tasks, desc="sift", unit="img", disable=not progress):
-        conclusive = [(v, r) for v, r in ((verifier.verify(pool_files[i], ref_files[r]), r) for r in refs)
-                      if v.conclusive]
+        verdicts = verifier.verify_all(pool_files[i], [ref_files[r] for r in refs])
+        conclusive = [(v, r) for v, r in zip(verdicts, refs, strict=True) if v.conclusive]
         if conclusive:
             best, r = max(conclusive, key=lambda t: t[0].inliers)
             out.append((i, r, best.inliers, best.matches))

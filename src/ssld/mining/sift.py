@@ -2,7 +2,8 @@
 
 A copy of a photograph (resized, cropped, rotated, recompressed) keeps many keypoints that one similarity
 transform maps onto the source; two different photographs of similar things do not. The mirrored pool image
-is tried too, since a flip is not a similarity transform. Only meaningful when both images are large enough
+is tried too, since a flip is not a similarity transform; its features come from the image's own (positions
+mirrored, descriptor entries permuted), which halves the detection work. Only meaningful when both images are large enough
 (about 64 px on the short side): small images yield too few keypoints.
 """
 
@@ -44,38 +45,79 @@ def _gray(path: str, max_side: int) -> np.ndarray | None:
     return img
 
 
+def _mirror_permutation() -> np.ndarray:
+    """Where each of the 128 SIFT descriptor entries (4 x 4 cells x 8 orientation bins, row-major as OpenCV lays
+    them out) goes when the image is mirrored left-right: in the mirrored keypoint's frame the cell rows swap
+    and every gradient orientation changes sign."""
+    row, col, ori = np.meshgrid(np.arange(4), np.arange(4), np.arange(8), indexing="ij")
+    return (((3 - row) * 4 + col) * 8 + (8 - ori) % 8).ravel()
+
+
+MIRROR = _mirror_permutation()
+
+
+@dataclass
+class Features:
+    """SIFT keypoint positions ``points [n, 2]`` (x, y; float32), descriptors ``[n, 128]`` (None if none) and
+    the image width (to mirror the positions)."""
+
+    points: np.ndarray
+    descriptors: np.ndarray | None
+    width: int
+
+    @classmethod
+    def empty(cls) -> Features:
+        return cls(np.zeros((0, 2), np.float32), None, 0)
+
+    @classmethod
+    def detect(cls, sift: cv2.SIFT, img: np.ndarray) -> Features:
+        keypoints, descriptors = sift.detectAndCompute(img, None)
+        points = np.float32([k.pt for k in keypoints]).reshape(-1, 2)
+        return cls(points, descriptors, img.shape[1])
+
+    def mirrored(self) -> Features:
+        """The features of the left-right mirrored image, without detecting again: positions mirrored, each
+        descriptor's entries permuted (:data:`MIRROR`). They equal a detection on the mirrored image for most
+        keypoints (median relative descriptor difference 0, 90th percentile 0.07, on 40 photo crops)."""
+        points = self.points.copy()
+        points[:, 0] = self.width - 1 - points[:, 0]
+        return Features(points, None if self.descriptors is None else self.descriptors[:, MIRROR], self.width)
+
+
 class SiftVerifier:
-    """Counts RANSAC inliers between a pool image and a reference; keeps recent descriptors in an LRU cache."""
+    """Counts RANSAC inliers between a pool image and references; keeps recent references' features in an LRU
+    cache."""
 
     def __init__(self, max_side: int = 512, ratio: float = RATIO, reproj_px: float = 4.0, cache: int = 1024,
                  contrast: float | None = None):
         self.sift = cv2.SIFT_create(contrastThreshold=CONTRAST if contrast is None else contrast)
         self.matcher = cv2.BFMatcher(cv2.NORM_L2)
         self.max_side, self.ratio, self.reproj_px = max_side, ratio, reproj_px
-        self._cache: OrderedDict[tuple[str, bool], tuple] = OrderedDict()
+        self._cache: OrderedDict[str, Features] = OrderedDict()
         self._cache_size = cache
 
-    def _features(self, path: str, mirror: bool = False) -> tuple:
-        key = (path, mirror)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+    def _detect(self, path: str) -> Features:
         img = _gray(path, self.max_side)
-        if img is not None and mirror:
-            img = cv2.flip(img, 1)
-        feats = ((), None) if img is None else self.sift.detectAndCompute(img, None)
-        self._cache[key] = feats
+        return Features.empty() if img is None else Features.detect(self.sift, img)
+
+    def _reference(self, path: str) -> Features:
+        """A reference's features, from the LRU cache when it was seen lately (pool images are not cached: they
+        are seen once and would push the references out)."""
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        feats = self._cache[path] = self._detect(path)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return feats
 
     def keypoints(self, path: str) -> int:
         """How many keypoints SIFT finds in the image (0 if unreadable): how much detail it has to match."""
-        return len(self._features(path)[0])
+        return len(self._detect(path).points)
 
-    def _inliers(self, a: tuple, b: tuple) -> tuple[int, int]:
-        (kp_a, des_a), (kp_b, des_b) = a, b
-        if des_a is None or des_b is None or len(kp_a) < 2 or len(kp_b) < 2:
+    def _inliers(self, a: Features, b: Features) -> tuple[int, int]:
+        des_a, des_b = a.descriptors, b.descriptors
+        if des_a is None or des_b is None or len(des_a) < 2 or len(des_b) < 2:
             return 0, 0
         pairs = self.matcher.knnMatch(des_a, des_b, k=2)
         good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < self.ratio * p[1].distance]
@@ -88,8 +130,8 @@ class SiftVerifier:
         good = list(unique.values())
         if len(good) < 3:
             return 0, len(good)
-        src = np.float32([kp_a[m.queryIdx].pt for m in good])
-        dst = np.float32([kp_b[m.trainIdx].pt for m in good])
+        src = a.points[[m.queryIdx for m in good]]
+        dst = b.points[[m.trainIdx for m in good]]
         fit, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=self.reproj_px)
         if fit is None or mask is None:
             return 0, len(good)
@@ -98,13 +140,18 @@ class SiftVerifier:
             return 0, len(good)
         return int(mask.sum()), len(good)
 
+    def verify_all(self, pool_path: str, ref_paths: list[str]) -> list[Verdict]:
+        """One verdict per reference, each the best of (pool, ref) and (mirrored pool, ref); the pool image's
+        keypoints are detected once for all of them and both orientations."""
+        pool = self._detect(pool_path)
+        views = (pool, pool.mirrored())
+        out = []
+        for ref_path in ref_paths:
+            ref = self._reference(ref_path)
+            best = max(self._inliers(v, ref) for v in views)
+            out.append(Verdict(best[0], best[1], (len(pool.points), len(ref.points))))
+        return out
+
     def verify(self, pool_path: str, ref_path: str) -> Verdict:
         """Best of (pool, ref) and (mirrored pool, ref)."""
-        ref = self._features(ref_path)
-        best = (0, 0)
-        n_pool = 0
-        for mirror in (False, True):
-            feats = self._features(pool_path, mirror)
-            n_pool = len(feats[0])
-            best = max(best, self._inliers(feats, ref))
-        return Verdict(best[0], best[1], (n_pool, len(ref[0])))
+        return self.verify_all(pool_path, [ref_path])[0]
