@@ -80,7 +80,7 @@ class Features:
         descriptor's entries permuted (:data:`MIRROR`). They equal a detection on the mirrored image for most
         keypoints (median relative descriptor difference 0, 90th percentile 0.07, on 40 photo crops)."""
         points = self.points.copy()
-        points[:, 0] = self.width - 1 - points[:, 0]
+        points[:, 0] = self.width - 0.5 - points[:, 0]  # OpenCV's SIFT positions sit half a pixel off centres
         return Features(points, None if self.descriptors is None else self.descriptors[:, MIRROR], self.width)
 
 

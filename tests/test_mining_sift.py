@@ -1,0 +1,46 @@
+"""SIFT verification: the mirrored pool image's features come from the image's own, without a second detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from helpers.photos import _photo
+from PIL import ImageOps
+
+from ssld.mining.sift import MIRROR, Features, SiftVerifier
+
+
+def test_mirrored_features_match_a_detection_on_the_mirrored_image() -> None:
+    """Positions mirrored and descriptor entries permuted equal what SIFT finds on the flipped photograph: for
+    most keypoints there is a detection at the same place with (nearly) the same descriptor."""
+    assert np.array_equal(MIRROR[MIRROR], np.arange(128))  # mirroring twice is the identity
+    sift = cv2.SIFT_create(contrastThreshold=0.01)
+    gray = np.asarray(_photo("astronaut", 256).convert("L"))
+    derived = Features.detect(sift, gray).mirrored()
+    direct = Features.detect(sift, np.ascontiguousarray(gray[:, ::-1]))
+    assert len(derived.points) > 100
+    diffs = []
+    for p, d in zip(derived.points, derived.descriptors, strict=True):
+        near = np.flatnonzero(np.linalg.norm(direct.points - p, axis=1) < 0.5)
+        if len(near):
+            diffs.append(min(np.linalg.norm(direct.descriptors[near] - d, axis=1)) / np.linalg.norm(d))
+    assert len(diffs) >= 0.8 * len(derived.points)
+    assert np.median(diffs) < 0.02 and np.quantile(diffs, 0.9) < 0.2
+    # the unpermuted descriptors would not match: the permutation is what makes them equal
+    plain = Features.detect(sift, gray)
+    assert np.median(np.linalg.norm(plain.descriptors - plain.descriptors[:, MIRROR], axis=1)
+                     / np.linalg.norm(plain.descriptors, axis=1)) > 0.5
+
+
+def test_a_flipped_copy_is_verified_with_one_detection(tmp_path: Path) -> None:
+    photo = _photo("chelsea", 200)
+    photo.save(tmp_path / "ref.png")
+    ImageOps.mirror(photo).save(tmp_path / "flipped.jpg", quality=80)
+    _photo("coffee", 200).save(tmp_path / "other.png")
+    verifier = SiftVerifier()
+    copy, other = verifier.verify_all(str(tmp_path / "flipped.jpg"), [str(tmp_path / "ref.png"),
+                                                                       str(tmp_path / "other.png")])
+    assert copy.inliers >= 50 and other.inliers <= 3 and copy.conclusive
+    assert list(verifier._cache) == [str(tmp_path / "ref.png"), str(tmp_path / "other.png")]  # references only
