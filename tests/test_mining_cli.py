@@ -94,7 +94,7 @@ def test_faiss_loader_chatter_is_hidden_unless_verbose() -> None:
 def test_dedup_options_reach_the_thresholds() -> None:
     """Every threshold option of ``ssld dedup`` lands in the field of its name (``--knn`` in ``k``)."""
     from ssld.cli import build_parser
-    from ssld.mining.rules import option_names, thresholds_from
+    from ssld.mining.rules import BOUNDS, option_names, thresholds_from
 
     args = build_parser().parse_args(["dedup", "--pool", "p", "--ref", "r", "--root", ".", "-c", "c", "--out", "o",
                                       "--align-min", "0.7", "--align-ratio", "4", "--align-small-min", "0.9",
@@ -103,7 +103,8 @@ def test_dedup_options_reach_the_thresholds() -> None:
     th = thresholds_from(vars(args))
     assert (th.align_min, th.align_ratio, th.align_small_min, th.sift_align_gate, th.k, th.sim_min, th.colour_de,
             th.hue_min) == (0.7, 4.0, 0.9, 0.2, 7, 0.8, 1.5, 0.1)
-    assert set(option_names()) <= set(vars(args))  # every threshold has its option
+    assert set(option_names()) <= set(vars(args))  # every threshold has its option...
+    assert set(BOUNDS) == set(option_names())  # ...and its range
 
 
 def test_pipeline_dedup_options_are_checked_by_name_and_type() -> None:
@@ -119,3 +120,7 @@ def test_pipeline_dedup_options_are_checked_by_name_and_type() -> None:
         dedup_options({"knn": 2.5})
     with pytest.raises(UserError, match=r"^Pipeline.dedup.options.hash_max: must be an integer, got 'ten'$"):
         dedup_options({"hash_max": "ten"})
+    with pytest.raises(UserError, match=r"^Pipeline.dedup.options.hue_min: must be between 0 and 1, got 2$"):
+        dedup_options({"hue_min": 2})  # the same ranges as ssld dedup's options
+    with pytest.raises(UserError, match=r"^Pipeline.dedup.options.knn: must be at least 1, got 0$"):
+        dedup_options({"knn": 0})

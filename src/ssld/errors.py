@@ -17,3 +17,10 @@ def first_line(e: BaseException) -> str:
     ``EOFError()`` from a truncated file has none): what a one-line error about a third-party failure shows."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     return lines[0] if lines else type(e).__name__
+
+
+def describe_range(low: float | None, high: float | None) -> str:
+    """An inclusive range as an error message says it: ``between 0 and 1``, ``at least 1``, ``at most 2``."""
+    if low is not None and high is not None:
+        return f"between {low:g} and {high:g}"
+    return f"at least {low:g}" if low is not None else f"at most {high:g}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ssld.mining.rules import Thresholds
+from ssld.mining.rules import Thresholds, option_names
 
 HELP = "drop pool images that copy a validation image (hash, descriptor and embedding kNN, aligned NCC, SIFT)"
 EXAMPLES = """\
@@ -23,6 +23,39 @@ one with little detail (sky, water) when its thumbnail and its colour match r an
 """
 
 _T = Thresholds()
+# help of each threshold option, in --help's order (every Thresholds field has one: tests/test_mining_cli.py)
+THRESHOLD_HELP = {
+    "hash_max": "max Hamming distance of 128-bit pHash+dHash",
+    "hash_margin": "second-best reference at least this many bits further",
+    "sim_min": "min cosine similarity of teacher embeddings",
+    "sim_margin": "lead over the second-best reference's similarity",
+    "sift_min_size": "short side (px) from which SIFT decides",
+    "sift_min_inliers": "RANSAC inliers that confirm a copy",
+    "thumb_cand": "thumbnail (weight-free descriptor) similarity that sends a large image to SIFT",
+    "thumb_min": "thumbnail rule for small images: min similarity",
+    "thumb_margin": "thumbnail rule: lead over the second-best reference",
+    "knn": "neighbours searched per pool image",
+    "align_min": "aligned NCC that makes a shortlisted reference a copy",
+    "align_ratio": "how many times closer (1 - NCC) the best reference must be than the next",
+    "align_peak": "... and than the same reference shifted by more than 3 px: what rejects one straight edge or "
+                  "stripes",
+    "align_small_min": "align_min where an image is under --sift-min-size px (0.90 was measured on 28 px "
+                       "Fashion-MNIST, docs/mining.md)",
+    "smooth_min": "an image too smooth to align is a copy when its thumbnail matches this well",
+    "smooth_ratio": "... and this many times closer (1 - similarity) than the next reference",
+    "colour_thumb": "colour rule: the thumbnail similarity from which a large image is judged by colour",
+    "colour_de": "... a copy when its centre's colour differs from its best match's by at most this CIE76 delta E",
+    "colour_ratio": "... and every other shortlisted reference's differs this many times more",
+    "hue_min": "a match (other than SIFT's) whose hue histograms share less than this is not a copy",
+    "sift_cand_hash": "Hamming distance from which a large image goes to SIFT",
+    "sift_cand_sim": "teacher-embedding similarity from which a large image goes to SIFT",
+    "align_cand": "thumbnail similarity from which a pool image is aligned",
+    "align_k": "thumbnail neighbours aligned per pool image",
+    "align_hires_gate": "an ambiguous alignment scoring at least this is redone at 128 px",
+    "sift_align_gate": "SIFT checks only pool images whose best aligned NCC reaches this",
+}
+THRESHOLD_OFF = {"thumb_min": ": off", "align_small_min": ": off", "colour_de": "; 0: off", "hue_min": "; 0: off",
+                 "align_hires_gate": "; above 1: off"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,70 +73,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: the config's)")
     p.add_argument("--pairs", type=int, default=24, help="pairs shown in pairs.png (default 24)")
     t = p.add_argument_group("decision thresholds")
-    t.add_argument("--hash-max", type=int, default=_T.hash_max,
-                   help=f"max Hamming distance of 128-bit pHash+dHash (default {_T.hash_max})")
-    t.add_argument("--hash-margin", type=int, default=_T.hash_margin,
-                   help=f"second-best reference at least this many bits further (default {_T.hash_margin})")
-    t.add_argument("--sim-min", type=float, default=_T.sim_min,
-                   help=f"min cosine similarity of teacher embeddings (default {_T.sim_min})")
-    t.add_argument("--sim-margin", type=float, default=_T.sim_margin,
-                   help=f"lead over the second-best reference's similarity (default {_T.sim_margin})")
-    t.add_argument("--sift-min-size", type=int, default=_T.sift_min_size,
-                   help=f"short side (px) from which SIFT decides (default {_T.sift_min_size})")
-    t.add_argument("--sift-min-inliers", type=int, default=_T.sift_min_inliers,
-                   help=f"RANSAC inliers that confirm a copy (default {_T.sift_min_inliers})")
-    t.add_argument("--thumb-cand", type=float, default=_T.thumb_cand,
-                   help=f"thumbnail (weight-free descriptor) similarity that sends a large image to SIFT "
-                        f"(default {_T.thumb_cand})")
-    t.add_argument("--thumb-min", type=float, default=_T.thumb_min,
-                   help=f"thumbnail rule for small images: min similarity (default {_T.thumb_min}: off)")
-    t.add_argument("--thumb-margin", type=float, default=_T.thumb_margin,
-                   help=f"thumbnail rule: lead over the second-best reference (default {_T.thumb_margin})")
-    t.add_argument("--knn", type=int, default=_T.k, help=f"neighbours searched per pool image (default {_T.k})")
-    t.add_argument("--align-min", type=float, default=_T.align_min,
-                   help=f"aligned NCC that makes a shortlisted reference a copy (default {_T.align_min})")
-    t.add_argument("--align-ratio", type=float, default=_T.align_ratio,
-                   help=f"how many times closer (1 - NCC) the best reference must be than the next "
-                        f"(default {_T.align_ratio:g})")
-    t.add_argument("--align-peak", type=float, default=_T.align_peak,
-                   help=f"... and than the same reference shifted by more than 3 px: what rejects one straight edge "
-                        f"or stripes (default {_T.align_peak:g})")
-    t.add_argument("--align-small-min", type=float, default=_T.align_small_min,
-                   help=f"align_min where an image is under --sift-min-size px (default {_T.align_small_min}: off; "
-                        "0.90 was measured on 28 px Fashion-MNIST, docs/mining.md)")
-    t.add_argument("--smooth-min", type=float, default=_T.smooth_min,
-                   help=f"an image too smooth to align is a copy when its thumbnail matches this well "
-                        f"(default {_T.smooth_min})")
-    t.add_argument("--smooth-ratio", type=float, default=_T.smooth_ratio,
-                   help=f"... and this many times closer (1 - similarity) than the next reference "
-                        f"(default {_T.smooth_ratio:g})")
-    t.add_argument("--colour-thumb", type=float, default=_T.colour_thumb,
-                   help=f"colour rule: the thumbnail similarity from which a large image is judged by colour "
-                        f"(default {_T.colour_thumb})")
-    t.add_argument("--colour-de", type=float, default=_T.colour_de,
-                   help=f"... a copy when its centre's colour differs from its best match's by at most this "
-                        f"CIE76 delta E (default {_T.colour_de:g}; 0: off)")
-    t.add_argument("--colour-ratio", type=float, default=_T.colour_ratio,
-                   help=f"... and every other shortlisted reference's differs this many times more "
-                        f"(default {_T.colour_ratio:g})")
-    t.add_argument("--hue-min", type=float, default=_T.hue_min,
-                   help=f"a match (other than SIFT's) whose hue histograms share less than this is not a copy "
-                        f"(default {_T.hue_min}; 0: off)")
-    t.add_argument("--sift-cand-hash", type=int, default=_T.sift_cand_hash,
-                   help=f"Hamming distance from which a large image goes to SIFT (default {_T.sift_cand_hash})")
-    t.add_argument("--sift-cand-sim", type=float, default=_T.sift_cand_sim,
-                   help=f"teacher-embedding similarity from which a large image goes to SIFT "
-                        f"(default {_T.sift_cand_sim})")
-    t.add_argument("--align-cand", type=float, default=_T.align_cand,
-                   help=f"thumbnail similarity from which a pool image is aligned (default {_T.align_cand})")
-    t.add_argument("--align-k", type=int, default=_T.align_k,
-                   help=f"thumbnail neighbours aligned per pool image (default {_T.align_k})")
-    t.add_argument("--align-hires-gate", type=float, default=_T.align_hires_gate,
-                   help=f"an ambiguous alignment scoring at least this is redone at 128 px "
-                        f"(default {_T.align_hires_gate}; above 1: off)")
-    t.add_argument("--sift-align-gate", type=float, default=_T.sift_align_gate,
-                   help=f"SIFT checks only pool images whose best aligned NCC reaches this "
-                        f"(default {_T.sift_align_gate})")
+    defaults = {name: getattr(_T, field) for name, field in option_names().items()}
+    for name, text in THRESHOLD_HELP.items():
+        default = defaults[name]
+        t.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
+                       help=f"{text} (default {default:g}{THRESHOLD_OFF.get(name, '')})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,17 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from ssld.commands.options import check_ranges
     from ssld.config import load_config
     from ssld.mining.jobs import dedup_images
-    from ssld.mining.rules import thresholds_from
+    from ssld.mining.rules import BOUNDS, thresholds_from
 
-    check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "pairs": (0, None), "hash_max": (0, 128),
-                        "hash_margin": (0, 128), "sim_min": (-1, 1), "sim_margin": (0, 2),
-                        "sift_min_size": (1, None), "sift_min_inliers": (1, None),
-                        "thumb_margin": (0, 2), "align_min": (-1, 1.01), "align_ratio": (1, None),
-                        "align_peak": (1, None), "align_small_min": (-1, 1.01), "sift_align_gate": (-1, 1),
-                        "smooth_min": (-1, 1.01), "smooth_ratio": (1, None),
-                        "colour_thumb": (-1, 1.01), "colour_de": (0, None), "colour_ratio": (1, None),
-                        "hue_min": (0, 1), "sift_cand_hash": (0, 128), "sift_cand_sim": (-1, 1.01),
-                        "align_cand": (-1, 1.01), "align_k": (1, None), "align_hires_gate": (-1, None)})
+    check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "pairs": (0, None), **BOUNDS})
     cfg = load_config(args.config, args.override)
     result = dedup_images(args.pool, args.ref, args.root, cfg, args.out, ref_root=args.ref_root,
                           weights=args.weights, store=args.store, thresholds=thresholds_from(vars(args)),

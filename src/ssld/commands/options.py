@@ -5,16 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 
-from ssld.errors import UserError
+from ssld.errors import UserError, describe_range
 
 SEED = (0, 2**32 - 1)  # numpy's seed range (torch takes more, numpy does not)
 Bound = tuple[float | None, float | None]
-
-
-def _describe(low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f"between {low:g} and {high:g}"
-    return f"at least {low:g}" if low is not None else f"at most {high:g}"
 
 
 def check_ranges(args: argparse.Namespace, bounds: dict[str, Bound], flags: dict[str, str] | None = None) -> None:
@@ -30,4 +24,4 @@ def check_ranges(args: argparse.Namespace, bounds: dict[str, Bound], flags: dict
                 or (high is not None and v > high)
             if bad:
                 flag = (flags or {}).get(dest, f"--{dest.replace('_', '-')}")
-                raise UserError(f"{flag}: must be {_describe(low, high)}, got {v}")
+                raise UserError(f"{flag}: must be {describe_range(low, high)}, got {v}")

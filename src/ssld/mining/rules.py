@@ -60,6 +60,18 @@ class Thresholds:
     hue_min: float = 0.3
 
 
+# each option's inclusive (low, high) range, by ``ssld dedup`` option name (None: open)
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "hash_max": (0, 128), "hash_margin": (0, 128), "sim_min": (-1, 1), "sim_margin": (0, 2),
+    "sift_min_size": (1, None), "sift_cand_sim": (-1, 1.01), "sift_cand_hash": (0, 128),
+    "sift_min_inliers": (1, None), "knn": (1, None), "thumb_cand": (-1, 1.01), "thumb_min": (-1, None),
+    "thumb_margin": (0, 2), "align_min": (-1, 1.01), "align_ratio": (1, None), "align_peak": (1, None),
+    "align_cand": (-1, 1.01), "align_k": (1, None), "align_small_min": (-1, 1.01), "sift_align_gate": (-1, 1),
+    "align_hires_gate": (-1, None), "smooth_min": (-1, 1.01), "smooth_ratio": (1, None),
+    "colour_thumb": (-1, 1.01), "colour_de": (0, None), "colour_ratio": (1, None), "hue_min": (0, 1),
+}
+
+
 def option_names() -> dict[str, str]:
     """``ssld dedup`` option name (``knn``, ``sim_min``...) -> Thresholds field (``k``, ``sim_min``...)."""
     return {("knn" if f.name == "k" else f.name): f.name for f in fields(Thresholds)}
@@ -67,8 +79,11 @@ def option_names() -> dict[str, str]:
 
 def thresholds_from(values: Mapping[str, Any], where: str = "") -> Thresholds:
     """Thresholds from values named like ``ssld dedup``'s options (``knn`` for ``k``); other names are left out.
-    Each value becomes its field's type (int or float); one that cannot is a one-line error at ``where + name``."""
-    from ssld.errors import UserError
+    Each value becomes its field's type (int or float) and must lie in its :data:`BOUNDS`; one that does not is
+    a one-line error at ``where + name``."""
+    import math
+
+    from ssld.errors import UserError, describe_range
 
     out: dict[str, Any] = {}
     defaults = Thresholds()
@@ -84,6 +99,10 @@ def thresholds_from(values: Mapping[str, Any], where: str = "") -> Thresholds:
         except (TypeError, ValueError):
             raise UserError(f"{where}{name}: must be {'an integer' if kind is int else 'a number'}, "
                             f"got {value!r}") from None
+        low, high = BOUNDS[name]
+        v = out[field]
+        if not math.isfinite(v) or (low is not None and v < low) or (high is not None and v > high):
+            raise UserError(f"{where}{name}: must be {describe_range(low, high)}, got {value!r}")
     return Thresholds(**out)
 
 
