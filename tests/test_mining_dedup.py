@@ -129,6 +129,19 @@ def test_cosine_knn_keeps_each_query_views_best_pair() -> None:
     assert np.allclose(sim, -np.sort(-want, axis=1)[:, :3], atol=1e-5)
 
 
+def test_cosine_knn_in_query_blocks_gives_the_same_neighbours(monkeypatch) -> None:
+    """Queries are searched in blocks (memory bounded by the block, not the pool): any block size, same result."""
+    from ssld.mining import embed
+
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(40, 6, 16)).astype(np.float32)
+    query = rng.normal(size=(25, 2, 16)).astype(np.float32)
+    whole = embed.cosine_knn(ref, query, 4)
+    monkeypatch.setattr(embed, "QUERY_BLOCK", 7)  # 25 queries: blocks of 7, 7, 7, 4
+    blocked = embed.cosine_knn(ref, query, 4)
+    assert np.array_equal(whole[1], blocked[1]) and np.allclose(whole[0], blocked[0])
+
+
 def test_without_a_teacher_hash_thumbnail_and_sift_find_photo_copies(tmp_path: Path) -> None:
     """No network at all (``model=None``): the thumbnail shortlist sends copies to SIFT, unrelated photos stay."""
     from PIL import ImageDraw

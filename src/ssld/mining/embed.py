@@ -112,6 +112,11 @@ def ip_index(d: int, n: int, queries: int = 0):
     return index
 
 
+# queries searched at once: each keeps k x (reference views) hits until they collapse to k references, about
+# 27 KiB per pool image at 36 views, which for a whole pool in one piece made the kNN dedup's memory peak
+QUERY_BLOCK = 8192
+
+
 def cosine_knn(ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Most similar references of each query by inner product: ``(similarity [q, k], ref id [q, k])``.
 
@@ -126,7 +131,12 @@ def cosine_knn(ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, 
         sample = vectors[np.random.default_rng(0).permutation(len(vectors))[: 40 * index.nlist]]
         index.train(sample)
     index.add(vectors)
-    q, u = views.shape[:2]
-    sim, idx = index.search(np.ascontiguousarray(views.reshape(q * u, d)), min(k * v, m * v))
-    sim, idx = sim.reshape(q, -1), idx.reshape(q, -1)  # every query view's hits side by side
-    return best_per_ref(sim, np.where(idx >= 0, idx // v, -1), k, larger_is_better=True)
+    out_s, out_r = np.empty((len(views), k), np.float32), np.empty((len(views), k), np.int64)
+    for lo in range(0, len(views), QUERY_BLOCK):  # k x v hits per query view: bounded per block, not per pool
+        block = views[lo : lo + QUERY_BLOCK]
+        n = len(block)
+        sim, idx = index.search(np.ascontiguousarray(block.reshape(-1, d)), min(k * v, m * v))
+        sim, idx = sim.reshape(n, -1), idx.reshape(n, -1)  # every query view's hits side by side
+        out_s[lo : lo + n], out_r[lo : lo + n] = best_per_ref(sim, np.where(idx >= 0, idx // v, -1), k,
+                                                              larger_is_better=True)
+    return out_s, out_r
