@@ -3,8 +3,8 @@
 A copy of a photograph (resized, cropped, rotated, recompressed) keeps many keypoints that one similarity
 transform maps onto the source; two different photographs of similar things do not. The mirrored pool image
 is tried too, since a flip is not a similarity transform; its features come from the image's own (positions
-mirrored, descriptor entries permuted), which halves the detection work. Only meaningful when both images are large enough
-(about 64 px on the short side): small images yield too few keypoints.
+mirrored, descriptor entries permuted), which halves the detection work. Only meaningful when both images are
+large enough (about 64 px on the short side): small images yield too few keypoints.
 """
 
 from __future__ import annotations
@@ -151,7 +151,3 @@ class SiftVerifier:
             best = max(self._inliers(v, ref) for v in views)
             out.append(Verdict(best[0], best[1], (len(pool.points), len(ref.points))))
         return out
-
-    def verify(self, pool_path: str, ref_path: str) -> Verdict:
-        """Best of (pool, ref) and (mirrored pool, ref)."""
-        return self.verify_all(pool_path, [ref_path])[0]
