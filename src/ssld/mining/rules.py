@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Thresholds:
-    """Decision rule parameters (defaults tuned on the Fashion-MNIST planted-copy benchmark, docs/mining.md)."""
+    """Decision rule parameters (defaults chosen on the Fashion-MNIST and photo planted-copy benchmarks, whose
+    curves are in docs/mining.md)."""
 
     hash_max: int = 10
     hash_margin: int = 8
