@@ -260,6 +260,26 @@ def test_images_too_smooth_to_align_are_judged_by_their_thumbnail(tmp_path: Path
     assert decide(nb, Thresholds(smooth_min=1.01), pool, ref, align=align) == []  # the rule off
 
 
+def test_pool_images_without_a_thumbnail_descriptor_get_no_thumbnail_neighbours(tmp_path: Path) -> None:
+    """An image flat at 12 px has a zero descriptor, as cosine-close (0) to every reference as to any other: its
+    thumbnail columns stay empty instead of naming arbitrary references for the alignment to check."""
+    from ssld.mining.dedup import align_tasks
+
+    refs = [_gradient(a) for a in (30, 120, 200)]
+    for k, img in enumerate(refs):
+        img.save(tmp_path / f"ref{k}.png")
+    rng = np.random.default_rng(0)  # fine noise around one grey: texture at 128 px, flat once 12 px
+    Image.fromarray(rng.integers(90, 130, (128, 128), dtype=np.uint8)).save(tmp_path / "noise.png")
+    refs[1].save(tmp_path / "copy.png")
+    pool, ref = [str(tmp_path / "noise.png"), str(tmp_path / "copy.png")], [str(tmp_path / f"ref{k}.png")
+                                                                           for k in range(3)]
+    nb = search(pool, ref, None, None, workers=0, progress=False, thumb_knn=True)
+    assert (nb.desc_ref[0] == -1).all() and np.isneginf(nb.desc_sim[0]).all()
+    assert nb.desc_ref[1, 0] == 1 and nb.desc_sim[1, 0] > 0.99  # the other row is searched as before
+    tasks = dict(align_tasks(nb, Thresholds(sift_cand_hash=128)))  # every image a candidate by its hash
+    assert set(tasks[0]) == {int(r) for r in nb.hash_ref[0, :2]}  # only the hash's best two
+
+
 def test_alignment_needs_its_peak_to_stand_out_from_shifted_positions() -> None:
     """A ridge (one straight edge fits anywhere along itself) has a peak ratio near 1 however unique the
     reference; ``align_peak`` rejects it while the distance ratio to the next reference alone would not."""

@@ -8,8 +8,8 @@ The template is the central part of the copy (a rotated copy's black corners and
 Unlike SIFT this needs no keypoints, so smooth photographs and 28 px images are judged too; unlike a global
 descriptor it aligns before comparing, so crops and rotations keep their score. Each image needs only a small
 grayscale square kept from the hashing pass (:func:`square`), so no file is read again; only an ambiguous
-verdict (:meth:`Aligner.hires`) reads the two best references and the copy again, at 128 px, where look-alikes
-(other crops of the same boards, sea or foliage) part.
+verdict (:meth:`Aligner.hires`) reads the two best references and the copy again, at 128 px and with coarser
+shapes kept, where look-alikes (other crops of the same boards, sea, foliage or bokeh) part.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ class Grid:
     hires: int = 128
     radius: int = 3  # px at the fine size: a peak must stand out from positions farther than this
     hires_deg: tuple[float, ...] = (-1.25, 0.0, 1.25)
+    # the 128 px redo keeps coarser shapes (blur of sigma 0.25 x side taken out, not 0.125): look-alikes with no
+    # fine detail (bokeh, soft stripes, adjacent crops of one sky) part on them (docs/mining.md has the curve)
+    hires_highpass: float = 0.25
 
 
 def _rotated(ref: np.ndarray, angle: float) -> np.ndarray:
@@ -169,12 +172,12 @@ class Aligner:
         g = self.grid
         side = g.hires
         pool_size = (pool.shape[1], pool.shape[0])
-        pool_h = restore(pool, pool_size, side, g.highpass)
+        pool_h = restore(pool, pool_size, side, g.hires_highpass)
         out = np.full(len(refs), -1.0, np.float32)
         for j, (ref, cell) in enumerate(zip(refs, cells, strict=True)):
             if ref is None or not cell:
                 continue
-            ref_h = restore(ref, (ref.shape[1], ref.shape[0]), side, g.highpass)
+            ref_h = restore(ref, (ref.shape[1], ref.shape[0]), side, g.hires_highpass)
             cov, flip, angle = cell
             t = {(cov, flip): _template(pool_h, pool_size, ref_h.shape, cov, flip, g.inner)}
             score, _, peak = _best(ref_h, t, [angle + d for d in g.hires_deg], [(cov, flip)],

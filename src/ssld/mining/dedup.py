@@ -134,11 +134,16 @@ def search(pool_files: Sequence[str], ref_files: Sequence[str], model: nn.Module
 
 
 def _thumb_knn(ref_h, pool_h, ref_ok: np.ndarray, k: int, run: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Thumbnail-descriptor kNN (best view per reference), or empty columns when not wanted."""
-    if run:
-        return _subset_knn(cosine_knn, ref_h.desc, ref_ok, pool_h.desc, k)
+    """Thumbnail-descriptor kNN (best view per reference), or empty columns when not wanted. A pool image without
+    a descriptor (too small, or flat at 12 px) gets empty columns too: its cosine is 0 with every reference, and
+    the references the kNN would return in that tie are arbitrary ones the alignment would check for nothing."""
     n = len(pool_h.ok)
-    return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
+    score, idx = np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
+    if run:
+        have = pool_h.desc.any(axis=(1, 2))
+        if have.any():
+            score[have], idx[have] = _subset_knn(cosine_knn, ref_h.desc, ref_ok, pool_h.desc[have], k)
+    return score, idx
 
 
 def _without_teacher(ref_h, pool_h, k: int, t0: float, t1: float, thumb_knn: bool) -> Neighbours:
