@@ -36,8 +36,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-from ssld.mining.dedup import align_verdicts, decide, search, sift_verdicts
-from ssld.mining.rules import Thresholds, align_hits
+from ssld.mining.dedup import (
+    align_verdicts,
+    decide,
+    noise_verdicts,
+    search,
+    sift_verdicts,
+)
+from ssld.mining.rules import Thresholds, align_hits, noise_hits
 
 # photographs among the packages' wallpapers (visual check); Plasma's are directories with one image per size
 PHOTOS = {
@@ -257,11 +263,16 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
     # the defaults' path: align the shortlist, SIFT only where the alignment did not accept
     align = align_verdicts(nb, th, workers=args.workers, pool_files=pool_files, ref_files=ref_files)
     t2 = time.perf_counter()
-    full = decide(nb, th, pool_files, ref_files, workers=args.workers, align=align)
+    accepted = {m.pool for m in align if align_hits(np.float64(m.score), np.float64(m.margin), False, th,
+                                                   np.float64(m.peak))}
+    noise = noise_verdicts(nb, th, pool_files, ref_files, workers=args.workers, skip=accepted)
     t3 = time.perf_counter()
+    full = decide(nb, th, pool_files, ref_files, workers=args.workers, align=align, noise=noise)
+    t4 = time.perf_counter()
     res = {"seed": seed, "pool": len(pool_files), "pool_flat": int(flat.sum()), "ref": len(ref_files),
-           "planted": len(planted), "aligned": len(align),
-           "seconds": {**nb.seconds, "search": t1 - t0, "align": t2 - t1, "sift_rest": t3 - t2, "total": t3 - t0},
+           "planted": len(planted), "aligned": len(align), "grain_compared": len(noise),
+           "seconds": {**nb.seconds, "search": t1 - t0, "align": t2 - t1, "grain": t3 - t2, "sift_rest": t4 - t3,
+                       "total": t4 - t0},
            "full": evaluate(full, planted, n, flat)}
     src = np.array([p["ref"] for p in planted])
     res["source_in_thumb_topk"] = float(np.mean((nb.desc_ref[n:] == src[:, None]).any(1)))
@@ -281,7 +292,7 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
         for a_min in (0.75, 0.8, 0.85, 0.9):
             for ratio in (2.0, 3.0, 4.0, 5.0, 8.0):
                 t = replace(th, align_min=a_min, align_ratio=ratio)
-                e = evaluate(decide(nb, t, align=align), planted, n, flat)
+                e = evaluate(decide(nb, t, align=align, noise=noise), planted, n, flat)
                 res["curve"].append({"align_min": a_min, "align_ratio": ratio, "sift": "none",
                                      "recall": round(e["recall"], 4), "others_removed": e["others_removed"],
                                      "others_removed_structured": e["others_removed_structured"]})
@@ -297,14 +308,15 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
     ts = time.perf_counter()
     sift_hash = sift_verdicts(no_thumb, th, pool_files, ref_files, workers=args.workers)
     res["seconds"]["sift_hash_candidates"] = time.perf_counter() - ts
-    stages = {"hash only": decide(no_thumb, off, align=[]),
-              "hash + SIFT on hash candidates": decide(no_thumb, off, sift=sift_hash, align=[]),
-              "+ thumbnail shortlist for SIFT (previous defaults)": decide(nb, off, sift=sift, align=[]),
-              "hash + aligned NCC, no SIFT": decide(nb, th, align=align),
-              "aligned NCC + SIFT on every candidate": decide(nb, th, sift=sift, align=align),
+    stages = {"hash only": decide(no_thumb, off, align=[], noise=[]),
+              "hash + SIFT on hash candidates": decide(no_thumb, off, sift=sift_hash, align=[], noise=[]),
+              "+ thumbnail shortlist for SIFT (previous defaults)": decide(nb, off, sift=sift, align=[], noise=[]),
+              "hash + aligned NCC + grain, no SIFT": decide(nb, th, align=align, noise=noise),
+              "aligned NCC + grain + SIFT on every candidate": decide(nb, th, sift=sift, align=align, noise=noise),
               "defaults without colour (no colour rule, no hue veto)": gated(
-                  replace(nb, pool_colour=None, ref_colour=None), th, sift, align),
-              "defaults, recomputed from these verdicts": gated(nb, th, sift, align)}
+                  replace(nb, pool_colour=None, ref_colour=None), th, sift, align, noise),
+              "defaults without the grain rule": gated(nb, th, sift, align, []),
+              "defaults, recomputed from these verdicts": gated(nb, th, sift, align, noise)}
     res["stages"] = {k: evaluate(v, planted, n, flat) for k, v in stages.items()}
     # the best aligned NCC of the copies that only SIFT finds (what sift_align_gate must let through)
     acc = {m.pool for m in align if align_hits(np.float64(m.score), np.float64(m.margin), False, th, np.float64(m.peak))}
@@ -319,28 +331,31 @@ def run_seed(seed: int, refs: list, pool: list, root: Path, args, th: Thresholds
         for ratio in (2.0, 3.0, 4.0, 5.0, 8.0):
             for gate in (0.3, 0.5, 0.6):
                 t = replace(th, align_min=a_min, align_ratio=ratio, sift_align_gate=gate)
-                e = evaluate(gated(nb, t, sift, align), planted, n, flat)
+                e = evaluate(gated(nb, t, sift, align, noise), planted, n, flat)
                 res["curve"].append({"align_min": a_min, "align_ratio": ratio, "sift_align_gate": gate,
                                      "recall": round(e["recall"], 4), "others_removed": e["others_removed"],
                                      "others_removed_structured": e["others_removed_structured"],
-                                     "sift_images": int(gated_sift_rows(t, sift, align).sum())})
+                                     "sift_images": int(gated_sift_rows(t, sift, align, noise).sum())})
     return res
 
 
-def gated_sift_rows(th: Thresholds, sift: tuple, align: list) -> np.ndarray:
-    """The pool images SIFT would check under ``th``: judged, not accepted by the alignment, NCC >= the gate."""
+def gated_sift_rows(th: Thresholds, sift: tuple, align: list, noise: list = ()) -> np.ndarray:
+    """The pool images SIFT would check under ``th``: judged, not accepted by the alignment or the grain, NCC >=
+    the gate."""
     rows = sift[1].copy()
     for m in align:
         if align_hits(np.float64(m.score), np.float64(m.margin), False, th, np.float64(m.peak)) or m.score < th.sift_align_gate:
             rows[m.pool] = False
+    rows[[m.pool for m in noise if noise_hits(m, th)]] = False
     return rows
 
 
-def gated(nb, th: Thresholds, sift: tuple, align: list) -> list:
-    """``decide`` as the defaults run it (SIFT only where the alignment did not accept and NCC >= the gate),
-    from SIFT verdicts computed on every candidate."""
-    rows = gated_sift_rows(th, sift, align)
-    return decide(nb, th, sift=([m for m in sift[0] if rows[m.pool]], rows), align=align)
+def gated(nb, th: Thresholds, sift: tuple, align: list, noise: list = ()) -> list:
+    """``decide`` as the defaults run it (SIFT only where neither the alignment nor the grain accepted and NCC >=
+    the gate), from SIFT verdicts computed on every candidate and grain verdicts of the pool images the
+    alignment did not accept."""
+    rows = gated_sift_rows(th, sift, align, noise)
+    return decide(nb, th, sift=([m for m in sift[0] if rows[m.pool]], rows), align=align, noise=list(noise))
 
 
 def scale_run(crops: list, n_pool: int, n_ref: int, root: Path, args, th: Thresholds) -> dict:

@@ -112,8 +112,8 @@ def test_sift_checks_only_what_the_alignment_left(tmp_path: Path, monkeypatch: p
     assert not set(seen) & (accepted | below)
     assert {m.pool for m in matches} == set(range(len(fx["copies"])))
     seen.clear()
-    decide(nb, Thresholds(align_min=2.0, sift_align_gate=-2.0), pool, ref, align=align)
-    assert set(seen) >= accepted  # alignment off: SIFT sees every large candidate again
+    decide(nb, Thresholds(align_min=2.0, sift_align_gate=-2.0, noise_min=2.0), pool, ref, align=align)
+    assert set(seen) >= accepted  # alignment (and grain) off: SIFT sees every large candidate again
 
 
 def test_hires_check_scores_the_source_above_a_look_alike() -> None:

@@ -53,12 +53,12 @@ def test_dedup_removes_edited_photo_copies_and_keeps_unrelated(tmp_path: Path, c
     removed = {r["pool_path"]: r for r in rows}
     assert set(removed) == set(fx["copies"])  # every edit of every photo, nothing else
     for copy, source in zip(fx["copies"], fx["copy_source"], strict=True):
-        assert removed[copy]["ref_path"] == source and removed[copy]["method"] in ("align", "sift")
+        assert removed[copy]["ref_path"] == source and removed[copy]["method"] in ("align", "noise", "sift")
     kept = (out / "kept.txt").read_text().split()
     assert kept == fx["others"] + ["pool/broken.jpg", "pool/missing.png"]
     report = json.loads((out / "dedup_report.json").read_text())
     assert report["removed"] == len(fx["copies"])
-    assert report["by_method"]["align"] + report["by_method"]["sift"] == len(fx["copies"])
+    assert sum(report["by_method"][k] for k in ("align", "noise", "sift")) == len(fx["copies"])
     assert report["skipped_pool"] == ["pool/broken.jpg", "pool/missing.png"]
     with Image.open(out / "pairs.png") as grid:
         assert grid.size[0] > 1000 and grid.getextrema() != ((255, 255),) * 3
@@ -163,11 +163,11 @@ def test_without_a_teacher_hash_thumbnail_and_sift_find_photo_copies(tmp_path: P
     ref = [str(tmp_path / r) for r in fx["ref"]]
     nb = search(pool, ref, None, None, workers=0, progress=False)
     assert np.all(np.isneginf(nb.emb_sim)) and nb.seconds["embed"] == 0.0
-    sift_only = Thresholds(align_min=2.0)  # the aligned NCC off: SIFT decides every large pair
+    sift_only = Thresholds(align_min=2.0, noise_min=2.0)  # the alignment and grain off: SIFT decides every pair
     matches = decide(nb, sift_only, pool, ref)
     got = {m.pool: (ref[m.ref], m.method) for m in matches}
     assert got == {i: (str(tmp_path / src), "sift") for i, (_, src) in enumerate(copies)}
-    # the defaults: the aligned NCC accepts first, SIFT judges the rest; the same copies, the same sources
+    # the defaults: the aligned NCC and the grain accept first, SIFT judges the rest; the same copies and sources
     assert {m.pool: ref[m.ref] for m in decide(nb, Thresholds(), pool, ref)} == {
         i: str(tmp_path / src) for i, (_, src) in enumerate(copies)}
     import ssld.mining.dedup as dedup_mod

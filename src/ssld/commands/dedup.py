@@ -19,7 +19,9 @@ A pool image is a copy of reference r when r is its best match and clearly ahead
 reference (a margin); for images of at least --sift-min-size px, when r aligns with it (NCC over mirror, crop,
 rotation and shift, --align-min, --align-ratio, --align-peak), or else when SIFT+RANSAC inliers confirm it;
 one with little detail (sky, water) when its thumbnail and its colour match r and no other reference
-(--colour-de, --colour-ratio). A match whose hues disagree (one shape in two colours) is dropped (--hue-min).
+(--colour-de, --colour-ratio); one cropped, mirrored, recoloured or overlaid without resampling when its pixel
+grain correlates with r's and with no other candidate's (--noise-min, --noise-ratio). A match whose hues
+disagree (one shape in two colours) is dropped (--hue-min).
 """
 
 _T = Thresholds()
@@ -47,6 +49,9 @@ THRESHOLD_HELP = {
     "colour_de": "... a copy when its centre's colour differs from its best match's by at most this CIE76 delta E",
     "colour_ratio": "... and every other shortlisted reference's differs this many times more",
     "hue_min": "a match (other than SIFT's) whose hue histograms share less than this is not a copy",
+    "noise_min": "grain rule: a large image the alignment did not accept is a copy when its pixel grain "
+                 "correlates with its best candidate's this well",
+    "noise_ratio": "... and this many times better than with the next candidate's",
     "sift_cand_hash": "Hamming distance from which a large image goes to SIFT",
     "sift_cand_sim": "teacher-embedding similarity from which a large image goes to SIFT",
     "align_cand": "thumbnail similarity from which a pool image is aligned",
@@ -55,7 +60,7 @@ THRESHOLD_HELP = {
     "sift_align_gate": "SIFT checks only pool images whose best aligned NCC reaches this",
 }
 THRESHOLD_OFF = {"thumb_min": ": off", "align_small_min": ": off", "colour_de": "; 0: off", "hue_min": "; 0: off",
-                 "align_hires_gate": "; above 1: off"}
+                 "align_hires_gate": "; above 1: off", "noise_min": "; above 1: off"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

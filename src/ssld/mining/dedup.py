@@ -6,8 +6,9 @@ Shortlist, then decide. ``search`` finds each pool image's nearest references tw
 than the second-best distinct reference (a margin): at low resolution many different items look alike, so
 "most similar" alone is not "same photo". Two verifications look at the shortlisted pairs themselves: the
 aligned normalised cross-correlation of small grayscale squares (:mod:`ssld.mining.align`, any size, cheap),
-and for pairs where both images are at least ``sift_min_size`` px on the short side, SIFT + ratio test + RANSAC
-inliers, run only on the pool images the alignment did not already accept.
+the grain of the pair at full resolution (:mod:`ssld.mining.noise`: copies made without resampling keep their
+source's pixel noise), and for pairs where both images are at least ``sift_min_size`` px on the short side,
+SIFT + ratio test + RANSAC inliers, run only on the pool images neither of the first two accepted.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ssld.mining.rules import (
     colour_hits,
     desc_hits,
     hue_kept,
+    noise_hits,
     rule_hits,
     smooth_hits,
     thumb_ratio,
@@ -163,18 +165,23 @@ def _without_teacher(ref_h, pool_h, k: int, t0: float, t1: float, thumb_knn: boo
 def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = None,
            ref_files: Sequence[str] | None = None, progress: bool = False, workers: int = 1,
            sift: tuple[list[Match], np.ndarray] | None = None,
-           align: list[Match] | None = None) -> list[Match]:
+           align: list[Match] | None = None, noise: list[Match] | None = None) -> list[Match]:
     """Apply the rules, first that fires wins: SIFT for large pairs (needs the file lists; ``workers``
     processes), the aligned NCC, the thumbnail for large images too smooth to align, the thumbnail and the
     colour together, then hash, thumbnail and embedding margins where SIFT could not judge. A match whose hues
     disagree is dropped, unless SIFT made it.
-    ``sift`` (from :func:`sift_verdicts`) and ``align`` (from :func:`align_verdicts`) reuse verdicts computed
-    once, e.g. to sweep thresholds. SIFT runs only on pool images the alignment did not accept."""
+    ``sift`` (from :func:`sift_verdicts`), ``align`` (from :func:`align_verdicts`) and ``noise`` (from
+    :func:`noise_verdicts`) reuse verdicts computed once, e.g. to sweep thresholds. The grain is compared only
+    where the alignment did not accept, SIFT only where neither did."""
     if align is None:
         align = align_verdicts(nb, th, workers, pool_files, ref_files)
     small = lambda m: min(*nb.pool_size[m.pool], *nb.ref_size[m.ref]) < th.sift_min_size
     aligned = [m for m in align if align_hits(np.float64(m.score), np.float64(m.margin), small(m), th,
                                               np.float64(m.peak))]
+    if noise is None:
+        noise = (noise_verdicts(nb, th, pool_files, ref_files, workers, skip={m.pool for m in aligned})
+                 if pool_files is not None and ref_files is not None else [])
+    grained = [m for m in noise if noise_hits(m, th)]
     hash_hit, emb_hit = rule_hits(nb, th)
     d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
     s1, s2 = nb.emb_sim[:, 0], nb.emb_sim[:, 1]
@@ -182,15 +189,17 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     large_ref = nb.ref_size.min(axis=1) >= th.sift_min_size
     if sift is None and pool_files is not None and ref_files is not None:
         skip = np.zeros(len(d1), bool)  # accepted by the alignment, or too far from any reference for SIFT
-        skip[[m.pool for m in aligned]] = True
         skip[[m.pool for m in align if m.score < th.sift_align_gate]] = True
+        skip[[m.pool for m in aligned + grained]] = True
         sift = sift_verdicts(nb, th, pool_files, ref_files, progress, workers, skip=skip)
     # SIFT judged these (a copy or not): the hash, thumbnail and embedding rules do not apply to them
     verdicts, sift_tried = sift if sift is not None else ([], np.zeros(len(d1), bool))
     matches = [m for m in verdicts if m.score >= th.sift_min_inliers]
     taken = {m.pool for m in matches}
-    matches += [m for m in aligned if m.pool not in taken]
-    taken |= {m.pool for m in aligned}
+    for m in aligned + grained:
+        if m.pool not in taken:
+            matches.append(m)
+            taken.add(m.pool)
     # a large image SIFT could not judge (too few keypoints) is left to the hash and the thumbnail: a teacher
     # embedding says "same kind of thing", which is evidence of a copy only where images are too small for
     # anything better
@@ -305,16 +314,21 @@ def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1, pool_files:
     without the grayscale squares."""
     if nb.pool_sq is None or nb.ref_sq is None:
         return []
-    tasks = align_tasks(nb, th)
-    _SHARED.update(nb=nb, th=th, files=(pool_files, ref_files) if pool_files and ref_files else None)
+    files = (pool_files, ref_files) if pool_files and ref_files else None
+    return _fan_out(_align, align_tasks(nb, th), workers, nb=nb, th=th, files=files)
+
+
+def _fan_out(work: Callable[[list], list[Match]], tasks: list, workers: int, **shared) -> list[Match]:
+    """``work(tasks)``, split round-robin over ``workers`` forked processes when there are enough tasks (they
+    read ``shared`` from ``_SHARED``: inherited, not pickled per task); the Matches sorted by pool row."""
+    _SHARED.update(shared)
     try:
         if workers > 1 and len(tasks) >= PARALLEL_MIN:
-            chunks = [tasks[j::workers] for j in range(workers)]
             with forked_pool(workers) as pool:
-                parts = pool.map(_align, chunks)
+                parts = pool.map(work, [tasks[j::workers] for j in range(workers)])
             out = [m for part in parts for m in part]
         else:
-            out = _align(tasks)
+            out = work(tasks)
     finally:
         _SHARED.clear()
     return sorted(out, key=lambda m: m.pool)
@@ -377,6 +391,34 @@ def _ratio(s: np.ndarray, best: int) -> tuple[float, float]:
     """Best NCC and its distance ratio to the next reference, ``(1 - next) / (1 - best)`` (at most 100)."""
     second = max(float(np.max(np.delete(s, best), initial=0.0)), 0.0)
     return float(s[best]), min((1.0 - second) / max(1.0 - float(s[best]), 1e-6), 100.0)
+
+
+def noise_verdicts(nb: Neighbours, th: Thresholds, pool_files: Sequence[str], ref_files: Sequence[str],
+                   workers: int = 1, skip: set[int] | frozenset[int] = frozenset()) -> list[Match]:
+    """Grain correlation (:class:`ssld.mining.noise.NoiseVerifier`) of each large pool image the alignment looks
+    at (:func:`align_tasks`; not ``skip``) with its candidates: the best reference per pool image as a Match
+    (score = NCC, margin = how many times the next candidate's NCC it is, that one counted as at least
+    ``noise.FLOOR``)."""
+    large = nb.pool_size.min(axis=1) >= th.sift_min_size
+    tasks = [(i, refs) for i, refs in align_tasks(nb, th) if large[i] and i not in skip]
+    return _fan_out(_grain, tasks, workers, files=(pool_files, ref_files))
+
+
+def _grain(tasks: list[tuple[int, list[int]]]) -> list[Match]:
+    import cv2
+
+    from ssld.mining.noise import FLOOR, NoiseVerifier
+
+    cv2.setNumThreads(1)
+    (pool_files, ref_files), verifier, out = _SHARED["files"], NoiseVerifier(), []
+    for i, refs in tasks:
+        s = verifier.scores(pool_files[i], [ref_files[r] for r in refs])
+        best = int(np.argmax(s))
+        if s[best] <= -1:
+            continue
+        second = max(float(np.max(np.delete(s, best), initial=0.0)), FLOOR)
+        out.append(Match(i, refs[best], "noise", float(s[best]), float(s[best]) / second))
+    return out
 
 
 def dedup_transform(cfg, split) -> Callable:

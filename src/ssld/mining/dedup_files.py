@@ -87,7 +87,7 @@ def write_dedup_outputs(out: str | os.PathLike[str], pool: Sequence, ref: Sequen
         w.writerow([os.path.relpath(pool[m.pool].path, root), os.path.relpath(ref[m.ref].path, ref_root),
                     m.method, f"{m.score:.4f}", f"{m.margin:.4f}"])
     atomic_write_text(out / "removed.csv", buf.getvalue())
-    order = {"sift": 0, "align": 1, "smooth": 2, "colour": 3, "phash": 4, "thumb": 5, "embedding": 6}
+    order = {"sift": 0, "align": 1, "noise": 2, "smooth": 3, "colour": 4, "phash": 5, "thumb": 6, "embedding": 7}
     top = sorted(matches, key=lambda m: (order[m.method], -m.score))[:n_pairs]
     pairs_grid([(pool[m.pool].path, ref[m.ref].path, f"{m.method} {m.score:.3g}") for m in top], out / "pairs.png")
     by_method = {k: sum(m.method == k for m in matches) for k in order}

@@ -59,6 +59,10 @@ class Thresholds:
     colour_ratio: float = 5.0
     # a match (other than SIFT's) whose hue histograms share less than this (Bhattacharyya) is not a copy
     hue_min: float = 0.3
+    # a large pool image the alignment did not accept is a copy when its grain (ssld/mining/noise.py) correlates
+    # with the best candidate's at noise_min or more and noise_ratio times more than with the next one's
+    noise_min: float = 0.35
+    noise_ratio: float = 4.0
 
 
 # each option's inclusive (low, high) range, by ``ssld dedup`` option name (None: open)
@@ -70,6 +74,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "align_cand": (-1, 1.01), "align_k": (1, None), "align_small_min": (-1, 1.01), "sift_align_gate": (-1, 1),
     "align_hires_gate": (-1, None), "smooth_min": (-1, 1.01), "smooth_ratio": (1, None),
     "colour_thumb": (-1, 1.01), "colour_de": (0, None), "colour_ratio": (1, None), "hue_min": (0, 1),
+    "noise_min": (-1, 1.01), "noise_ratio": (1, None),
 }
 
 
@@ -167,6 +172,12 @@ def hue_kept(nb: Neighbours, matches: list, th: Thresholds) -> list:
     bc = hue_agreement(nb.pool_colour[[m.pool for m in judged]], nb.ref_colour[[m.ref for m in judged]])
     vetoed = {id(m) for m, b in zip(judged, bc, strict=True) if b < th.hue_min}
     return [m for m in matches if id(m) not in vetoed]
+
+
+def noise_hits(match: Any, th: Thresholds) -> bool:
+    """Grain rule on one :func:`ssld.mining.dedup.noise_verdicts` Match (score = NCC, margin = ratio to the next
+    candidate)."""
+    return match.score >= th.noise_min and match.margin >= th.noise_ratio
 
 
 def align_hits(scores: np.ndarray, ratios: np.ndarray, small: np.ndarray, th: Thresholds,

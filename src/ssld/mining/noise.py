@@ -1,0 +1,86 @@
+"""Pixel-level verification by the images' fine-grain residual: what a crop, a flip, a colour change or an overlay
+keeps and a look-alike never has.
+
+Two crops of one smooth sky, bokeh or wall share every shape the alignment and SIFT can see; what they do not
+share is their grain (sensor noise, film grain, texture below a pixel or two). A copy made without resampling
+- cropped, mirrored, colour-jittered, overlaid with text, recompressed - keeps its source's grain pixel for pixel.
+So: take each image's residual at its own resolution (minus its Gaussian blur of sigma 1 px), clip it at
+``CLIP`` robust standard deviations (edges and lines, which any two crops of one scene share, would otherwise
+dominate it), and slide the copy's central part, as is and mirrored, over each candidate reference
+(``cv2.matchTemplate``, every translation at once). The source scores 0.3-1.0, other crops of the same
+photograph 0.02-0.15 (docs/mining.md has the distributions). Resized, rotated or blurred copies lose the grain;
+the alignment and SIFT judge those.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+
+SIGMA = 1.0  # px: the blur taken out, leaving the finest grain
+CLIP = 2.5  # robust standard deviations (1.4826 x median absolute residual) the residual is clipped at
+INNER = 0.8  # share of the copy's width and height (centred) slid over the reference
+MIN_SIDE = 16  # px: a template smaller than this says nothing
+MIN_GRAIN = 0.25  # gray levels: a template whose residual varies less has no grain (a uniform or saturated image)
+FLOOR = 0.03  # unrelated grain correlates up to ~0.1: a ratio to the next candidate counts it as at least this
+
+
+def residual(gray: np.ndarray) -> np.ndarray:
+    """The grain of a uint8 grayscale image: itself minus its Gaussian blur (``SIGMA``), clipped at ``CLIP``
+    robust standard deviations; float32, same shape."""
+    g = gray.astype(np.float32)
+    r = g - cv2.GaussianBlur(g, (0, 0), SIGMA, borderType=cv2.BORDER_REFLECT)
+    c = CLIP * 1.4826 * float(np.median(np.abs(r))) + 1e-3
+    return np.clip(r, -c, c, out=r)
+
+
+def _template(res: np.ndarray) -> np.ndarray | None:
+    h, w = res.shape
+    th, tw = round(h * INNER), round(w * INNER)
+    if min(th, tw) < MIN_SIDE:
+        return None
+    y, x = (h - th) // 2, (w - tw) // 2
+    t = np.ascontiguousarray(res[y : y + th, x : x + tw])
+    return t if float(t.std()) >= MIN_GRAIN else None  # NCC of a constant is undefined (OpenCV says 1)
+
+
+class NoiseVerifier:
+    """Grain correlation of one pool image with its candidate references (reference residuals cached: the same
+    references come back for many pool images)."""
+
+    def __init__(self, cache_size: int = 512):
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray | None] = OrderedDict()
+
+    def _reference(self, path: str) -> np.ndarray | None:
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        gray = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        res = None if gray is None else residual(gray)
+        self._cache[path] = res
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return res
+
+    def scores(self, pool_path: str, ref_paths: list[str]) -> np.ndarray:
+        """Best grain NCC of the pool image's centre (as is or mirrored) over every position in each reference,
+        at both images' own resolution; -1 where it cannot be compared (unreadable, too small, without grain, or
+        the copy is larger than the reference: it was scaled up, and resampling leaves no grain to compare)."""
+        out = np.full(len(ref_paths), -1.0, np.float32)
+        gray = cv2.imread(pool_path, cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            return out
+        t = _template(residual(gray))
+        if t is None:
+            return out
+        mirrored = np.ascontiguousarray(t[:, ::-1])
+        for j, path in enumerate(ref_paths):
+            ref = self._reference(path)
+            if ref is None or t.shape[0] > ref.shape[0] or t.shape[1] > ref.shape[1]:
+                continue
+            best = max(float(cv2.matchTemplate(ref, tpl, cv2.TM_CCOEFF_NORMED).max()) for tpl in (t, mirrored))
+            out[j] = min(best, 1.0) if np.isfinite(best) else -1.0
+        return out
