@@ -45,7 +45,7 @@ class Thresholds:
     align_cand: float = 0.5  # thumbnail similarity from which a pool image is aligned (or the SIFT gates)
     align_k: int = 5  # thumbnail neighbours aligned per pool image (plus the hash's and embedding's best two)
     align_small_min: float = 1.01  # align_min where pool image or reference is under sift_min_size (> 1: off)
-    sift_align_gate: float = 0.3  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
+    sift_align_gate: float = 0.5  # SIFT only checks a pool image whose best aligned NCC reaches this (its cost)
     align_hires_gate: float = 0.5  # an ambiguous alignment (NCC >= this, ratio short) is redone at 128 px (> 1: off)
     # a large image with no detail to align (flat once high-passed) is a copy when its thumbnail matches the
     # best reference this well and smooth_ratio times closer (1 - similarity) than the next (docs/mining.md)
