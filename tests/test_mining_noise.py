@@ -54,7 +54,7 @@ def test_resampled_copies_carry_no_grain(sky: dict[str, str]) -> None:
     assert list(v._cache) == [sky["src"], sky["next"]]  # references only are cached
 
 
-def test_dedup_removes_the_copy_by_its_grain(sky: dict[str, str]) -> None:
+def test_dedup_removes_the_copy_by_its_grain(sky: dict[str, str], monkeypatch) -> None:
     """End to end: the copy goes, with its source, and the next crop stays, before SIFT is asked (with the rule
     off, SIFT finds this copy on the rocket's few keypoints, at several times the cost)."""
     from ssld.mining.dedup import decide, search
@@ -65,6 +65,12 @@ def test_dedup_removes_the_copy_by_its_grain(sky: dict[str, str]) -> None:
     matches = decide(nb, Thresholds(), pool, ref)
     assert [(m.pool, m.ref, m.method) for m in matches] == [(0, 0, "noise")]
     assert matches[0].score >= 0.5 and matches[0].margin >= Thresholds().noise_ratio
+    import ssld.mining.dedup as dedup_mod
+
+    def never(*a, **k):
+        raise AssertionError("the grain is compared with its rule off")
+
+    monkeypatch.setattr(dedup_mod, "noise_verdicts", never)  # off: not even computed
     off = decide(nb, Thresholds(noise_min=1.01), pool, ref)
     assert [(m.pool, m.ref) for m in off] == [(0, 0)] and off[0].method != "noise"
 

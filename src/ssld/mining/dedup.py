@@ -167,9 +167,9 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
            sift: tuple[list[Match], np.ndarray] | None = None,
            align: list[Match] | None = None, noise: list[Match] | None = None) -> list[Match]:
     """Apply the rules, first that fires wins: SIFT for large pairs (needs the file lists; ``workers``
-    processes), the aligned NCC, the thumbnail for large images too smooth to align, the thumbnail and the
-    colour together, then hash, thumbnail and embedding margins where SIFT could not judge. A match whose hues
-    disagree is dropped, unless SIFT made it.
+    processes), the aligned NCC, the grain (large images, with the file lists), the thumbnail for large images
+    too smooth to align, the thumbnail and the colour together, then hash, thumbnail and embedding margins where
+    SIFT could not judge. A match whose hues disagree is dropped, unless SIFT made it.
     ``sift`` (from :func:`sift_verdicts`), ``align`` (from :func:`align_verdicts`) and ``noise`` (from
     :func:`noise_verdicts`) reuse verdicts computed once, e.g. to sweep thresholds. The grain is compared only
     where the alignment did not accept, SIFT only where neither did."""
@@ -178,9 +178,9 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
     small = lambda m: min(*nb.pool_size[m.pool], *nb.ref_size[m.ref]) < th.sift_min_size
     aligned = [m for m in align if align_hits(np.float64(m.score), np.float64(m.margin), small(m), th,
                                               np.float64(m.peak))]
-    if noise is None:
-        noise = (noise_verdicts(nb, th, pool_files, ref_files, workers, skip={m.pool for m in aligned})
-                 if pool_files is not None and ref_files is not None else [])
+    if noise is None:  # not computed where the rule cannot fire (noise_min above 1: off)
+        run = pool_files is not None and ref_files is not None and th.noise_min <= 1
+        noise = noise_verdicts(nb, th, pool_files, ref_files, workers, skip={m.pool for m in aligned}) if run else []
     grained = [m for m in noise if noise_hits(m, th)]
     hash_hit, emb_hit = rule_hits(nb, th)
     d1, d2 = nb.hash_dist[:, 0], nb.hash_dist[:, 1]
