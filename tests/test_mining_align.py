@@ -69,7 +69,7 @@ def test_small_images_rotated_and_cropped_copy_finds_its_source() -> None:
 
 
 def test_align_verdicts_same_with_forked_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ssld.mining.dedup as dedup_mod
+    import ssld.mining.verify as verify_mod
     from ssld.mining.dedup import align_verdicts, search
 
     fx = write_photo_fixture(tmp_path)
@@ -77,7 +77,7 @@ def test_align_verdicts_same_with_forked_workers(tmp_path: Path, monkeypatch: py
     ref = [str(tmp_path / r) for r in fx["ref"]]
     nb = search(pool, ref, None, None, workers=0, progress=False)
     one = align_verdicts(nb, Thresholds(), workers=1)
-    monkeypatch.setattr(dedup_mod, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(verify_mod, "PARALLEL_MIN", 1)
     two = align_verdicts(nb, Thresholds(), workers=2)
     assert [(m.pool, m.ref, m.score, m.margin) for m in one] == [(m.pool, m.ref, m.score, m.margin) for m in two]
     # every edited copy's best aligned reference is its source
@@ -88,7 +88,7 @@ def test_align_verdicts_same_with_forked_workers(tmp_path: Path, monkeypatch: py
 def test_sift_checks_only_what_the_alignment_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIFT costs ~100x an alignment: the defaults run it only on pool images the alignment did not accept and
     whose best aligned NCC reaches ``sift_align_gate``; with the alignment off, on every large candidate."""
-    import ssld.mining.dedup as dedup_mod
+    import ssld.mining.verify as verify_mod
     from ssld.mining.dedup import align_verdicts, decide, search
 
     fx = write_photo_fixture(tmp_path)
@@ -96,13 +96,13 @@ def test_sift_checks_only_what_the_alignment_left(tmp_path: Path, monkeypatch: p
     ref = [str(tmp_path / r) for r in fx["ref"]]
     nb = search(pool, ref, None, None, workers=0, progress=False)
     seen: list[int] = []
-    real = dedup_mod._verify
+    real = verify_mod._verify
 
     def spy(tasks, *a, **k):
         seen.extend(i for i, _ in tasks)
         return real(tasks, *a, **k)
 
-    monkeypatch.setattr(dedup_mod, "_verify", spy)
+    monkeypatch.setattr(verify_mod, "_verify", spy)
     th = Thresholds()
     align = align_verdicts(nb, th)
     accepted = {m.pool for m in decide(nb, th, align=align) if m.method == "align"}

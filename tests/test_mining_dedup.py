@@ -170,10 +170,10 @@ def test_without_a_teacher_hash_thumbnail_and_sift_find_photo_copies(tmp_path: P
     # the defaults: the aligned NCC and the grain accept first, SIFT judges the rest; the same copies and sources
     assert {m.pool: ref[m.ref] for m in decide(nb, Thresholds(), pool, ref)} == {
         i: str(tmp_path / src) for i, (_, src) in enumerate(copies)}
-    import ssld.mining.dedup as dedup_mod
+    import ssld.mining.verify as verify_mod
 
     monkey = pytest.MonkeyPatch()
-    monkey.setattr(dedup_mod, "PARALLEL_MIN", 1)
+    monkey.setattr(verify_mod, "PARALLEL_MIN", 1)
     try:  # SIFT split over two forked workers decides the same
         assert [(m.pool, m.ref, m.score) for m in decide(nb, sift_only, pool, ref, workers=2)] == [
             (m.pool, m.ref, m.score) for m in matches]

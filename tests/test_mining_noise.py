@@ -76,13 +76,13 @@ def test_dedup_removes_the_copy_by_its_grain(sky: dict[str, str], monkeypatch) -
 
 
 def test_grain_verdicts_in_forked_workers_are_the_same(sky: dict[str, str], monkeypatch) -> None:
-    import ssld.mining.dedup as dedup_mod
+    import ssld.mining.verify as verify_mod
     from ssld.mining.dedup import noise_verdicts, search
     from ssld.mining.rules import Thresholds
 
     pool, ref = [sky["copy"], sky["next"], sky["smaller"]], [sky["src"], sky["larger"]]
     nb = search(pool, ref, None, None, workers=0, progress=False)
-    monkeypatch.setattr(dedup_mod, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(verify_mod, "PARALLEL_MIN", 1)
     one = noise_verdicts(nb, Thresholds(), pool, ref, workers=1)
     assert one and [m.pool for m in one] == sorted(m.pool for m in one)
     assert noise_verdicts(nb, Thresholds(), pool, ref, workers=2) == one

@@ -6,7 +6,7 @@ import argparse
 
 from ssld.mining.rules import Thresholds, option_names
 
-HELP = "drop pool images that copy a validation image (hash, descriptor and embedding kNN, aligned NCC, SIFT)"
+HELP = "drop pool images that copy a validation image (hash, descriptor and embedding kNN, aligned NCC, grain, SIFT)"
 EXAMPLES = """\
   ssld dedup --pool data/fm/unlabeled.txt --ref data/fm/val.txt --root data/fm \\
       -c configs/fashion_mnist/teacher.yaml --weights runs/teacher/student.safetensors --out runs/dedup

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from ssld.mining.embed import as_stored, cosine_knn, embed_files
-from ssld.mining.forking import forked_pool
 from ssld.mining.hashing import HASH_BITS, compute_hashes, hamming_knn
 from ssld.mining.rules import (
     Thresholds,
@@ -35,10 +34,15 @@ from ssld.mining.rules import (
     smooth_hits,
     thumb_ratio,
 )
-from ssld.mining.sift import SiftVerifier
+from ssld.mining.verify import (
+    Match,
+    align_tasks,
+    align_verdicts,
+    noise_verdicts,
+    sift_verdicts,
+)
 
 log = logging.getLogger("ssld.mining")
-PARALLEL_MIN = 64  # SIFT candidates from which forked workers pay off
 SIFT_SIDE = 64  # short side (px) from which SIFT can judge an image (Thresholds.sift_min_size's default)
 
 
@@ -61,20 +65,6 @@ class Neighbours:
     ref_sq: np.ndarray | None = None
     pool_colour: np.ndarray | None = None  # colour signatures (ssld.mining.colour)
     ref_colour: np.ndarray | None = None
-
-
-@dataclass
-class Match:
-    """A pool row judged a copy of a reference row, by which method, with its score and margin (an alignment's
-    margin is its distance ratio to the next reference; ``peak`` its peak ratio, 100 for other methods; the
-    colour rule's score is the thumbnail similarity, its margin the ratio of colour differences)."""
-
-    pool: int
-    ref: int
-    method: str
-    score: float
-    margin: float
-    peak: float = 100.0
 
 
 def _subset_knn(knn: Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]], ref: np.ndarray,
@@ -237,188 +227,6 @@ def decide(nb: Neighbours, th: Thresholds, pool_files: Sequence[str] | None = No
             margin = float(s1[i] - s2[i]) if np.isfinite(s2[i]) else 1.0
             matches.append(Match(int(i), int(nb.emb_ref[i, 0]), "embedding", float(s1[i]), margin))
     return sorted(hue_kept(nb, matches, th), key=lambda m: m.pool)
-
-
-def sift_verdicts(nb: Neighbours, th: Thresholds, pool_files: Sequence[str], ref_files: Sequence[str],
-                  progress: bool = False, workers: int = 1,
-                  skip: np.ndarray | None = None) -> tuple[list[Match], np.ndarray]:
-    """SIFT on the large candidates (hash, thumbnail or embedding close enough; not ``skip``): ``(best verdict
-    per judged pool image as a Match scored by its inliers, mask of the pool images SIFT could judge)``."""
-    d1, s1 = nb.hash_dist[:, 0], nb.emb_sim[:, 0]
-    large_pool = nb.pool_size.min(axis=1) >= th.sift_min_size
-    large_ref = nb.ref_size.min(axis=1) >= th.sift_min_size
-    with np.errstate(invalid="ignore"):
-        cand = nb.pool_ok & large_pool & ((d1 <= th.sift_cand_hash) | (s1 >= th.sift_cand_sim)
-                                          | (nb.desc_sim[:, 0] >= th.thumb_cand))
-    if skip is not None:
-        cand &= ~skip
-    return _sift_pass(nb, np.flatnonzero(cand), pool_files, ref_files, large_ref, progress, workers)
-
-
-def _sift_pass(nb: Neighbours, rows: np.ndarray, pool_files: Sequence[str], ref_files: Sequence[str],
-               large_ref: np.ndarray, progress: bool, workers: int = 1) -> tuple[list[Match], np.ndarray]:
-    """Verify each large candidate against its hash, thumbnail and embedding best matches. With ``workers > 1``
-    the candidates are split over forked processes (grouped by reference, so each process's descriptor cache
-    sees the same references again)."""
-    tasks = []
-    for i in rows:
-        refs = list(dict.fromkeys(int(r) for r in (nb.hash_ref[i, 0], nb.desc_ref[i, 0], nb.emb_ref[i, 0])
-                                  if r >= 0 and large_ref[r]))
-        if refs:
-            tasks.append((int(i), refs))
-    if workers > 1 and len(tasks) >= PARALLEL_MIN:
-        tasks.sort(key=lambda t: t[1][0])
-        chunks = [tasks[j * len(tasks) // workers:(j + 1) * len(tasks) // workers] for j in range(workers)]
-        with forked_pool(workers) as pool:
-            parts = pool.starmap(_verify, [(c, pool_files, ref_files, False) for c in chunks])
-        results = [r for part in parts for r in part]
-    else:
-        results = _verify(tasks, pool_files, ref_files, progress)
-    tried = np.zeros(len(nb.pool_ok), bool)
-    out = []
-    for i, r, inliers, matches in results:
-        tried[i] = True
-        out.append(Match(i, r, "sift", float(inliers), float(inliers / max(matches, 1))))
-    return sorted(out, key=lambda m: m.pool), tried
-
-
-def _verify(tasks: list[tuple[int, list[int]]], pool_files: Sequence[str], ref_files: Sequence[str],
-            progress: bool) -> list[tuple[int, int, int, int]]:
-    """``(pool row, best reference, inliers, ratio-test matches)`` of each task SIFT could judge."""
-    import cv2
-    from tqdm import tqdm
-
-    cv2.setNumThreads(1)
-    verifier = SiftVerifier()
-    out = []
-    for i, refs in tqdm(tasks, desc="sift", unit="img", disable=not progress):
-        verdicts = verifier.verify_all(pool_files[i], [ref_files[r] for r in refs])
-        conclusive = [(v, r) for v, r in zip(verdicts, refs, strict=True) if v.conclusive]
-        if conclusive:
-            best, r = max(conclusive, key=lambda t: t[0].inliers)
-            out.append((i, r, best.inliers, best.matches))
-    return out
-
-
-_SHARED: dict = {}  # the neighbours forked alignment workers read (not pickled per task)
-
-
-def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1, pool_files: Sequence[str] | None = None,
-                   ref_files: Sequence[str] | None = None) -> list[Match]:
-    """Aligned NCC (:class:`ssld.mining.align.Aligner`) of each pool image of :func:`align_tasks` against its
-    candidates: the best reference per pool image as a Match (score = NCC, margin = the
-    distance ratio ``(1 - next reference's NCC) / (1 - NCC)``, peak = the peak ratio ``(1 - NCC at positions
-    more than 3 px away) / (1 - NCC)``, each at most 100: the match must stand out from every other reference,
-    and from every shifted position). With the file lists, a verdict whose NCC reaches ``align_hires_gate``
-    but whose ratios fall short is redone on the files at 128 px against its two best references. Empty
-    without the grayscale squares."""
-    if nb.pool_sq is None or nb.ref_sq is None:
-        return []
-    files = (pool_files, ref_files) if pool_files and ref_files else None
-    return _fan_out(_align, align_tasks(nb, th), workers, nb=nb, th=th, files=files)
-
-
-def _fan_out(work: Callable[[list], list[Match]], tasks: list, workers: int, **shared) -> list[Match]:
-    """``work(tasks)``, split round-robin over ``workers`` forked processes when there are enough tasks (they
-    read ``shared`` from ``_SHARED``: inherited, not pickled per task); the Matches sorted by pool row."""
-    _SHARED.update(shared)
-    try:
-        if workers > 1 and len(tasks) >= PARALLEL_MIN:
-            with forked_pool(workers) as pool:
-                parts = pool.map(work, [tasks[j::workers] for j in range(workers)])
-            out = [m for part in parts for m in part]
-        else:
-            out = work(tasks)
-    finally:
-        _SHARED.clear()
-    return sorted(out, key=lambda m: m.pool)
-
-
-def align_tasks(nb: Neighbours, th: Thresholds) -> list[tuple[int, list[int]]]:
-    """``(pool row, candidate references)`` of every pool image the alignment looks at: its shortlist is close
-    enough (thumbnail similarity >= ``align_cand``, or a SIFT gate); the candidates are its ``align_k``
-    thumbnail neighbours and the hash's and embedding's best two. Small images only when ``align_small_min``
-    can be met."""
-    with np.errstate(invalid="ignore"):
-        cand = nb.pool_ok & ((nb.desc_sim[:, 0] >= th.align_cand) | (nb.hash_dist[:, 0] <= th.sift_cand_hash)
-                             | (nb.emb_sim[:, 0] >= th.sift_cand_sim))
-    usable = nb.ref_ok.copy()
-    if th.align_small_min > 1:  # small pairs can never pass: align neither small pool images nor small references
-        cand &= nb.pool_size.min(axis=1) >= th.sift_min_size
-        usable &= nb.ref_size.min(axis=1) >= th.sift_min_size
-    tasks = []
-    for i in np.flatnonzero(cand):
-        refs = [int(r) for r in (*nb.desc_ref[i, : th.align_k], *nb.hash_ref[i, :2], *nb.emb_ref[i, :2])
-                if r >= 0 and usable[r]]
-        if refs:
-            tasks.append((int(i), list(dict.fromkeys(refs))))
-    return tasks
-
-
-def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
-    import cv2
-
-    from ssld.mining.align import Aligner, load_gray
-
-    cv2.setNumThreads(1)
-    nb, th, files, aligner, out = _SHARED["nb"], _SHARED["th"], _SHARED["files"], Aligner(), []
-    for i, refs in tasks:
-        cells: list = []
-        peaks = np.full(len(refs), 100.0)
-        s = aligner.scores(nb.pool_sq[i], nb.pool_size[i], [(nb.ref_sq[r], nb.ref_size[r]) for r in refs],
-                           cells=cells, peaks=peaks)
-        best = int(np.argmax(s))
-        if s[best] <= -1:
-            continue
-        score, ratio = _ratio(s, best)
-        peak = float(peaks[best])
-        if files and th.align_hires_gate <= score and (ratio < th.align_ratio or peak < th.align_peak):
-            top = [int(j) for j in np.argsort(-s)[:2]]
-            pool_img = load_gray(files[0][i])
-            if pool_img is not None:
-                hr_peaks = np.full(len(top), 100.0)
-                hr = aligner.hires(pool_img, [load_gray(files[1][refs[j]]) for j in top], [cells[j] for j in top],
-                                   peaks=hr_peaks)
-                b = int(np.argmax(hr))
-                best = top[b]
-                score, ratio = _ratio(hr, b)
-                peak = float(hr_peaks[b])
-        out.append(Match(i, refs[best], "align", score, ratio, peak))
-    return out
-
-
-def _ratio(s: np.ndarray, best: int) -> tuple[float, float]:
-    """Best NCC and its distance ratio to the next reference, ``(1 - next) / (1 - best)`` (at most 100)."""
-    second = max(float(np.max(np.delete(s, best), initial=0.0)), 0.0)
-    return float(s[best]), min((1.0 - second) / max(1.0 - float(s[best]), 1e-6), 100.0)
-
-
-def noise_verdicts(nb: Neighbours, th: Thresholds, pool_files: Sequence[str], ref_files: Sequence[str],
-                   workers: int = 1, skip: set[int] | frozenset[int] = frozenset()) -> list[Match]:
-    """Grain correlation (:class:`ssld.mining.noise.NoiseVerifier`) of each large pool image the alignment looks
-    at (:func:`align_tasks`; not ``skip``) with its candidates: the best reference per pool image as a Match
-    (score = NCC, margin = how many times the next candidate's NCC it is, that one counted as at least
-    ``noise.FLOOR``)."""
-    large = nb.pool_size.min(axis=1) >= th.sift_min_size
-    tasks = [(i, refs) for i, refs in align_tasks(nb, th) if large[i] and i not in skip]
-    return _fan_out(_grain, tasks, workers, files=(pool_files, ref_files))
-
-
-def _grain(tasks: list[tuple[int, list[int]]]) -> list[Match]:
-    import cv2
-
-    from ssld.mining.noise import FLOOR, NoiseVerifier
-
-    cv2.setNumThreads(1)
-    (pool_files, ref_files), verifier, out = _SHARED["files"], NoiseVerifier(), []
-    for i, refs in tasks:
-        s = verifier.scores(pool_files[i], [ref_files[r] for r in refs])
-        best = int(np.argmax(s))
-        if s[best] <= -1:
-            continue
-        second = max(float(np.max(np.delete(s, best), initial=0.0)), FLOOR)
-        out.append(Match(i, refs[best], "noise", float(s[best]), float(s[best]) / second))
-    return out
 
 
 def dedup_transform(cfg, split) -> Callable:

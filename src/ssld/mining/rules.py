@@ -175,7 +175,7 @@ def hue_kept(nb: Neighbours, matches: list, th: Thresholds) -> list:
 
 
 def noise_hits(match: Any, th: Thresholds) -> bool:
-    """Grain rule on one :func:`ssld.mining.dedup.noise_verdicts` Match (score = NCC, margin = ratio to the next
+    """Grain rule on one :func:`ssld.mining.verify.noise_verdicts` Match (score = NCC, margin = ratio to the next
     candidate)."""
     return match.score >= th.noise_min and match.margin >= th.noise_ratio
 
