@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -124,14 +125,16 @@ def load_rgb(src: Path | np.ndarray, max_side: int) -> Image.Image:
     return img
 
 
-def cut_crops(photos: dict, out: Path, max_side: int, flat_std: float, rng: np.random.Generator) -> tuple[list, dict]:
-    """Non-overlapping square crops (one size per photo, 128-256 px), flat ones marked; written as JPEG q95."""
+def cut_crops(photos: dict, out: Path, max_side: int, flat_std: float, rng: np.random.Generator,
+              sides: tuple[int, int] = (128, 256)) -> tuple[list, dict]:
+    """Non-overlapping square crops (one size per photo, uniform in ``sides``: 128-256 px by default), flat ones
+    marked; written as JPEG q95."""
     (out / "crops").mkdir(parents=True, exist_ok=True)
     crops, stats = [], {"photos": len(photos), "cut": 0, "flat": 0, "per_photo": {}}
     for name, src in photos.items():
         img = load_rgb(src, max_side)
         w, h = img.size
-        side = int(rng.integers(128, 257))
+        side = int(rng.integers(sides[0], sides[1] + 1))
         kept = 0
         for y in range(0, h - side + 1, side):
             for x in range(0, w - side + 1, side):
@@ -399,6 +402,8 @@ def main() -> None:
     ap.add_argument("--refs", type=int, default=10000)
     ap.add_argument("--max-side", type=int, default=8192)
     ap.add_argument("--flat-std", type=float, default=12.0)
+    ap.add_argument("--crop-sides", default="128,256",
+                    help="LO,HI: crop sides in px, one per photo (384,512 is ImageNet's scale; use its own --out)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scale", default="", help="P,R: also time a P x R run on re-used crops, e.g. 60000,10000")
     ap.add_argument("--skip-seeds", action="store_true", help="only the --scale timing")
@@ -414,13 +419,18 @@ def main() -> None:
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
     index = root / "crops.json"
+    sides = tuple(int(v) for v in args.crop_sides.split(","))
     if index.is_file():
         crops, stats = json.loads(index.read_text()).values()
+        if tuple(stats.get("sides", (128, 256))) != sides:
+            sys.exit(f"{index}: crops of {stats.get('sides', (128, 256))} px, not --crop-sides {args.crop_sides}; "
+                     "give another --out")
     else:
         photos = find_photos()
         if args.photos:
             photos = dict(list(photos.items())[: args.photos])
-        crops, stats = cut_crops(photos, root, args.max_side, args.flat_std, np.random.default_rng(0))
+        crops, stats = cut_crops(photos, root, args.max_side, args.flat_std, np.random.default_rng(0), sides)
+        stats["sides"] = list(sides)
         index.write_text(json.dumps({"crops": crops, "stats": stats}))
     order = np.random.default_rng(0).permutation(len(crops))
     structured = [i for i in order if not crops[i].get("flat")]

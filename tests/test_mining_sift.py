@@ -44,3 +44,23 @@ def test_a_flipped_copy_is_verified_with_one_detection(tmp_path: Path) -> None:
                                                                        str(tmp_path / "other.png")])
     assert copy.inliers >= 50 and other.inliers <= 3 and copy.conclusive
     assert list(verifier._cache) == [str(tmp_path / "ref.png"), str(tmp_path / "other.png")]  # references only
+
+
+def test_large_images_are_bounded_and_still_verified(tmp_path: Path) -> None:
+    """An ImageNet-sized photograph and its edited copy: SIFT works on at most MAX_SIDE px and MAX_FEATURES
+    keypoints (the strongest), and the copy is still found while an unrelated photograph is not."""
+    from PIL import ImageEnhance
+
+    from ssld.mining.sift import MAX_FEATURES, MAX_SIDE
+
+    photo = _photo("astronaut", 512)  # 512 x 512, thousands of keypoints at full size
+    photo.save(tmp_path / "ref.png")
+    copy = ImageEnhance.Brightness(photo.crop((40, 30, 480, 470))).enhance(1.15)
+    copy.save(tmp_path / "copy.jpg", quality=70)
+    _photo("coffee", 512).save(tmp_path / "other.png")
+    verifier = SiftVerifier()
+    assert verifier.max_side == MAX_SIDE < 512
+    assert 100 < verifier.keypoints(str(tmp_path / "ref.png")) <= MAX_FEATURES
+    found, other = verifier.verify_all(str(tmp_path / "copy.jpg"), [str(tmp_path / "ref.png"),
+                                                                     str(tmp_path / "other.png")])
+    assert found.inliers >= 50 and other.inliers <= 3
