@@ -114,3 +114,14 @@ def test_the_way_round_is_judged_small_and_symmetric_content_keeps_both(sky: dic
     # and the grain still finds both copies
     s = NoiseVerifier().scores(str(tmp_path / "copy.png"), [str(tmp_path / "ref.png")])
     assert s[0] >= 0.5
+
+
+def test_a_reference_read_again_keeps_its_clip_level(sky: dict[str, str]) -> None:
+    """With a cache too small for the references, each is read again for every pool image; its clip level (the
+    median) is kept, and the scores are the same as with every residual cached."""
+    refs = [sky["src"], sky["next"]]
+    full = NoiseVerifier().scores(sky["copy"], refs)
+    small = NoiseVerifier(cache_size=1)
+    first, again = small.scores(sky["copy"], refs), small.scores(sky["copy"], refs)
+    assert np.array_equal(first, full) and np.array_equal(again, full)
+    assert set(small._clip) == set(refs) and list(small._cache) == [sky["next"]]

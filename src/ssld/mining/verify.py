@@ -115,14 +115,19 @@ def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1, pool_files:
     return _fan_out(_align, align_tasks(nb, th), workers, nb=nb, th=th, files=files)
 
 
-def _fan_out(work: Callable[[list], list[Match]], tasks: list, workers: int, **shared) -> list[Match]:
-    """``work(tasks)``, split round-robin over ``workers`` forked processes when there are enough tasks (they
-    read ``shared`` from ``_SHARED``: inherited, not pickled per task); the Matches sorted by pool row."""
+def _fan_out(work: Callable[[list], list[Match]], tasks: list, workers: int, contiguous: bool = False,
+             **shared) -> list[Match]:
+    """``work(tasks)``, split over ``workers`` forked processes when there are enough tasks (they read ``shared``
+    from ``_SHARED``: inherited, not pickled per task), round-robin or, with ``contiguous``, in consecutive
+    blocks (tasks sorted by reference then keep each process's reference cache warm); the Matches sorted by
+    pool row."""
     _SHARED.update(shared)
     try:
         if workers > 1 and len(tasks) >= PARALLEL_MIN:
+            chunks = ([tasks[j * len(tasks) // workers:(j + 1) * len(tasks) // workers] for j in range(workers)]
+                      if contiguous else [tasks[j::workers] for j in range(workers)])
             with forked_pool(workers) as pool:
-                parts = pool.map(work, [tasks[j::workers] for j in range(workers)])
+                parts = pool.map(work, chunks)
             out = [m for part in parts for m in part]
         else:
             out = work(tasks)
@@ -198,7 +203,8 @@ def noise_verdicts(nb: Neighbours, th: Thresholds, pool_files: Sequence[str], re
     ``noise.FLOOR``)."""
     large = nb.pool_size.min(axis=1) >= th.sift_min_size
     tasks = [(i, refs) for i, refs in align_tasks(nb, th) if large[i] and i not in skip]
-    return _fan_out(_grain, tasks, workers, files=(pool_files, ref_files))
+    tasks.sort(key=lambda t: t[1][0])  # by nearest reference, in consecutive blocks: each reference cache stays warm
+    return _fan_out(_grain, tasks, workers, contiguous=True, files=(pool_files, ref_files))
 
 
 def _grain(tasks: list[tuple[int, list[int]]]) -> list[Match]:
