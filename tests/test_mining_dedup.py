@@ -38,7 +38,10 @@ def _teacher(tmp_path: Path, size: int) -> tuple[Path, Path]:
     return path, weights
 
 
-def test_dedup_removes_edited_photo_copies_and_keeps_unrelated(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("teacher", [True, False], ids=["teacher", "no-teacher"])
+def test_dedup_removes_edited_photo_copies_and_keeps_unrelated(tmp_path: Path, capsys, teacher: bool) -> None:
+    """The same copies go with or without a teacher (``--no-teacher``: no config, no weights): on photographs the
+    weight-free rules decide."""
     fx = write_photo_fixture(tmp_path)
     (tmp_path / "pool" / "broken.jpg").write_bytes(b"\xff\xd8\xff truncated")
     pool_lines = fx["copies"] + fx["others"] + ["pool/broken.jpg", "pool/missing.png"]
@@ -46,8 +49,9 @@ def test_dedup_removes_edited_photo_copies_and_keeps_unrelated(tmp_path: Path, c
     (tmp_path / "ref.txt").write_text("\n".join(f"{r} 0" for r in fx["ref"]) + "\n")
     cfg, weights = _teacher(tmp_path, 64)
     out = tmp_path / "out"
+    how = ["-c", str(cfg), "--weights", str(weights)] if teacher else ["--no-teacher"]
     rc = main(["dedup", "--pool", str(tmp_path / "pool.txt"), "--ref", str(tmp_path / "ref.txt"),
-               "--root", str(tmp_path), "-c", str(cfg), "--weights", str(weights), "--out", str(out)])
+               "--root", str(tmp_path), *how, "--out", str(out)])
     assert rc == 0
     rows = list(csv.DictReader((out / "removed.csv").open()))
     removed = {r["pool_path"]: r for r in rows}
@@ -60,6 +64,7 @@ def test_dedup_removes_edited_photo_copies_and_keeps_unrelated(tmp_path: Path, c
     assert report["removed"] == len(fx["copies"])
     assert sum(report["by_method"][k] for k in ("align", "noise", "sift")) == len(fx["copies"])
     assert report["skipped_pool"] == ["pool/broken.jpg", "pool/missing.png"]
+    assert (report["teacher"] is None) == (not teacher) and report["by_method"]["embedding"] == 0
     with Image.open(out / "pairs.png") as grid:
         assert grid.size[0] > 1000 and grid.getextrema() != ((255, 255),) * 3
     assert f"{len(fx['copies'])} of {len(pool_lines)} pool images removed" in capsys.readouterr().out
@@ -96,6 +101,14 @@ def test_dedup_bad_input(tmp_path: Path, capsys) -> None:
     assert "--knn" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["dedup", "--pool", "x"])
+    # a teacher, or none: never half of one
+    no_teacher = [*args[:2], str(tmp_path / "ref.txt"), *args[3:7], "--out", str(tmp_path / "o")]
+    assert main(no_teacher) == 2
+    assert "-c/--config: the teacher's config is required, or --no-teacher" in capsys.readouterr().err
+    assert main([*no_teacher, "--no-teacher", "--weights", str(weights)]) == 2
+    assert "--weights: needs the teacher's config (-c)" in capsys.readouterr().err
+    assert main([*no_teacher, "--no-teacher", "-c", str(cfg)]) == 2
+    assert "--no-teacher: runs without the teacher's config, so drop -c and -o" in capsys.readouterr().err
 
 
 def test_knn_rows_collapse_to_distinct_references() -> None:

@@ -256,6 +256,9 @@ def test_mining_steps_on_lists_of_paths(tmp_path: Path) -> None:
                          store=labeled.store)
     kept = cleaned.kept_list.read_text()
     assert cleaned.removed >= 3 and not any(Path(p).name in kept for p in pool[:3])
+    bare = ssld.dedup(pool, reference, None, tmp_path / "dedup_bare", root=images)  # no teacher: hashes catch them
+    assert bare.removed >= 3 and bare.report["teacher"] is None
+    assert not any(Path(p).name in bare.kept_list.read_text() for p in pool[:3])
     chosen = ssld.select(labeled.store, 2, tmp_path / "selected.txt", keep=cleaned.kept_list)
     lines = chosen.out.read_text().splitlines()
     assert 0 < len(lines) <= 2 * 10 and all(line.split()[0] in kept for line in lines)

@@ -77,15 +77,16 @@ def label(images: Images, config: str | os.PathLike[str] | SSLDConfig, out: str 
         raise _named("label", e) from None
 
 
-def dedup(pool: Images, reference: Images, config: str | os.PathLike[str] | SSLDConfig,
+def dedup(pool: Images, reference: Images, config: str | os.PathLike[str] | SSLDConfig | None,
           out: str | os.PathLike[str], *, root: str | os.PathLike[str] = ".", weights: str | None = None,
           store: str | os.PathLike[str] | None = None, batch_size: int | None = None) -> Any:
     """Remove the ``pool`` images that copy a ``reference`` image (e.g. the validation set); returns
     ``ssld.mining.jobs.DedupResult`` (``kept_list``, ``removed``, ``report``). ``store``: a store ``label`` wrote
-    with embeddings for the pool, so the teacher does not run over it again."""
+    with embeddings for the pool, so the teacher does not run over it again. ``config=None``: no teacher, the
+    weight-free rules only (``ssld dedup --no-teacher``)."""
     from ssld.mining.jobs import dedup_images
 
-    cfg, name = _config(config)
+    cfg, name = _config(config) if config is not None else (None, "the config")
     pool_list = _list_file(pool, Path(out), "pool.txt", "dedup", "pool")
     ref_list = _list_file(reference, Path(out), "reference.txt", "dedup", "reference")
     try:

@@ -11,6 +11,7 @@ EXAMPLES = """\
   ssld dedup --pool data/fm/unlabeled.txt --ref data/fm/val.txt --root data/fm \\
       -c configs/fashion_mnist/teacher.yaml --weights runs/teacher/student.safetensors --out runs/dedup
   ssld dedup ... --sim-min 0.92 --sim-margin 0.05     # stricter embedding rule
+  ssld dedup --pool pool.txt --ref val.txt --root photos --no-teacher --out runs/dedup   # no weights needed
   ssld label --list data/fm/unlabeled.txt ... --out runs/store      # label the whole pool first, then
   ssld dedup ... --store runs/store                  # pool embeddings come from the store: one teacher pass
   ssld select --store runs/store --keep runs/dedup/kept.txt ...      # select among the images dedup kept
@@ -68,7 +69,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref", required=True, help="reference list (the validation set) whose copies are removed")
     p.add_argument("--root", required=True, help="image root of the pool list")
     p.add_argument("--ref-root", help="image root of the reference list (default: --root)")
-    p.add_argument("-c", "--config", required=True, help="teacher config (its embedding finds edited copies)")
+    p.add_argument("-c", "--config", help="teacher config (its embedding finds edited copies); or --no-teacher")
+    p.add_argument("--no-teacher", action="store_true",
+                   help="weight-free: hashes, thumbnails, the alignment, the grain and SIFT, no teacher embedding "
+                        "(how the photo benchmark runs; docs/mining.md)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
     p.add_argument("--weights", help="teacher weights (default: the config's pretrained path)")
     p.add_argument("--out", required=True, help="output directory")
@@ -90,15 +94,20 @@ def run(args: argparse.Namespace) -> int:
 
     from ssld.commands.options import check_ranges
     from ssld.config import load_config
+    from ssld.errors import UserError
     from ssld.mining.jobs import dedup_images
     from ssld.mining.rules import BOUNDS, thresholds_from
 
     check_ranges(args, {"batch_size": (1, None), "workers": (0, None), "pairs": (0, None), **BOUNDS})
-    cfg = load_config(args.config, args.override)
+    if args.no_teacher and (args.config or args.override):
+        raise UserError("--no-teacher: runs without the teacher's config, so drop -c and -o (or drop --no-teacher)")
+    if not args.no_teacher and not args.config:
+        raise UserError("-c/--config: the teacher's config is required, or --no-teacher for a weight-free dedup")
+    cfg = None if args.no_teacher else load_config(args.config, args.override)
     result = dedup_images(args.pool, args.ref, args.root, cfg, args.out, ref_root=args.ref_root,
                           weights=args.weights, store=args.store, thresholds=thresholds_from(vars(args)),
                           batch_size=args.batch_size, workers=args.workers, pairs=args.pairs,
-                          config_name=args.config)
+                          config_name=args.config or "the config")
     if result is None:  # a rank other than 0 under torchrun
         return 0
     report = result.report

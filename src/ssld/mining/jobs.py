@@ -119,14 +119,16 @@ def label_images(
 
 
 def dedup_images(
-    pool_list: PathLike, ref_list: PathLike, root: PathLike, cfg: SSLDConfig, out: PathLike, *,
+    pool_list: PathLike, ref_list: PathLike, root: PathLike, cfg: SSLDConfig | None, out: PathLike, *,
     ref_root: PathLike | None = None, weights: str | None = None, store: PathLike | None = None,
     thresholds: Thresholds | None = None, batch_size: int | None = None, workers: int | None = None,
     pairs: int = 24, config_name: str = "the config",
 ) -> DedupResult | None:
     """Remove the pool images that copy a reference image (docs/mining.md has the rules): writes ``kept.txt``,
     ``removed.csv``, ``pairs.png`` and ``dedup_report.json`` into ``out``. With ``store`` (a store ``label_images``
-    wrote with embeddings, same teacher and transform) the pool's embeddings come from it: one teacher pass."""
+    wrote with embeddings, same teacher and transform) the pool's embeddings come from it: one teacher pass.
+    ``cfg=None`` runs without a teacher: hashes, thumbnails, the alignment, the grain and SIFT, which need no
+    weights (the photo benchmark's setting); ``workers`` then defaults to 2."""
     from ssld.data import read_list
     from ssld.mining.dedup import decide, dedup_transform, search
     from ssld.mining.dedup_files import (
@@ -150,24 +152,32 @@ def dedup_images(
         raise UserError(f"--pool {pool_list}: no images in the list")
     if not ref:
         raise UserError(f"--ref {ref_list}: no images in the list")
-    split = cfg.DataLoader.Eval or cfg.DataLoader.Train
-    if split is None:
-        raise UserError(f"DataLoader.Eval: missing in {config_name}; dedup needs its transform_ops")
-    device = resolve_device(cfg.Global.device)
+    split = None
+    if cfg is None:
+        if weights or store:
+            raise UserError(f"--{'weights' if weights else 'store'}: needs the teacher's config (-c), not "
+                            "--no-teacher")
+    else:
+        split = cfg.DataLoader.Eval or cfg.DataLoader.Train
+        if split is None:
+            raise UserError(f"DataLoader.Eval: missing in {config_name}; dedup needs its transform_ops")
+    device = resolve_device(cfg.Global.device if cfg else "cpu")
     owns_group = not dist.is_initialized()  # a caller's process group is left as it was
     dist.init_from_env(device)
     rank, world = dist.rank(), dist.world_size()
     try:
-        teacher = load_teacher(cfg, weights, device)
-        workers = split.loader.num_workers if workers is None else workers
+        teacher = load_teacher(cfg, weights, device) if cfg is not None else None
+        workers = (split.loader.num_workers if split else 2) if workers is None else workers
         t0 = time.perf_counter()
         rows = shard_rows(len(pool), rank, world)  # torchrun: each rank one block of the pool, all references
         pool_files, ref_files = [pool[i].path for i in rows], [s.path for s in ref]
         pool_embed = _store_embeddings(store, pool_files, teacher, split) if store else None
-        nb = search(pool_files, ref_files, teacher.model, dedup_transform(cfg, split), k=th.k,
-                    batch_size=batch_size or split.sampler.batch_size, workers=workers, device=device,
-                    amp_dtype=resolve_precision(cfg.AMP, device).dtype, progress=progress_enabled(rank),
-                    pool_embed=pool_embed, thumb_knn=True if th.thumb_min <= 1 else None, sift_side=th.sift_min_size)
+        nb = search(pool_files, ref_files, teacher.model if teacher else None,
+                    dedup_transform(cfg, split) if teacher else None, k=th.k,
+                    batch_size=batch_size or (split.sampler.batch_size if split else 128), workers=workers,
+                    device=device, amp_dtype=resolve_precision(cfg.AMP, device).dtype if cfg else None,
+                    progress=progress_enabled(rank), pool_embed=pool_embed,
+                    thumb_knn=True if th.thumb_min <= 1 else None, sift_side=th.sift_min_size)
         matches = decide(nb, th, pool_files, ref_files, progress=progress_enabled(rank), workers=max(1, workers))
         matches = [replace(m, pool=int(rows[m.pool])) for m in matches]
         from_store = int(pool_embed[1].sum()) if pool_embed else 0
@@ -182,8 +192,8 @@ def dedup_images(
         if owns_group:
             dist.shutdown()
     report = write_dedup_outputs(out, pool, ref, root, ref_root, nb, matches, pairs,
-                                 extra={"thresholds": asdict(th), "teacher": teacher.model_name,
-                                        "weights_sha256": teacher.weights_sha256,
+                                 extra={"thresholds": asdict(th), "teacher": teacher.model_name if teacher else None,
+                                        "weights_sha256": teacher.weights_sha256 if teacher else None,
                                         "store": str(store) if store else None,
                                         "pool_embeddings_from_store": from_store, "ranks": world,
                                         "seconds_total": time.perf_counter() - t0})
