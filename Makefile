@@ -20,7 +20,7 @@ help:
 	@echo "              (RUN_DIR=runs/demo; DEMO_ARGS=--force reuses a run dir made by an older config)"
 	@echo "make test   - set up, then run the test suite"
 	@echo "make bench  - set up, then run the benchmark suite (docs/benchmarks.md); PADDLECLAS_SRC=DIR adds PaddleClas side by side"
-	@echo "make bench-photos - dedup on photographs from the Debian wallpaper packages (docs/mining.md)"
+	@echo "make bench-photos - dedup on photographs from the Debian wallpaper packages: 128-256 px crops, 384-512 px crops, whole photographs (docs/mining.md)"
 	@echo "make ablate - set up, then run the ablations (long; resumable)"
 
 setup: $(STAMP) dataset
@@ -73,6 +73,8 @@ photos:
 
 bench-photos: setup photos
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/dedup_photos.py --scale 60000,10000
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/dedup_photos.py --out bench_out/photos_large --crop-sides 384,512 --plant 200
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/dedup_whole_photos.py
 
 ablate: setup
 	$(BIN)/ssld ablate -c configs/fashion_mnist/ablations.yaml

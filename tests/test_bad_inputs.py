@@ -365,6 +365,29 @@ def test_a_16_bit_png_keeps_its_contrast(tmp_path: Path) -> None:
     assert np.array_equal(img[..., 0], (ramp >> 8).astype(np.uint8))  # not clipped to white above 255
 
 
+def test_large_photographs_decode_reduced_with_their_full_size(tmp_path: Path) -> None:
+    """``load_image_reduced``: a JPEG is decoded at a DCT scale, then box-reduced, its short (or long) side kept
+    at least the size asked for; the full size is reported; small and broken files behave as ``load_image``."""
+    from ssld.data import load_image, load_image_reduced
+
+    rng = np.random.default_rng(0)
+    big = Image.fromarray(rng.integers(0, 256, (900, 1200, 3), dtype=np.uint8))
+    big.save(tmp_path / "big.jpg", quality=90)
+    big.save(tmp_path / "big.png")
+    for name in ("big.jpg", "big.png"):
+        img, size = load_image_reduced(str(tmp_path / name), 128)
+        assert size == (1200, 900) and img.mode == "RGB" and 128 <= min(img.size) < 256
+    gray, size = load_image_reduced(str(tmp_path / "big.jpg"), 320, mode="L", long_side=True)
+    assert gray.mode == "L" and 320 <= max(gray.size) < 640 and size == (1200, 900)
+    Image.fromarray(rng.integers(0, 256, (100, 150, 3), dtype=np.uint8)).save(tmp_path / "small.png")
+    small, size = load_image_reduced(str(tmp_path / "small.png"), 128)
+    assert size == small.size == (150, 100)
+    assert np.array_equal(np.asarray(small), np.asarray(load_image(str(tmp_path / "small.png"))))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff truncated")
+    assert load_image_reduced(str(tmp_path / "broken.jpg"), 128) is None
+    assert load_image_reduced(str(tmp_path / "missing.jpg"), 128) is None
+
+
 @pytest.mark.parametrize(("override", "needles"), [
     ("Global.epochs=abc", ("-o 'Global.epochs=abc': Global.epochs:", "got 'abc'")),
     ("Global.epoch=3", ("-o 'Global.epoch=3': Global.epoch: unknown key 'epoch'", "'epochs'")),

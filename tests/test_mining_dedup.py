@@ -111,6 +111,23 @@ def test_dedup_bad_input(tmp_path: Path, capsys) -> None:
     assert "--no-teacher: runs without the teacher's config, so drop -c and -o" in capsys.readouterr().err
 
 
+def test_the_hash_pass_records_full_sizes_of_reduced_photographs(tmp_path: Path) -> None:
+    """Hashing decodes a large photograph reduced (everything it computes is 64 px or less) but records its full
+    size (SIFT's and the alignment's gates, the aspect the alignment restores); hashes of the same photograph at
+    two sizes stay close."""
+    from helpers.photos import _photo
+
+    from ssld.mining.hashing import compute_hashes
+
+    photo = _photo("coffee", 600)
+    photo.save(tmp_path / "big.jpg", quality=95)
+    photo.resize((300, 200), Image.BILINEAR).save(tmp_path / "small.jpg", quality=95)
+    h = compute_hashes([str(tmp_path / "big.jpg"), str(tmp_path / "small.jpg")], workers=0, progress=False)
+    assert h.sizes.tolist() == [list(photo.size), [300, 200]] and h.ok.all()
+    bits = np.unpackbits(h.codes[0, 0] ^ h.codes[1, 0]).sum()
+    assert bits <= 12, bits
+
+
 def test_knn_rows_collapse_to_distinct_references() -> None:
     from ssld.mining.hashing import best_per_ref
 

@@ -125,3 +125,19 @@ def test_a_reference_read_again_keeps_its_clip_level(sky: dict[str, str]) -> Non
     first, again = small.scores(sky["copy"], refs), small.scores(sky["copy"], refs)
     assert np.array_equal(first, full) and np.array_equal(again, full)
     assert set(small._clip) == set(refs) and list(small._cache) == [sky["next"]]
+
+
+def test_images_over_the_pixel_cap_are_not_compared(sky: dict[str, str], monkeypatch) -> None:
+    """The grain costs with the pixels: a pool image or a reference over ``MAX_PIXELS`` is not compared (-1), and
+    is never decoded for it."""
+    import cv2
+
+    from ssld.mining import noise
+
+    monkeypatch.setattr(noise, "MAX_PIXELS", 120 * 120)  # the sky crops are 130 x 130, the copy 110 x 110
+    decoded = []
+    real = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda path, *a: decoded.append(path) or real(path, *a))
+    s = NoiseVerifier().scores(sky["copy"], [sky["src"], sky["next"]])
+    assert (s == -1).all() and decoded == [sky["copy"]]
+    assert (NoiseVerifier().scores(sky["src"], [sky["copy"]]) == -1).all()

@@ -64,3 +64,18 @@ def test_large_images_are_bounded_and_still_verified(tmp_path: Path) -> None:
     found, other = verifier.verify_all(str(tmp_path / "copy.jpg"), [str(tmp_path / "ref.png"),
                                                                      str(tmp_path / "other.png")])
     assert found.inliers >= 50 and other.inliers <= 3
+
+
+def test_a_photograph_twice_the_bound_is_decoded_reduced(tmp_path: Path) -> None:
+    """At twice MAX_SIDE or more, the file is decoded at a reduced scale (JPEG's DCT scaling) before the resize,
+    and a copy is still verified against it."""
+    from PIL import Image
+
+    from ssld.mining.sift import MAX_SIDE, _gray
+
+    photo = _photo("astronaut", 512).resize((1024, 1024), Image.BICUBIC)  # the 2x path needs >= 640 px
+    photo.save(tmp_path / "ref.jpg", quality=92)
+    photo.crop((80, 60, 960, 940)).save(tmp_path / "copy.jpg", quality=80)
+    assert max(_gray(str(tmp_path / "ref.jpg"), MAX_SIDE).shape) == MAX_SIDE
+    found = SiftVerifier().verify_all(str(tmp_path / "copy.jpg"), [str(tmp_path / "ref.jpg")])[0]
+    assert found.inliers >= 50

@@ -11,17 +11,24 @@ from typing import TYPE_CHECKING, Any
 
 _WHERE = {
     "ImageListDataset": "dataset", "Skipped": "dataset", "collate": "dataset", "load_image": "dataset",
+    "load_image_reduced": "dataset",
     "Sample": "lists", "read_image_folder": "lists", "read_list": "lists", "write_list": "lists",
     "build_dataset": "loader", "build_loader": "loader", "ResumableSampler": "sampler",
     "build_transform": "transforms",
 }
 __all__ = [
     "ImageListDataset", "ResumableSampler", "Sample", "Skipped", "build_dataset", "build_loader",
-    "build_transform", "collate", "load_image", "read_image_folder", "read_list", "write_list",
+    "build_transform", "collate", "load_image", "load_image_reduced", "read_image_folder", "read_list", "write_list",
 ]
 
 if TYPE_CHECKING:
-    from ssld.data.dataset import ImageListDataset, Skipped, collate, load_image
+    from ssld.data.dataset import (
+        ImageListDataset,
+        Skipped,
+        collate,
+        load_image,
+        load_image_reduced,
+    )
     from ssld.data.lists import Sample, read_image_folder, read_list, write_list
     from ssld.data.loader import build_dataset, build_loader
     from ssld.data.sampler import ResumableSampler

@@ -20,6 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 HASH_BITS = 128
+# short side (px) the pass decodes images at, at least: everything it computes is 64 px or less (the square), so a
+# large photograph is decoded at 1/2-1/8 scale (JPEG) and box-reduced; its full size is still recorded
+DECODE_SIDE = 128
 
 
 def image_hash(img: Image.Image) -> np.ndarray:
@@ -44,24 +47,25 @@ class _HashDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, tuple[int, int] | None, np.ndarray | None,
                                            np.ndarray | None, np.ndarray | None]:
-        from ssld.data import load_image
+        from ssld.data import load_image_reduced
         from ssld.mining.align import square
         from ssld.mining.colour import colour_signature
         from ssld.mining.globaldesc import descriptor_views
 
-        img = load_image(self.files[i])
-        if img is None:
+        loaded = load_image_reduced(self.files[i], DECODE_SIDE)
+        if loaded is None:
             return i, None, None, None, None, None
+        img, size = loaded
         gray = img.convert("L")
         codes = [image_hash(gray)]
         if self.mirrored:
             codes.append(image_hash(ImageOps.mirror(gray)))
-        if self.thumbs or (self.thumbs is None and min(img.size) >= self.thumb_side):
+        if self.thumbs or (self.thumbs is None and min(size) >= self.thumb_side):
             desc = descriptor_views(np.asarray(gray), reference=self.mirrored)
             colour = colour_signature(np.asarray(img))
         else:  # not needed (a small image, thumbnail rule off): zeros match nothing, grey vetoes nothing
             desc = colour = None
-        return i, np.stack(codes), img.size, desc, square(np.asarray(gray)), colour
+        return i, np.stack(codes), size, desc, square(np.asarray(gray)), colour
 
 
 def _keep(batch: list[Any]) -> list[Any]:

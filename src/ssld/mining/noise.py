@@ -27,6 +27,10 @@ MIN_GRAIN = 0.25  # gray levels: a template whose residual varies less has no gr
 FLOOR = 0.03  # unrelated grain correlates up to ~0.1: a ratio to the next candidate counts it as at least this
 LOW = 32  # px: the short side at which which-way-round is judged before the grain is compared
 WAY_MARGIN = 0.05  # NCC: one way round must fit this much better at LOW px for the other to be left out
+# pixels above which an image's grain is not compared: sliding it over every position costs with the pixels
+# (~20 ms per reference at 1 MP, ~100 ms at 3 MP; a pool image meets ~7 references); such photographs have
+# the detail the alignment and SIFT need (docs/mining.md)
+MAX_PIXELS = 1_000_000
 
 
 def residual(gray: np.ndarray) -> np.ndarray:
@@ -52,6 +56,20 @@ def _template(res: np.ndarray) -> np.ndarray | None:
     y, x = (h - th) // 2, (w - tw) // 2
     t = np.ascontiguousarray(res[y : y + th, x : x + tw])
     return t if float(t.std()) >= MIN_GRAIN else None  # NCC of a constant is undefined (OpenCV says 1)
+
+
+def _read(path: str) -> np.ndarray | None:
+    """The file as uint8 grayscale; None when unreadable or over ``MAX_PIXELS`` (its header says so before any
+    decoding)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as probe:
+            if probe.size[0] * probe.size[1] > MAX_PIXELS:
+                return None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
 
 
 def _small(gray: np.ndarray, k: float) -> np.ndarray:
@@ -95,7 +113,7 @@ class NoiseVerifier:
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        gray = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        gray = _read(path)
         k = None if gray is None else min(gray.shape) / LOW
         ref = None
         if gray is not None:
@@ -108,10 +126,11 @@ class NoiseVerifier:
 
     def scores(self, pool_path: str, ref_paths: list[str]) -> np.ndarray:
         """Best grain NCC of the pool image's centre (as is or mirrored) over every position in each reference,
-        at both images' own resolution; -1 where it cannot be compared (unreadable, too small, without grain, or
-        the copy is larger than the reference: it was scaled up, and resampling leaves no grain to compare)."""
+        at both images' own resolution; -1 where it cannot be compared (unreadable, too small, without grain,
+        over ``MAX_PIXELS``, or the copy is larger than the reference: it was scaled up, and resampling leaves no
+        grain to compare)."""
         out = np.full(len(ref_paths), -1.0, np.float32)
-        gray = cv2.imread(pool_path, cv2.IMREAD_GRAYSCALE)
+        gray = _read(pool_path)
         if gray is None:
             return out
         t = _template(residual(gray))
