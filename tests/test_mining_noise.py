@@ -95,22 +95,22 @@ def test_the_way_round_is_judged_small_and_symmetric_content_keeps_both(sky: dic
     import cv2
     from helpers.photos import _photo
 
-    from ssld.mining.noise import LOW, _small, ways
+    from ssld.mining.noise import LOW, _small, fits, ways
 
     photo = _photo("astronaut", 256)
     photo.save(tmp_path / "ref.png")
     ImageOps.mirror(photo.crop((20, 20, 230, 230))).save(tmp_path / "copy.png")
     ref, copy = (cv2.imread(str(tmp_path / f), cv2.IMREAD_GRAYSCALE) for f in ("ref.png", "copy.png"))
     k = min(ref.shape) / LOW
-    assert ways(_small(copy, k), _small(ref, k)) == (False, True)
-    assert ways(_small(copy[:, ::-1].copy(), k), _small(ref, k)) == (True, False)
+    assert ways(fits(_small(copy, k), _small(ref, k))) == (False, True)
+    assert ways(fits(_small(copy[:, ::-1].copy(), k), _small(ref, k))) == (True, False)
     src, sky_copy = (cv2.imread(sky[f], cv2.IMREAD_GRAYSCALE) for f in ("src", "copy"))
     k = min(src.shape) / LOW
-    assert ways(_small(sky_copy, k), _small(src, k)) == (False, True)
+    assert ways(fits(_small(sky_copy, k), _small(src, k))) == (False, True)
     rng = np.random.default_rng(0)
     grad = np.clip(np.linspace(40, 220, 160)[:, None] + rng.normal(0, 3, (160, 160)), 0, 255).astype(np.uint8)
     k = 160 / LOW
-    assert ways(_small(grad[10:150, 12:148], k), _small(grad, k)) == (True, True)
+    assert ways(fits(_small(grad[10:150, 12:148], k), _small(grad, k))) == (True, True)
     # and the grain still finds both copies
     s = NoiseVerifier().scores(str(tmp_path / "copy.png"), [str(tmp_path / "ref.png")])
     assert s[0] >= 0.5

@@ -27,6 +27,10 @@ MIN_GRAIN = 0.25  # gray levels: a template whose residual varies less has no gr
 FLOOR = 0.03  # unrelated grain correlates up to ~0.1: a ratio to the next candidate counts it as at least this
 LOW = 32  # px: the short side at which which-way-round is judged before the grain is compared
 WAY_MARGIN = 0.05  # NCC: one way round must fit this much better at LOW px for the other to be left out
+# references compared at full size per pool image: those the copy fits best at LOW px (the others, which a copy
+# that kept its grain cannot be, count as uncorrelated in the ratio test): 29-38 % fewer comparisons on the photo
+# benchmarks for one copy in 1,500 (docs/mining.md)
+TOP = 4
 # pixels above which an image's grain is not compared: sliding it over every position costs with the pixels
 # (~20 ms per reference at 1 MP, ~100 ms at 3 MP; a pool image meets ~7 references); such photographs have
 # the detail the alignment and SIFT need (docs/mining.md)
@@ -79,30 +83,35 @@ def _small(gray: np.ndarray, k: float) -> np.ndarray:
         np.float32)
 
 
-def ways(pool_small: np.ndarray, ref_small: np.ndarray) -> tuple[bool, bool]:
-    """Which ways round (as is, mirrored) the copy may sit in the reference: both NCCs of the copy's centre
+def fits(pool_small: np.ndarray, ref_small: np.ndarray) -> tuple[float, float] | None:
+    """How well the copy fits the reference at ``LOW`` px, as is and mirrored: the NCC of the copy's centre
     (``pool_small``: the copy at the reference's scale, that is, resized as the reference was to ``LOW`` px on its
-    short side), over every position in ``ref_small``; one way is left out when the other fits ``WAY_MARGIN``
-    better. A copy that keeps its grain was not resampled, so at
-    this size it is the reference's own content and the right way round stands out (39 % fewer full-size
-    comparisons on the photo benchmark); smooth or symmetric content keeps both."""
+    short side), best over every position in ``ref_small``; None when the centre is too small or flat to say.
+    A copy that keeps its grain was not resampled, so at this size it is the reference's own content."""
     t = pool_small
     h, w = t.shape
     th, tw = round(h * INNER), round(w * INNER)
     t = t[(h - th) // 2 : (h - th) // 2 + th, (w - tw) // 2 : (w - tw) // 2 + tw]
     if min(th, tw) < 2 or th > ref_small.shape[0] or tw > ref_small.shape[1] or float(t.std()) < 1.0:
-        return (True, True)
-    fit = [float(cv2.matchTemplate(ref_small, np.ascontiguousarray(x), cv2.TM_CCOEFF_NORMED).max())
-           for x in (t, t[:, ::-1])]
-    return (fit[0] + WAY_MARGIN >= fit[1], fit[1] + WAY_MARGIN >= fit[0])
+        return None
+    a, b = (float(cv2.matchTemplate(ref_small, np.ascontiguousarray(x), cv2.TM_CCOEFF_NORMED).max())
+            for x in (t, t[:, ::-1]))
+    return a, b
+
+
+def ways(fit: tuple[float, float] | None) -> tuple[bool, bool]:
+    """Which ways round (as is, mirrored) are compared at full size: one is left out when the other fits
+    ``WAY_MARGIN`` better at ``LOW`` px (39 % fewer comparisons on the photo benchmark, no verdict changed);
+    both when :func:`fits` could not say (smooth or symmetric content fits both alike anyway)."""
+    return (True, True) if fit is None else (fit[0] + WAY_MARGIN >= fit[1], fit[1] + WAY_MARGIN >= fit[0])
 
 
 class NoiseVerifier:
     """Grain correlation of one pool image with its candidate references (reference residuals cached: the same
     references come back for many pool images)."""
 
-    def __init__(self, cache_size: int = 512):
-        self.cache_size = cache_size
+    def __init__(self, cache_size: int = 512, top: int = TOP):
+        self.cache_size, self.top = cache_size, top
         self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray, float] | None] = OrderedDict()
         # every reference's clip level, kept when its residual leaves the cache: with many references the same
         # one is read again and again
@@ -126,9 +135,9 @@ class NoiseVerifier:
 
     def scores(self, pool_path: str, ref_paths: list[str]) -> np.ndarray:
         """Best grain NCC of the pool image's centre (as is or mirrored) over every position in each reference,
-        at both images' own resolution; -1 where it cannot be compared (unreadable, too small, without grain,
-        over ``MAX_PIXELS``, or the copy is larger than the reference: it was scaled up, and resampling leaves no
-        grain to compare)."""
+        at both images' own resolution, for the ``top`` references it fits best at ``LOW`` px; -1 where it is not
+        compared (one of the others; unreadable, too small, without grain, over ``MAX_PIXELS``, or the copy is
+        larger than the reference: it was scaled up, and resampling leaves no grain to compare)."""
         out = np.full(len(ref_paths), -1.0, np.float32)
         gray = _read(pool_path)
         if gray is None:
@@ -138,6 +147,7 @@ class NoiseVerifier:
             return out
         mirrored = np.ascontiguousarray(t[:, ::-1])
         pool_small: dict[float, np.ndarray] = {}  # the copy at each reference scale met
+        todo = []  # (rank key, reference index, residual, fit at LOW px)
         for j, path in enumerate(ref_paths):
             cached = self._reference(path)
             if cached is None or t.shape[0] > cached[0].shape[0] or t.shape[1] > cached[0].shape[1]:
@@ -145,7 +155,10 @@ class NoiseVerifier:
             ref, ref_small, k = cached
             if k not in pool_small:
                 pool_small[k] = _small(gray, k)
+            fit = fits(pool_small[k], ref_small)
+            todo.append((np.inf if fit is None else max(fit), j, ref, fit))
+        for _, j, ref, fit in sorted(todo, key=lambda x: -x[0])[: self.top]:
             best = max(float(cv2.matchTemplate(ref, tpl, cv2.TM_CCOEFF_NORMED).max())
-                       for tpl, way in zip((t, mirrored), ways(pool_small[k], ref_small), strict=True) if way)
+                       for tpl, way in zip((t, mirrored), ways(fit), strict=True) if way)
             out[j] = min(best, 1.0) if np.isfinite(best) else -1.0
         return out
