@@ -32,7 +32,7 @@ WAY_MARGIN = 0.05  # NCC: one way round must fit this much better at LOW px for 
 # benchmarks for one copy in 1,500 (docs/mining.md)
 TOP = 4
 # pixels above which an image's grain is not compared: sliding it over every position costs with the pixels
-# (~20 ms per reference at 1 MP, ~100 ms at 3 MP; a pool image meets ~7 references); such photographs have
+# (~20 ms per reference at 1 MP, ~100 ms at 3 MP; up to TOP references per pool image); such photographs have
 # the detail the alignment and SIFT need (docs/mining.md)
 MAX_PIXELS = 1_000_000
 
