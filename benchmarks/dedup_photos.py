@@ -17,6 +17,9 @@ weight-free thumbnail descriptor, the aligned NCC check, SIFT + RANSAC). Reporte
 planted copies matched to their true source, share of the rest of the pool removed (all of it, and its crops
 with structure), per-edit recall, what each stage contributes, and the time of each part.
 
+``--crop-sides 384,512 --out bench_out/photos_large`` cuts crops of ImageNet's image size instead (fewer of them:
+1,005); ``benchmarks/dedup_whole_photos.py`` takes the photographs uncut.
+
 ``--scale P,R`` times a P-image pool against R references built by re-using the distinct crops with a small
 jitter (1-6 px shift, brightness x0.97-1.03): such re-used crops are near-copies of each other, so only the time
 is meaningful there, not the recall.
