@@ -42,21 +42,10 @@ class Verdict:
 
 def _gray(path: str, max_side: int) -> np.ndarray | None:
     """The image as uint8 grayscale, its longer side at most ``max_side``; a photograph of twice that or more is
-    decoded at a reduced scale first (:func:`ssld.data.load_image_reduced`)."""
-    from PIL import Image
+    decoded at a reduced scale first (:func:`ssld.mining.align.load_gray`)."""
+    from ssld.mining.align import load_gray
 
-    from ssld.data import load_image_reduced
-
-    try:
-        with Image.open(path) as probe:
-            large = max(probe.size) >= 2 * max_side
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
-    if large:
-        loaded = load_image_reduced(path, max_side, mode="L", long_side=True)
-        img = None if loaded is None else np.asarray(loaded[0])
-    else:
-        img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    img = load_gray(path, max_side, long_side=True)
     if img is None:
         return None
     scale = max_side / max(img.shape)

@@ -176,11 +176,11 @@ def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
         peak = float(peaks[best])
         if files and th.align_hires_gate <= score and (ratio < th.align_ratio or peak < th.align_peak):
             top = [int(j) for j in np.argsort(-s)[:2]]
-            pool_img = load_gray(files[0][i])
+            pool_img = load_gray(files[0][i], aligner.grid.hires)
             if pool_img is not None:
                 hr_peaks = np.full(len(top), 100.0)
-                hr = aligner.hires(pool_img, [load_gray(files[1][refs[j]]) for j in top], [cells[j] for j in top],
-                                   peaks=hr_peaks)
+                hr = aligner.hires(pool_img, [load_gray(files[1][refs[j]], aligner.grid.hires) for j in top],
+                                   [cells[j] for j in top], peaks=hr_peaks)
                 b = int(np.argmax(hr))
                 best = top[b]
                 score, ratio = _ratio(hr, b)
