@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 _WHERE = {
     "ImageListDataset": "dataset", "Skipped": "dataset", "collate": "dataset", "load_image": "dataset",
-    "load_image_reduced": "dataset",
+    "load_image_reduced": "dataset", "image_size": "dataset",
     "Sample": "lists", "read_image_folder": "lists", "read_list": "lists", "write_list": "lists",
     "build_dataset": "loader", "build_loader": "loader", "ResumableSampler": "sampler",
     "build_transform": "transforms",
 }
 __all__ = [
     "ImageListDataset", "ResumableSampler", "Sample", "Skipped", "build_dataset", "build_loader",
-    "build_transform", "collate", "load_image", "load_image_reduced", "read_image_folder", "read_list", "write_list",
+    "build_transform", "collate", "image_size", "load_image", "load_image_reduced", "read_image_folder", "read_list", "write_list",
 ]
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ImageListDataset,
         Skipped,
         collate,
+        image_size,
         load_image,
         load_image_reduced,
     )

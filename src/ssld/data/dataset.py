@@ -43,6 +43,15 @@ def load_image(path: str) -> Image.Image | None:
         return None
 
 
+def image_size(path: str) -> tuple[int, int] | None:
+    """``(w, h)`` from the file's header, without decoding it; ``None`` as :func:`load_image`."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
 def load_image_reduced(path: str, min_side: int, mode: str = "RGB",
                        long_side: bool = False) -> tuple[Image.Image, tuple[int, int]] | None:
     """Decode ``path`` in ``mode`` at a size whose short side (``long_side``: long side) stays at least

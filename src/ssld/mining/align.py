@@ -35,16 +35,12 @@ def load_gray(path: str, min_side: int = 0, long_side: bool = False) -> np.ndarr
     ``min_side`` (:func:`ssld.data.load_image_reduced`: a 20-megapixel JPEG ~10x faster); smaller files are read
     as they are."""
     if min_side:
-        from PIL import Image
+        from ssld.data import image_size, load_image_reduced
 
-        from ssld.data import load_image_reduced
-
-        try:
-            with Image.open(path) as probe:
-                large = (max if long_side else min)(probe.size) >= 2 * min_side
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        size = image_size(path)
+        if size is None:
             return None
-        if large:
+        if (max if long_side else min)(size) >= 2 * min_side:
             loaded = load_image_reduced(path, min_side, mode="L", long_side=long_side)
             return None if loaded is None else np.asarray(loaded[0])
     return cv2.imread(path, cv2.IMREAD_GRAYSCALE)

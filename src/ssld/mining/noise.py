@@ -65,13 +65,10 @@ def _template(res: np.ndarray) -> np.ndarray | None:
 def _read(path: str) -> np.ndarray | None:
     """The file as uint8 grayscale; None when unreadable or over ``MAX_PIXELS`` (its header says so before any
     decoding)."""
-    from PIL import Image
+    from ssld.data import image_size
 
-    try:
-        with Image.open(path) as probe:
-            if probe.size[0] * probe.size[1] > MAX_PIXELS:
-                return None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    size = image_size(path)
+    if size is None or size[0] * size[1] > MAX_PIXELS:
         return None
     return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
 

@@ -65,9 +65,8 @@ def _sift_pass(nb: Neighbours, rows: np.ndarray, pool_files: Sequence[str], ref_
             tasks.append((int(i), refs))
     if workers > 1 and len(tasks) >= PARALLEL_MIN:
         tasks.sort(key=lambda t: t[1][0])
-        chunks = [tasks[j * len(tasks) // workers:(j + 1) * len(tasks) // workers] for j in range(workers)]
         with forked_pool(workers) as pool:
-            parts = pool.starmap(_verify, [(c, pool_files, ref_files, False) for c in chunks])
+            parts = pool.starmap(_verify, [(c, pool_files, ref_files, False) for c in _blocks(tasks, workers)])
         results = [r for part in parts for r in part]
     else:
         results = _verify(tasks, pool_files, ref_files, progress)
@@ -97,6 +96,12 @@ def _verify(tasks: list[tuple[int, list[int]]], pool_files: Sequence[str], ref_f
     return out
 
 
+def _blocks(tasks: list, workers: int) -> list[list]:
+    """``tasks`` in ``workers`` consecutive blocks of near-equal length (sorted by reference, each process's
+    reference cache then sees the same references again)."""
+    return [tasks[j * len(tasks) // workers:(j + 1) * len(tasks) // workers] for j in range(workers)]
+
+
 _SHARED: dict = {}  # what forked verification workers read (inherited, not pickled per task)
 
 
@@ -124,8 +129,7 @@ def _fan_out(work: Callable[[list], list[Match]], tasks: list, workers: int, con
     _SHARED.update(shared)
     try:
         if workers > 1 and len(tasks) >= PARALLEL_MIN:
-            chunks = ([tasks[j * len(tasks) // workers:(j + 1) * len(tasks) // workers] for j in range(workers)]
-                      if contiguous else [tasks[j::workers] for j in range(workers)])
+            chunks = _blocks(tasks, workers) if contiguous else [tasks[j::workers] for j in range(workers)]
             with forked_pool(workers) as pool:
                 parts = pool.map(work, chunks)
             out = [m for part in parts for m in part]
