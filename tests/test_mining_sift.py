@@ -77,9 +77,9 @@ def test_a_photograph_twice_the_bound_is_decoded_reduced(tmp_path: Path) -> None
     photo.save(tmp_path / "ref.jpg", quality=92)
     photo.crop((80, 60, 960, 940)).save(tmp_path / "copy.jpg", quality=80)
     assert max(_gray(str(tmp_path / "ref.jpg"), MAX_SIDE).shape) == MAX_SIDE
-    from ssld.mining.align import (
-        load_gray,  # the alignment's 128 px redo reads files the same way
-    )
+    from ssld.mining.align import load_gray
+
+    # the alignment's 128 px redo reads files the same way
 
     assert 128 <= min(load_gray(str(tmp_path / "ref.jpg"), 128).shape) < 256
     assert load_gray(str(tmp_path / "ref.jpg")).shape == (1024, 1024)
