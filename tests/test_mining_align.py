@@ -11,7 +11,18 @@ from helpers.fashion_mnist import fmnist
 from helpers.photos import write_photo_fixture
 from PIL import Image, ImageEnhance, ImageOps
 
-from ssld.mining.align import SIDE, Aligner, restore, square
+from ssld.mining.align import (
+    SIDE,
+    Aligner,
+    Grid,
+    _blur_matrix,
+    _coarse,
+    _rotated,
+    _Rotations,
+    _template,
+    restore,
+    square,
+)
 from ssld.mining.rules import Thresholds
 
 
@@ -31,6 +42,49 @@ def test_square_and_restore_keep_the_aspect() -> None:
     back = restore(sq, (200, 100), 32)
     assert back.shape == (32, 64) and back.dtype == np.float32
     assert np.all(np.diff(back[16]) >= 0)  # still a left-to-right ramp
+
+
+@pytest.mark.parametrize(("h", "w", "sigma"), [(32, 32, 4.0), (32, 43, 4.0), (64, 40, 8.0), (128, 171, 32.0)])
+def test_blur_matrix_is_opencvs_gaussian_blur(h: int, w: int, sigma: float) -> None:
+    import cv2
+
+    img = cv2.GaussianBlur((np.random.default_rng(0).random((h, w)) * 255).astype(np.float32), (0, 0), 1.5)
+    want = cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    got = _blur_matrix(h, sigma) @ img @ _blur_matrix(w, sigma).T
+    assert np.abs(got - want).max() < 1e-5 * np.ptp(img)  # float rounding only
+
+
+def test_coarse_search_is_opencvs_match_template_over_the_grid() -> None:
+    """The batched spectral search gives, per reference, the best NCC and cell of a loop of matchTemplate calls."""
+    import cv2
+
+    g = Grid()
+    rng = np.random.default_rng(1)
+    base = cv2.GaussianBlur((rng.random((96, 96)) * 255).astype(np.float32), (0, 0), 2)
+    copy = ImageOps.mirror(Image.fromarray(base[10:90, 12:92].astype(np.uint8)).rotate(5, resample=Image.BILINEAR))
+    pool_sq, pool_size = _sq(copy)
+    pool = restore(pool_sq, pool_size, g.coarse, g.highpass)
+    refs = [Image.fromarray(base.astype(np.uint8))] + [Image.fromarray(cv2.GaussianBlur(
+        (rng.random((96, 96)) * 255).astype(np.float32), (0, 0), 2).astype(np.uint8)) for _ in range(3)]
+    stacks, want = [], []
+    for r in refs:
+        sq, size = _sq(r)
+        ref = restore(sq, size, g.coarse, g.highpass)
+        images = np.stack([_rotated(ref, a) for a in g.angles])
+        stacks.append(_Rotations(images, np.fft.rfft2(images)))
+        best, cell = -1.0, ()
+        for angle, image in zip(g.angles, images, strict=True):
+            for cov, flip in [(c, f) for f in (False, True) for c in g.coverages]:
+                t = _template(pool, pool_size, image.shape, cov, flip, g.inner)
+                if t is not None:
+                    score = float(cv2.matchTemplate(image, t, cv2.TM_CCOEFF_NORMED).max())
+                    if score > best:
+                        best, cell = score, (cov, flip, angle)
+        want.append((best, cell))
+    scores, cells = _coarse(pool, pool_size, stacks, stacks[0].images.shape[1:], g)
+    assert np.allclose(scores, [b for b, _ in want], atol=1e-4)
+    assert cells == [c for _, c in want]
+    assert cells[0][1] and int(np.argmax(scores)) == 0  # the mirrored copy's source, found mirrored
 
 
 def test_edited_photo_copies_align_with_their_source_only(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -117,7 +118,8 @@ def align_verdicts(nb: Neighbours, th: Thresholds, workers: int = 1, pool_files:
     if nb.pool_sq is None or nb.ref_sq is None:
         return []
     files = (pool_files, ref_files) if pool_files and ref_files else None
-    return _fan_out(_align, align_tasks(nb, th), workers, nb=nb, th=th, files=files)
+    tasks = sorted(align_tasks(nb, th), key=lambda t: t[1][0])  # in blocks by nearest reference: warm caches
+    return _fan_out(_align, tasks, workers, contiguous=True, nb=nb, th=th, files=files)
 
 
 def _fan_out(work: Callable[[list], list[Match]], tasks: list, workers: int, contiguous: bool = False,
@@ -172,7 +174,7 @@ def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
         cells: list = []
         peaks = np.full(len(refs), 100.0)
         s = aligner.scores(nb.pool_sq[i], nb.pool_size[i], [(nb.ref_sq[r], nb.ref_size[r]) for r in refs],
-                           cells=cells, peaks=peaks)
+                           cells=cells, peaks=peaks, keys=refs)
         best = int(np.argmax(s))
         if s[best] <= -1:
             continue
@@ -183,8 +185,9 @@ def _align(tasks: list[tuple[int, list[int]]]) -> list[Match]:
             pool_img = load_gray(files[0][i], aligner.grid.hires)
             if pool_img is not None:
                 hr_peaks = np.full(len(top), 100.0)
-                hr = aligner.hires(pool_img, [load_gray(files[1][refs[j]], aligner.grid.hires) for j in top],
-                                   [cells[j] for j in top], peaks=hr_peaks)
+                side, ref_files = aligner.grid.hires, files[1]
+                hr = aligner.hires(pool_img, [partial(load_gray, ref_files[refs[j]], side) for j in top],
+                                   [cells[j] for j in top], peaks=hr_peaks, keys=[refs[j] for j in top])
                 b = int(np.argmax(hr))
                 best = top[b]
                 score, ratio = _ratio(hr, b)
