@@ -246,7 +246,11 @@ def test_large_reference_sets_use_hnsw_with_flat_recall(monkeypatch) -> None:
     query = ref[:500, 0] + 0.05 * rng.normal(size=(500, 32)).astype(np.float32)
     flat_s, flat_r = embed.cosine_knn(ref, query, 3)
     monkeypatch.setattr(embed, "IVF_PAIRS", 100_000)  # 500 queries x 6000 vectors: IVF
-    assert type(embed.ip_index(32, 6000, 500)).__name__ == "IndexIVFFlat"
+    import faiss
+
+    ivf = embed.ip_index(32, 6000, 500)  # quantized lists, the candidates re-scored exactly
+    assert type(ivf).__name__ == "IndexRefineFlat"
+    assert type(faiss.downcast_index(ivf.base_index)).__name__ == "IndexIVFScalarQuantizer"
     ivf_s, ivf_r = embed.cosine_knn(ref, query, 3)
     monkeypatch.setattr(embed, "FLAT_MAX", 1000)
     assert type(embed.ip_index(32, 6000)).__name__ == "IndexHNSWFlat"
