@@ -136,7 +136,10 @@ def _fan_out(work: Callable[[list], list[Match]], tasks: list, workers: int, con
                 parts = pool.map(work, chunks)
             out = [m for part in parts for m in part]
         else:
-            out = work(tasks)
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):  # small matrices: BLAS threads only cost (forking.py)
+                out = work(tasks)
     finally:
         _SHARED.clear()
     return sorted(out, key=lambda m: m.pool)
