@@ -138,7 +138,8 @@ def cosine_knn(ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, 
     if not index.is_trained:  # IVF: its lists (and quantizer) from a sample of the indexed vectors themselves
         import faiss
 
-        sample = vectors[np.random.default_rng(0).permutation(len(vectors))[: 40 * faiss.extract_index_ivf(index).nlist]]
+        nlist = faiss.extract_index_ivf(index).nlist
+        sample = vectors[np.random.default_rng(0).permutation(len(vectors))[: 40 * nlist]]
         index.train(sample)
     index.add(vectors)
     out_s, out_r = np.empty((len(views), k), np.float32), np.empty((len(views), k), np.int64)

@@ -34,11 +34,13 @@ def cv2_single_thread() -> Iterator[None]:
 @contextmanager
 def forked_pool(workers: int) -> Iterator[Pool]:
     """A ``fork`` process pool of ``workers`` whose children can use OpenCV (see the module docstring)."""
-    with cv2_single_thread(), mp.get_context("fork").Pool(workers, initializer=_single_threaded_blas) as pool:
+    with cv2_single_thread(), mp.get_context("fork").Pool(workers, initializer=single_threaded_blas) as pool:
         yield pool
 
 
-def _single_threaded_blas() -> None:
+def single_threaded_blas():
+    """BLAS single-threaded in this process: for the duration when used as a context manager, for good when just
+    called (as each forked worker does)."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=1, user_api="blas")
+    return threadpool_limits(limits=1, user_api="blas")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ssld.mining.forking import forked_pool
+from ssld.mining.forking import forked_pool, single_threaded_blas
 from ssld.mining.rules import Thresholds
 from ssld.mining.sift import SiftVerifier
 
@@ -136,9 +136,7 @@ def _fan_out(work: Callable[[list], list[Match]], tasks: list, workers: int, con
                 parts = pool.map(work, chunks)
             out = [m for part in parts for m in part]
         else:
-            from threadpoolctl import threadpool_limits
-
-            with threadpool_limits(limits=1, user_api="blas"):  # small matrices: BLAS threads only cost (forking.py)
+            with single_threaded_blas():  # small matrices: BLAS threads only cost (forking.py)
                 out = work(tasks)
     finally:
         _SHARED.clear()
