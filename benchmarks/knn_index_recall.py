@@ -1,7 +1,8 @@
 """The approximate faiss indexes dedup switches to at scale (IVF, HNSW) against the exact one, on real descriptors.
 
-``ssld.mining.embed.ip_index`` picks a flat (exact) inner-product index while queries x indexed vectors stay under
-``IVF_PAIRS``, IVF beyond that up to ``FLAT_MAX`` indexed vectors, HNSW beyond. This script forces each of the
+``ssld.mining.embed.ip_index`` picks a flat (exact) inner-product index up to ``FLAT_VECTORS`` indexed vectors (or
+while queries x indexed vectors stay under ``IVF_PAIRS``), IVF beyond that up to ``FLAT_MAX`` indexed vectors, HNSW
+beyond. This script forces each of the
 three on the same real data - the photo benchmark's crops (``benchmarks/dedup_photos.py`` builds them): the
 references' weight-free thumbnail descriptors (all their views, mirrors included) as the index, every pool crop's 2
 views as queries (crops with a descriptor: a flat crop has none and ties with everything) - and reports, against flat: how often the nearest reference agrees, how much of the 5-nearest
@@ -29,8 +30,12 @@ def run(kind: str, ref: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarr
     sizes: list = []
 
     def forced(d: int, n: int, queries: int = 0):  # the index ip_index picks at another scale
-        index = (real(d, n, 0) if kind == "flat" else real(d, n, embed.IVF_PAIRS) if kind == "ivf"
-                 else real(d, embed.FLAT_MAX + 1, 0))
+        flat_vectors, embed.FLAT_VECTORS = embed.FLAT_VECTORS, 0  # IVF whatever the size, for "ivf"
+        try:
+            index = (real(d, n, 0) if kind == "flat" else real(d, n, embed.IVF_PAIRS) if kind == "ivf"
+                     else real(d, embed.FLAT_MAX + 1, 0))
+        finally:
+            embed.FLAT_VECTORS = flat_vectors
         sizes.append(index)
         return index
 

@@ -245,7 +245,9 @@ def test_large_reference_sets_use_hnsw_with_flat_recall(monkeypatch) -> None:
     ref /= np.linalg.norm(ref, axis=-1, keepdims=True)
     query = ref[:500, 0] + 0.05 * rng.normal(size=(500, 32)).astype(np.float32)
     flat_s, flat_r = embed.cosine_knn(ref, query, 3)
-    monkeypatch.setattr(embed, "IVF_PAIRS", 100_000)  # 500 queries x 6000 vectors: IVF
+    assert type(embed.ip_index(32, 6000, 10**9)).__name__ == "IndexFlatIP"  # few vectors: exact, any queries
+    monkeypatch.setattr(embed, "IVF_PAIRS", 100_000)  # 500 queries x 6000 vectors, more than FLAT_VECTORS: IVF
+    monkeypatch.setattr(embed, "FLAT_VECTORS", 1000)
     import faiss
 
     ivf = embed.ip_index(32, 6000, 500)  # quantized lists, the candidates re-scored exactly

@@ -85,7 +85,12 @@ def store_embeddings(store: SoftLabelStore, rel_paths: Sequence[str]) -> tuple[n
 
 FLAT_MAX = 4_000_000  # indexed vectors up to which an exact (flat) or IVF index is used, HNSW beyond (building an
 # HNSW graph of 1.2M vectors took ~25 min on 2 busy cores; IVF trains on a sample in seconds: docs/mining.md)
-IVF_PAIRS = 2_000_000_000  # query x indexed pairs beyond which a flat search costs more than an IVF one
+IVF_PAIRS = 2_000_000_000  # query x indexed pairs up to which a flat search is used whatever the index's size
+# indexed vectors up to which the search stays exact (flat) for any number of queries: both costs grow with the
+# queries, and on 360k real thumbnail descriptors (10k references x 36 views) x 33k queries the flat search took
+# 15.1 s against 11.7 s for the IVF below, whose nearest reference differed from the exact one for 0.9 % of
+# queries (docs/mining.md); IVF's advantage grows with sqrt(n)
+FLAT_VECTORS = 1_000_000
 # lists probed / HNSW search breadth: on the photo benchmark's thumbnail descriptors (53k indexed vectors)
 # the nearest reference agrees with the exact search for 0.974 of queries at 16 probes, 0.997 at 64; HNSW
 # 0.979 at efSearch 128, 0.995 at 512 (benchmarks/knn_index_recall.py, docs/mining.md)
@@ -99,7 +104,7 @@ REFINE = 2.0
 
 def ip_index(d: int, n: int, queries: int = 0):
     """An inner-product faiss index for ``n`` vectors of width ``d`` searched by ``queries`` vectors: exact
-    (flat) while ``queries x n <= IVF_PAIRS``; IVF beyond that up to ``FLAT_MAX`` vectors (``2 sqrt(n)`` lists of
+    (flat) while ``n <= FLAT_VECTORS`` or ``queries x n <= IVF_PAIRS``; IVF beyond that up to ``FLAT_MAX`` vectors (``2 sqrt(n)`` lists of
     8-bit quantized vectors, ``IVF_NPROBE`` probed, ``REFINE`` x k candidates re-scored exactly, so the scores it
     returns are exact; needs ``train``); HNSW (32 links, ``HNSW_EF_SEARCH``) beyond ``FLAT_MAX``."""
     import faiss
@@ -109,7 +114,7 @@ def ip_index(d: int, n: int, queries: int = 0):
         index.hnsw.efConstruction = 80
         index.hnsw.efSearch = HNSW_EF_SEARCH
         return index
-    if queries * n <= IVF_PAIRS:
+    if n <= FLAT_VECTORS or queries * n <= IVF_PAIRS:
         return faiss.IndexFlatIP(d)
     nlist = max(16, int(2 * n ** 0.5))
     ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(d), d, nlist, faiss.ScalarQuantizer.QT_8bit,
