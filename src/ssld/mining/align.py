@@ -14,7 +14,6 @@ shapes kept, where look-alikes (other crops of the same boards, sea, foliage or 
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,6 +21,8 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+
+from ssld.utils.lru import Lru
 
 SIDE = 64  # stored square per image; its true aspect is restored from the image size
 FLAT_STD = 2.0  # gray levels: a template this flat carries no evidence
@@ -230,8 +231,7 @@ class Aligner:
 
     def __init__(self, grid: Grid | None = None):
         self.grid = grid or Grid()
-        self._coarse_views: OrderedDict = OrderedDict()  # caches by reference key
-        self._hires_views: OrderedDict = OrderedDict()
+        self._coarse_views, self._hires_views = Lru(CACHE), Lru(HIRES_CACHE)  # by reference key
 
     def _rotations(self, sq: np.ndarray, size, key) -> _Rotations:
         """A reference's coarse views at every angle of the grid and their spectra, cached by ``key``."""
@@ -241,7 +241,7 @@ class Aligner:
             images = np.stack([_rotated(ref, a) for a in g.angles])
             return _Rotations(images, np.fft.rfft2(images))
 
-        return _cached(self._coarse_views, key, CACHE, make)
+        return make() if key is None else self._coarse_views.get_or_make(key, make)
 
     def scores(self, pool_sq: np.ndarray, pool_size, refs: list[tuple[np.ndarray, tuple[int, int]]],
                refine: int = 2, cells: list | None = None, peaks: np.ndarray | None = None,
@@ -297,8 +297,10 @@ class Aligner:
         for j, (ref, cell) in enumerate(zip(refs, cells, strict=True)):
             if not cell:
                 continue
-            ref_h = _cached(self._hires_views, None if keys is None else keys[j], HIRES_CACHE,
-                            lambda ref=ref: _hires_view(ref() if callable(ref) else ref, side, g.hires_highpass))
+            def make(ref=ref) -> np.ndarray | None:
+                return _hires_view(ref() if callable(ref) else ref, side, g.hires_highpass)
+
+            ref_h = make() if keys is None else self._hires_views.get_or_make(keys[j], make)
             if ref_h is None:
                 continue
             cov, flip, angle = cell
@@ -313,17 +315,3 @@ class Aligner:
 
 def _hires_view(ref: np.ndarray | None, side: int, highpass: float) -> np.ndarray | None:
     return None if ref is None else restore(ref, (ref.shape[1], ref.shape[0]), side, highpass)
-
-
-def _cached(cache: OrderedDict, key, size: int, make: Callable):
-    """``cache[key]``, made by ``make()`` when missing (the least recently used beyond ``size`` dropped); no
-    caching when ``key`` is None."""
-    if key is None:
-        return make()
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    cache[key] = value = make()
-    if len(cache) > size:
-        cache.popitem(last=False)
-    return value

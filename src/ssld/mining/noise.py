@@ -14,10 +14,10 @@ the alignment and SIFT judge those.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import cv2
 import numpy as np
+
+from ssld.utils.lru import Lru
 
 SIGMA = 1.0  # px: the blur taken out, leaving the finest grain
 CLIP = 2.5  # robust standard deviations (1.4826 x median absolute residual) the residual is clipped at
@@ -108,27 +108,23 @@ class NoiseVerifier:
     references come back for many pool images)."""
 
     def __init__(self, cache_size: int = 512, top: int = TOP):
-        self.cache_size, self.top = cache_size, top
-        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray, float] | None] = OrderedDict()
+        self.top = top
+        self._cache = Lru(cache_size)  # path -> (residual, grayscale at LOW px, its scale) or None
         # every reference's clip level, kept when its residual leaves the cache: with many references the same
         # one is read again and again
         self._clip: dict[str, float] = {}
 
     def _reference(self, path: str) -> tuple[np.ndarray, np.ndarray, float] | None:
         """A reference's residual, its grayscale at ``LOW`` px on the short side and that scale's factor."""
-        if path in self._cache:
-            self._cache.move_to_end(path)
-            return self._cache[path]
+        return self._cache.get_or_make(path, lambda: self._read_reference(path))
+
+    def _read_reference(self, path: str) -> tuple[np.ndarray, np.ndarray, float] | None:
         gray = _read(path)
-        k = None if gray is None else min(gray.shape) / LOW
-        ref = None
-        if gray is not None:
-            res, self._clip[path] = clipped_residual(gray, self._clip.get(path))
-            ref = (res, _small(gray, k), k)
-        self._cache[path] = ref
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return ref
+        if gray is None:
+            return None
+        k = min(gray.shape) / LOW
+        res, self._clip[path] = clipped_residual(gray, self._clip.get(path))
+        return res, _small(gray, k), k
 
     def scores(self, pool_path: str, ref_paths: list[str]) -> np.ndarray:
         """Best grain NCC of the pool image's centre (as is or mirrored) over every position in each reference,

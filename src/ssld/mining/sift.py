@@ -9,11 +9,12 @@ large enough (about 64 px on the short side): small images yield too few keypoin
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from ssld.utils.lru import Lru
 
 RATIO = 0.75
 MIN_KEYPOINTS = 8
@@ -102,8 +103,7 @@ class SiftVerifier:
         self.sift = cv2.SIFT_create(nfeatures=max_features, contrastThreshold=CONTRAST if contrast is None else contrast)
         self.matcher = cv2.BFMatcher(cv2.NORM_L2)
         self.max_side, self.ratio, self.reproj_px = max_side, ratio, reproj_px
-        self._cache: OrderedDict[str, Features] = OrderedDict()
-        self._cache_size = cache
+        self._cache = Lru(cache)
 
     def _detect(self, path: str) -> Features:
         img = _gray(path, self.max_side)
@@ -112,13 +112,7 @@ class SiftVerifier:
     def _reference(self, path: str) -> Features:
         """A reference's features, from the LRU cache when it was seen lately (pool images are not cached: they
         are seen once and would push the references out)."""
-        if path in self._cache:
-            self._cache.move_to_end(path)
-            return self._cache[path]
-        feats = self._cache[path] = self._detect(path)
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return feats
+        return self._cache.get_or_make(path, lambda: self._detect(path))
 
     def keypoints(self, path: str) -> int:
         """How many keypoints SIFT finds in the image (0 if unreadable): how much detail it has to match."""
