@@ -10,6 +10,7 @@ import torch
 
 from ssld.config.schema import ModelSpec, OptimizerConfig
 from ssld.engine.optim import build_optimizer
+from ssld.engine.rmsprop import PaddleRMSprop
 from ssld.engine.scheduler import build_scheduler
 from ssld.errors import UserError
 from ssld.models import DistillationModel, create_model
@@ -100,7 +101,7 @@ def test_frozen_teacher_is_not_in_the_optimizer() -> None:
 
 
 @pytest.mark.parametrize("name,cls", [("AdamW", torch.optim.AdamW), ("Adam", torch.optim.Adam),
-                                      ("RMSProp", torch.optim.RMSprop), ("SGD", torch.optim.SGD)])
+                                      ("RMSProp", PaddleRMSprop), ("SGD", torch.optim.SGD)])
 def test_optimizer_kinds(name: str, cls: type) -> None:
     opt = build_optimizer(_resnet(), _opt(name=name, weight_decay=0.05))
     assert isinstance(opt, cls)

@@ -77,11 +77,19 @@ def test_constlr_and_step_and_cosine() -> None:
         == pytest.approx([0.0, 0.5, 1.0, 0.853553, 0.5, 0.146447], abs=1e-6)
 
 
+def test_by_epoch_holds_each_epoch_at_its_first_iteration() -> None:
+    # PaddleClas by_epoch: 1 warmup epoch from 0, then a cosine over the 2 other epochs, stepped once per epoch
+    assert _lrs({"name": "Cosine", "learning_rate": 1.0, "warmup_epoch": 1, "by_epoch": True}, 2, 3) \
+        == pytest.approx([0.0, 0.0, 1.0, 1.0, 0.5, 0.5])
+    assert _lrs({"name": "MultiStepDecay", "learning_rate": 0.8, "milestones": [1], "by_epoch": True}, 3, 2) \
+        == pytest.approx([0.8] * 3 + [0.08] * 3)
+
+
 @pytest.mark.parametrize(("lr", "message"), [
     ({"name": "Cyclic"}, "a PaddleClas schedule ssld does not support"),
     ({"name": "OneCycleLR"}, "'OneCycleLR'"),
     ({"name": "Cosinus"}, "unknown schedule (supported: Cosine"),
-    ({"name": "Cosine", "by_epoch": True}, "Optimizer.lr.by_epoch: not supported"),
+    ({"name": "Linear", "cycle": True}, "Optimizer.lr.cycle: not supported"),
 ])
 def test_refusals_name_the_value(tmp_path, lr, message) -> None:
     import yaml
@@ -94,5 +102,5 @@ def test_refusals_name_the_value(tmp_path, lr, message) -> None:
     with pytest.raises(UserError) as info:
         load_config(path)
     assert message in str(info.value)
-    if "name" in lr and lr["name"] != "Cosine":
+    if "name" in lr and lr["name"] not in ("Cosine", "Linear"):
         assert repr(lr["name"]) in str(info.value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -33,7 +33,7 @@ class LRConfig(Section):
     end_lr: float = Field(0.0, ge=0, description="Linear: the lr reached at the end")
     power: float = Field(1.0, gt=0, description="Linear: polynomial power of the decay")
     cycle: bool = False
-    by_epoch: bool = False
+    by_epoch: bool = Field(False, description="hold the lr for a whole epoch (PaddleClas steps it once per epoch)")
 
     _num = field_validator("learning_rate", "warmup_start_lr", "eta_min", "end_lr", mode="before")(
         lambda cls, v: _coerce_number(v)
@@ -49,11 +49,11 @@ class LRConfig(Section):
             raise ValueError(f"unknown schedule (supported: {', '.join(LR_SCHEDULES)}), got {v!r}")
         return v
 
-    @field_validator("cycle", "by_epoch")
+    @field_validator("cycle")
     @classmethod
-    def _no_cycle(cls, v: bool, info: Any) -> bool:
+    def _no_cycle(cls, v: bool) -> bool:
         if v:
-            raise ValueError("not supported (ssld steps every schedule per iteration), got True")
+            raise ValueError("not supported (a cycling Linear schedule), got True")
         return v
 
 
@@ -82,9 +82,13 @@ class OptimizerConfig(Section):
     no_weight_decay_name: str | None = None
     one_dim_param_no_weight_decay: bool = False
     lr_mult_list: list[float] | None = None
-    clip_grad_norm: float | None = Field(None, gt=0)
+    clip_grad_norm: float | None = Field(None, gt=0, description="clip the global gradient norm")
+    clip_norm: float | None = Field(None, gt=0, description="clip each gradient tensor's norm (Paddle's "
+                                                            "ClipGradByNorm, what PaddleClas's clip_norm does)")
+    rho: float = Field(0.95, gt=0, lt=1, description="RMSProp: decay of the squared-gradient average")
 
-    _num = field_validator("weight_decay", mode="before")(lambda cls, v: _coerce_number(v))
+    _num = field_validator("weight_decay", "epsilon", "rho", "clip_norm", "clip_grad_norm", mode="before")(
+        lambda cls, v: _coerce_number(v))
 
     @property
     def decay(self) -> float:

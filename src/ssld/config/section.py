@@ -19,7 +19,8 @@ IGNORED_KEYS: dict[str, set[str]] = {
     },
     "AMP": {"use_fp16_test", "use_promote"},
     "Arch": {"data_format"},
-    "Optimizer": {"multi_precision", "use_nesterov_", "clip_norm_"},
+    # clip_grad: PaddleClas hands it to its optimizer class, which ignores it (its clipping is clip_norm)
+    "Optimizer": {"multi_precision", "use_nesterov_", "clip_norm_", "clip_grad"},
     "loader": {"use_shared_memory"},
     "sampler": {"name"},
     "dataset": {"delimiter", "relabel", "backend"},

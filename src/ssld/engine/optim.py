@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ssld.config.schema import OptimizerConfig
+from ssld.engine.rmsprop import PaddleRMSprop
 from ssld.errors import UserError
 
 
@@ -84,7 +85,7 @@ def build_optimizer(
     """A torch optimizer for the model's trainable parameters, as the config's ``Optimizer`` section says.
 
     ``Momentum``/``SGD``: SGD with momentum (and Nesterov); ``AdamW``: decoupled decay; ``Adam``: L2 decay added to
-    the gradient (PaddleClas ``L2`` regulariser semantics); ``RMSProp``. The base lr is the schedule's peak; the
+    the gradient (PaddleClas ``L2`` regulariser semantics); ``RMSProp`` as Paddle's (:mod:`ssld.engine.rmsprop`). The base lr is the schedule's peak; the
     scheduler sets each group's actual lr (times its ``lr_scale``) every iteration.
     """
     groups = param_groups(model, opt_cfg, arch_lr_mult)
@@ -99,4 +100,4 @@ def build_optimizer(
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=opt_cfg.epsilon)
     if name == "Adam":
         return torch.optim.Adam(groups, lr=lr, betas=betas, eps=opt_cfg.epsilon)
-    return torch.optim.RMSprop(groups, lr=lr, momentum=opt_cfg.momentum, eps=opt_cfg.epsilon)
+    return PaddleRMSprop(groups, lr=lr, rho=opt_cfg.rho, eps=opt_cfg.epsilon, momentum=opt_cfg.momentum)

@@ -15,6 +15,9 @@ ends, and the warmup climbs to the schedule's first value):
 - ``Linear``: polynomial decay ``(learning_rate − end_lr)·(1 − t/T)^power + end_lr`` over the iterations after
   the warmup;
 - ``ConstLR``: the constant ``learning_rate`` after the warmup (``Constant`` is the same in ssld).
+
+``by_epoch: true`` (PaddleClas steps such a schedule once per epoch, counting warmup and decay in epochs) holds each
+epoch at the per-iteration schedule's value at that epoch's first iteration: the same learning rates, exactly.
 """
 
 from __future__ import annotations
@@ -48,6 +51,18 @@ class WarmupCurveScheduler(Scheduler):
         else:
             value = self.curve(t - self.warmup)
         return [value for _ in self.base_values]
+
+
+class ByEpochScheduler(Scheduler):
+    """``inner``'s value at the first update of the current epoch (PaddleClas's ``by_epoch: true``)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, inner: Scheduler, steps_per_epoch: int) -> None:
+        super().__init__(optimizer, param_group_field="lr", t_in_epochs=False)
+        self.inner, self.steps_per_epoch = inner, max(1, steps_per_epoch)
+        self.update_groups(self._get_lr(0))
+
+    def _get_lr(self, t: int) -> list[float]:
+        return self.inner._get_lr(t - t % self.steps_per_epoch)
 
 
 def piecewise(boundaries: list[int], values: list[float]) -> Callable[[int], float]:
@@ -123,5 +138,7 @@ def build_scheduler(
             )
         curve = piecewise([e * steps_per_epoch for e in decay_epochs], list(values))
         sched = WarmupCurveScheduler(optimizer, curve, warmup, lr.warmup_start_lr)
+    if lr.by_epoch:
+        sched = ByEpochScheduler(optimizer, sched, steps_per_epoch)
     sched.step_update(0)
     return sched

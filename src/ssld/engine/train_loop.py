@@ -96,6 +96,7 @@ class StepContext:
     stop: StopRequest
     ema: nn.Module | None = None
     ddp_modules: list[nn.Module] = field(default_factory=list)
+    clip_norm: float | None = None  # per-tensor clipping (PaddleClas's clip_norm)
     offline: Any = None  # ssld.engine.offline_teacher.OfflineTeacher: teacher logits from the batch's soft_target
     batch_transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
     bn_eval: bool = False  # BatchNorm layers stay in eval mode (running statistics, never updated): FixRes
@@ -225,12 +226,24 @@ def _forward_backward(ctx: StepContext, batch: dict[str, Any], sync: bool) -> di
     return {k: v.detach().float() for k, v in parts.items()}
 
 
+def clip_each_norm_(params: list[torch.Tensor], max_norm: float) -> None:
+    """Scale each gradient whose L2 norm exceeds ``max_norm`` down to it, tensor by tensor (Paddle's
+    ``ClipGradByNorm``; torch's ``clip_grad_norm_`` clips the norm of all of them together)."""
+    for p in params:
+        if p.grad is not None:
+            norm = torch.linalg.vector_norm(p.grad.float())
+            p.grad.mul_((max_norm / norm.clamp(min=max_norm)).to(p.grad.dtype))
+
+
 def _optimizer_step(ctx: StepContext) -> None:
     """Unscale, clip, step, update the scaler and the EMA, clear gradients."""
-    if ctx.clip_grad_norm:
+    if ctx.clip_grad_norm or ctx.clip_norm:
         ctx.scaler.unscale_(ctx.optimizer)
         params = [p for g in ctx.optimizer.param_groups for p in g["params"]]
-        torch.nn.utils.clip_grad_norm_(params, ctx.clip_grad_norm)
+        if ctx.clip_norm:
+            clip_each_norm_(params, ctx.clip_norm)
+        if ctx.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, ctx.clip_grad_norm)
     ctx.scaler.step(ctx.optimizer)
     ctx.scaler.update()
     ctx.optimizer.zero_grad(set_to_none=True)
