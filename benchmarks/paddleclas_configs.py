@@ -1,6 +1,7 @@
 """Which of PaddleClas's own distillation configs ``ssld check`` accepts unchanged: one row per config.
 
-Walks a PaddleClas checkout, takes every YAML under ``ppcls/configs`` that uses ``DistillationModel`` and runs the
+Walks a PaddleClas checkout, takes every YAML under ``ppcls/configs`` that uses ``DistillationModel`` (``--all``:
+every YAML there) and runs the
 validation ``ssld check`` runs on it, as the file is: the config is loaded (schema, names, losses) and its models,
 train loss, optimizer and lr schedule are built (``ssld.engine.check.build_parts``; pretrained weights that are
 not here become random weights, as in ``ssld check``). ``--step`` also runs the one training step of ``ssld
@@ -22,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def distillation_configs(src: Path) -> list[Path]:
-    """Every ``ppcls/configs/**/*.yaml`` that mentions ``DistillationModel``, sorted."""
+def distillation_configs(src: Path, every: bool = False) -> list[Path]:
+    """Every ``ppcls/configs/**/*.yaml`` that mentions ``DistillationModel`` (``every``: all of them), sorted."""
     base = src / "ppcls" / "configs"
     if not base.is_dir():
         raise SystemExit(f"--paddleclas-src: {src} has no ppcls/configs folder (give a PaddleClas checkout)")
-    return sorted(p for p in base.rglob("*.yaml") if "DistillationModel" in p.read_text(errors="replace"))
+    return sorted(p for p in base.rglob("*.yaml") if every or "DistillationModel" in p.read_text(errors="replace"))
 
 
 def check_one(path: Path, step_size: int | None) -> str:
@@ -54,13 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", action="store_true", help="also run one training step per config (slow)")
     ap.add_argument("--step-size", type=int, default=64, help="image size of that step (default 64)")
     ap.add_argument("--json", type=Path, help="also write the rows here as JSON")
+    ap.add_argument("--all", action="store_true", help="every config, not only the distillation ones")
     args = ap.parse_args(argv)
 
     import torch
 
     torch.manual_seed(0)
     logging.basicConfig(level=logging.ERROR)  # the random-weights warnings of every config would drown the table
-    configs = distillation_configs(args.paddleclas_src)
+    configs = distillation_configs(args.paddleclas_src, args.all)
     rows = []
     print("| config | `ssld check` |\n|---|---|")
     for path in configs:

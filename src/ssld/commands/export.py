@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
     p.add_argument("--weights", required=True, help="weights: safetensors, ssld checkpoint or timm checkpoint")
     p.add_argument("--format", default="onnx,torchscript", help="comma list of onnx,torchscript (default: both)")
-    p.add_argument("--softmax", action="store_true", help="append a softmax: outputs are probabilities")
+    p.add_argument("--softmax", action="store_true", help="append a softmax: outputs are probabilities (default: "
+                   "Arch.infer_add_softmax, else logits)")
     p.add_argument("--out", default=None, help="output folder (default: Global.save_inference_dir or "
                    "<Global.output_dir>/export)")
     p.add_argument("--backbone", action="store_true",
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.override)
     out = args.out or cfg.Global.save_inference_dir or str(Path(cfg.Global.output_dir) / "export")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    result = export_model(cfg, args.weights, out, formats, softmax=args.softmax, backbone=args.backbone,
+    softmax = args.softmax or bool(cfg.Arch.infer_add_softmax)
+    result = export_model(cfg, args.weights, out, formats, softmax=softmax, backbone=args.backbone,
                           image_size=args.image_size, opset=args.opset, model_name=args.model)
     shape = "x".join(str(s) for s in result.report["input_shape"])
     name, arch = result.report["model"], result.report["arch"]

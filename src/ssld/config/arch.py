@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import (
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -19,7 +20,8 @@ PADDLE_MODEL_KEYS: frozenset[str] = frozenset({
     "dropout_prob", "class_expand", "use_last_conv", "stride_list", "lr_mult_list", "return_patterns",
     "return_stages", "scale", "pretrained_list", "freeze_params_list", "models", "infer_output_key",
     "infer_add_softmax", "Backbone", "BackboneStopLayer", "Neck", "Head", "is_rec", "qk_dim", "keys",
-    "s_shapes", "t_shapes", "n_t", "stage_type",
+    "s_shapes", "t_shapes", "n_t", "stage_type", "use_fused_attn", "use_fused_linear", "layer_scale_init_value",
+    "head_init_scale", "override_params",
 })
 
 
@@ -34,6 +36,8 @@ class ModelSpec(Section):
     drop_path_rate: float | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for timm")
     paddle_kwargs: dict[str, Any] = Field(default_factory=dict, description="PaddleClas model arguments as given")
+    image_size: tuple[int, int] | None = Field(None, description="[height, width] a network of fixed input size "
+                                               "(ViT, Swin...) is built for; set from Global.image_shape")
 
     @model_validator(mode="before")
     @classmethod
@@ -66,11 +70,13 @@ class ArchConfig(Section):
     use_sync_bn: bool = Field(False, description="PaddleClas's place for Global.use_sync_bn (either turns it on)")
     # GeneralRecognition (metric-learning) keys: refused as not supported (naming the value), not as unknown keys
     infer_output_key: Any = None
-    infer_add_softmax: Any = None
     is_rec: Any = None
+    infer_add_softmax: bool | None = Field(None, description="ssld export appends a softmax (true) or writes "
+                                           "logits (false); unset: logits unless --softmax")
     paddle_kwargs: dict[str, Any] = Field(default_factory=dict, description="PaddleClas model arguments as given")
+    _image_size: tuple[int, int] | None = PrivateAttr(None)  # Global.image_shape's, set by SSLDConfig
 
-    @field_validator("infer_output_key", "infer_add_softmax", "is_rec")
+    @field_validator("infer_output_key", "is_rec")
     @classmethod
     def _recognition(cls, v: Any) -> Any:
         if v is not None:
@@ -128,6 +134,8 @@ class ArchConfig(Section):
             (name, spec), = entry.items()
             if spec.class_num is None:
                 spec = spec.model_copy(update={"class_num": self.class_num})
+            if spec.image_size is None and self._image_size is not None:
+                spec = spec.model_copy(update={"image_size": self._image_size})
             out[name] = spec
         return out
 
@@ -142,7 +150,7 @@ class ArchConfig(Section):
         return ModelSpec(
             name=self.name, class_num=self.class_num, pretrained=self.pretrained, use_ssld=self.use_ssld,
             drop_rate=self.drop_rate, drop_path_rate=self.drop_path_rate, kwargs=self.kwargs,
-            paddle_kwargs=self.paddle_kwargs,
+            paddle_kwargs=self.paddle_kwargs, image_size=self._image_size,
         )
 
     def infer_spec(self, name: str | None = None) -> tuple[str, ModelSpec]:

@@ -46,6 +46,17 @@ class GlobalConfig(Section):
     stall_timeout: float = Field(900, ge=0, description="seconds without a finished batch before training ends "
                                  "with one line (a hung worker, collective or kernel); 0: never")
 
+    # PaddleClas's other training loops (EfficientNetV2's progressive resizing): refused naming the value
+    train_mode: str | None = None
+
+    @field_validator("train_mode")
+    @classmethod
+    def _train_mode(cls, v: str | None) -> str | None:
+        if v is not None:
+            raise ValueError(f"not supported (PaddleClas's {v!r} training loop; ssld has one loop, fixed-size "
+                             f"images per stage), got {v!r}")
+        return v
+
     @field_validator("image_shape")
     @classmethod
     def _shape(cls, v: list[int]) -> list[int]:

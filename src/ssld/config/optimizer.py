@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from pydantic import (
+    AliasChoices,
     Field,
     field_validator,
 )
@@ -25,7 +26,7 @@ class LRConfig(Section):
     warmup_epoch: float = Field(0, ge=0)
     warmup_start_lr: float = Field(0.0, ge=0)
     eta_min: float = Field(0.0, ge=0)
-    step_size: int | None = None
+    step_size: float | None = Field(None, gt=0, description="Step: epochs between decays (fractions allowed)")
     gamma: float = 0.1
     decay_epochs: list[int] | None = None
     values: list[float] | None = None
@@ -72,7 +73,7 @@ class OptimizerConfig(Section):
     ignored_group: ClassVar[str] = "Optimizer"
     name: Literal["Momentum", "SGD", "AdamW", "Adam", "RMSProp"] = "Momentum"
     momentum: float = Field(0.9, ge=0)
-    nesterov: bool = False
+    nesterov: bool = Field(False, validation_alias=AliasChoices("nesterov", "use_nesterov"))
     weight_decay: float | None = Field(None, ge=0)
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)

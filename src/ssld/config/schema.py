@@ -112,9 +112,11 @@ class SSLDConfig(BaseModel):
 
     @model_validator(mode="after")
     def _arch_sync_bn(self) -> SSLDConfig:
-        """PaddleClas writes ``use_sync_bn`` in ``Arch``; it means ``Global.use_sync_bn``."""
+        """PaddleClas writes ``use_sync_bn`` in ``Arch``; it means ``Global.use_sync_bn``. The networks are built
+        for ``Global.image_shape`` (those of fixed input size need it)."""
         if self.Arch.use_sync_bn:
             self.Global.use_sync_bn = True
+        self.Arch._image_size = (int(self.Global.image_shape[1]), int(self.Global.image_shape[2]))
         return self
 
     @model_validator(mode="before")

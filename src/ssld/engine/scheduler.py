@@ -114,7 +114,8 @@ def build_scheduler(
         if not lr.step_size:
             raise UserError("Optimizer.lr.step_size: required for the Step schedule (epochs between decays)")
         sched = StepLRScheduler(
-            optimizer, decay_t=lr.step_size * steps_per_epoch, decay_rate=lr.gamma, t_in_epochs=False, **warm
+            optimizer, decay_t=max(1, round(lr.step_size * steps_per_epoch)), decay_rate=lr.gamma, t_in_epochs=False,
+            **warm
         )
     elif lr.name == "ConstLR":
         sched = WarmupCurveScheduler(optimizer, lambda t: lr.learning_rate, warmup, lr.warmup_start_lr)

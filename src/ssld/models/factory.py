@@ -73,16 +73,31 @@ def check_paddle_kwargs(spec: ModelSpec, timm_name: str) -> None:
     """Refuse (``PaddleKwargError``) PaddleClas model arguments that cannot be honoured on ``timm_name``."""
     if spec.drop_rate is not None and "dropout_prob" in spec.paddle_kwargs:
         raise paddle_kwargs.PaddleKwargError("dropout_prob", "give dropout_prob (PaddleClas) or drop_rate, not both")
+    if spec.drop_path_rate is not None and "drop_connect_rate" in (spec.paddle_kwargs.get("override_params") or {}):
+        raise paddle_kwargs.PaddleKwargError("override_params.drop_connect_rate",
+                                             "give drop_connect_rate (PaddleClas) or drop_path_rate, not both")
     paddle_kwargs.check(spec.name, timm_name, spec.paddle_kwargs)
 
 
-def _timm_kwargs(spec: ModelSpec, num_classes: int) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"num_classes": num_classes}
+def _size_kwargs(timm_name: str, image_size: tuple[int, int] | None) -> dict[str, Any]:
+    """``img_size`` for a timm network of fixed input size (ViT, Swin...) when the run's size is another."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(timm_name)
+    if image_size is None or cfg is None or not cfg.fixed_input_size:
+        return {}
+    if tuple(cfg.input_size[-2:]) == tuple(image_size):
+        return {}
+    return {"img_size": tuple(image_size)}
+
+
+def _timm_kwargs(spec: ModelSpec, num_classes: int, timm_name: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"num_classes": num_classes, **_size_kwargs(timm_name, spec.image_size)}
     if spec.drop_rate is not None:
         kwargs["drop_rate"] = spec.drop_rate
     if spec.drop_path_rate is not None:
         kwargs["drop_path_rate"] = spec.drop_path_rate
-    return {**kwargs, **paddle_kwargs.timm_kwargs(spec.paddle_kwargs), **spec.kwargs}
+    return {**kwargs, **paddle_kwargs.timm_kwargs(spec.paddle_kwargs, timm_name), **spec.kwargs}
 
 
 def _timm_create(timm_name: str, where: str, **kwargs: Any) -> nn.Module:
@@ -92,6 +107,9 @@ def _timm_create(timm_name: str, where: str, **kwargs: Any) -> nn.Module:
         return timm.create_model(timm_name, **kwargs)
     except TypeError as e:
         raise UserError(f"{where}: model '{timm_name}' does not accept these arguments ({e})") from None
+    except (ValueError, AssertionError) as e:  # a size or width the network's design cannot take
+        size = f" at {kwargs['img_size'][0]}x{kwargs['img_size'][1]} px" if "img_size" in kwargs else ""
+        raise UserError(f"{where}: model '{timm_name}' cannot be built{size} ({e})") from None
 
 
 def _pretrained_timm(timm_name: str, kwargs: dict[str, Any], where: str, key: str) -> nn.Module:
@@ -144,7 +162,7 @@ def create_model(
         check_paddle_kwargs(spec, timm_name)
     except paddle_kwargs.PaddleKwargError as e:
         raise UserError(f"{where}.{e.key}: {e.message}") from None
-    kwargs = _timm_kwargs(spec, num_classes)
+    kwargs = _timm_kwargs(spec, num_classes, timm_name)
     key = pretrained_key or f"{where}.pretrained"
     pretrained = spec.pretrained
     try:

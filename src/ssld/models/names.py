@@ -2,7 +2,8 @@
 
 The PaddleClas names in ``PADDLE_FAITHFUL`` resolve to networks checked to compute what PaddleClas's do (so its
 ``.pdparams`` weights load, :mod:`ssld.models.paddle`): timm's own where it matches, else a faithful ``paddle_*``
-variant. The other aliases name timm's network of that name; ``.pdparams`` files do not load into them.
+variant. The other aliases (``TIMM_NAMES``) name timm's network of the same design; ``.pdparams`` files do not
+load into them.
 """
 
 from __future__ import annotations
@@ -14,23 +15,14 @@ from ssld.models.paddle.mobilenet import ALIASES as _MOBILE_ALIASES
 from ssld.models.paddle.ported import ALIASES as _PORTED_ALIASES
 from ssld.models.paddle.resnet import ALIASES as _RESNET_ALIASES
 from ssld.models.paddle.resnext import ALIASES as _RESNEXT_ALIASES
+from ssld.models.paddle.timm_names import TIMM_NAMES, no_equivalent
 
 # PaddleClas names of the faithful networks in ssld.models.paddle (timm's same-named nets compute otherwise).
 PADDLE_FAITHFUL: dict[str, str] = {**_RESNET_ALIASES, **_MOBILE_ALIASES, **_PORTED_ALIASES, **_RESNEXT_ALIASES}
 
-# PaddleClas name -> timm name (the first ones name timm's network of that name, not checked against PaddleClas).
-PADDLE_ALIASES: dict[str, str] = {
-    "ResNeXt101_32x8d_wsl": "resnext101_32x8d.fb_wsl_ig1b_ft_in1k",
-    "ResNeXt101_32x16d_wsl": "resnext101_32x16d.fb_wsl_ig1b_ft_in1k",
-    "ResNeXt101_32x32d_wsl": "resnext101_32x32d.fb_wsl_ig1b_ft_in1k",
-    "EfficientNetB0": "efficientnet_b0",
-    "HRNet_W18_C": "hrnet_w18",
-    "GhostNet_x1_0": "ghostnet_100",
-    "DenseNet121": "densenet121",
-    "ViT_base_patch16_224": "vit_base_patch16_224",
-    "DeiT_tiny_patch16_224": "deit_tiny_patch16_224",
-    **PADDLE_FAITHFUL,
-}
+# PaddleClas name -> timm name: timm's networks of the same design (ssld.models.paddle.timm_names), then the
+# faithful ones (which win where both name a network).
+PADDLE_ALIASES: dict[str, str] = {**TIMM_NAMES, **PADDLE_FAITHFUL}
 
 
 def _register() -> None:
@@ -76,6 +68,9 @@ def resolve_model_name(name: str) -> str:
     arch = timm_name.split(".")[0]
     if timm.is_model(arch):
         return timm_name
+    reason = no_equivalent(name)
+    if reason:
+        raise UserError(f"unknown model '{name}': {reason}")
     candidates = list(PADDLE_ALIASES) + _known_names()
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else " (see `timm.list_models()`)"

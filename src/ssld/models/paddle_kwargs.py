@@ -23,6 +23,17 @@ refused in one line naming the key and value otherwise (never dropped):
   ``MODEL_STAGES_PATTERN``), an int or a list picks some of them; given both, ``return_patterns`` wins, as in
   PaddleClas.
 
+On timm's networks of PaddleClas's other designs (:mod:`ssld.models.paddle.timm_names`):
+
+- ``use_fused_attn`` / ``use_fused_linear`` (Swin, MobileNetV4 hybrid...): Paddle's choice of fused kernels, the
+  same maths; accepted on any model and without effect (timm picks torch's fused attention where it can).
+- ``layer_scale_init_value`` and ``head_init_scale`` (ConvNeXt): timm's ``ls_init_value`` and ``head_init_scale``.
+- ``override_params`` (TinyNet, EfficientNet): ``batch_norm_momentum`` m (Paddle's) is torch's 1 - m,
+  ``batch_norm_epsilon`` the norm's epsilon, ``drop_connect_rate`` timm's ``drop_path_rate``; ``depth_trunc`` must
+  be the one timm's network uses (``round`` for TinyNet, ``ceil`` for EfficientNet). Other keys are refused. A
+  PaddleClas ``TinyNet_*`` name needs ``depth_trunc: round`` (its configs give it): PaddleClas's default rounds
+  depths up, a deeper network than timm's.
+
 Out of scope, refused as not supported: other feature patterns (``avg_pool``...), and the feature-distillation
 connectors and GeneralRecognition models that use them.
 """
@@ -66,7 +77,8 @@ class PaddleKwargError(ValueError):
 
 def family(timm_name: str) -> str | None:
     """``lcnet``, ``mobilenetv3`` or ``resnet`` for timm's and ssld's faithful (``paddle_*``) PP-LCNet,
-    MobileNetV3 and ResNet / ResNet-D (PaddleClas ResNet / ResNet_vd) networks, else None."""
+    MobileNetV3 and ResNet / ResNet-D (PaddleClas ResNet / ResNet_vd) networks, ``convnext`` and ``efficientnet``
+    (EfficientNet B0-B7, TinyNet) for timm's, else None."""
     arch = timm_name.split(".")[0]
     if re.fullmatch(r"(paddle_)?lcnet_\d+", arch):
         return "lcnet"
@@ -74,6 +86,10 @@ def family(timm_name: str) -> str | None:
         return "mobilenetv3"
     if re.fullmatch(r"(paddle_)?resnet\d+(d|_vd)?", arch):
         return "resnet"
+    if re.fullmatch(r"convnext_\w+", arch):
+        return "convnext"
+    if re.fullmatch(r"efficientnet_b\d|tinynet_[a-e]", arch):
+        return "efficientnet"
     return None
 
 
@@ -85,7 +101,14 @@ _SUPPORTED = {
     "lr_mult_list": ("lcnet", "resnet"),
     "return_patterns": ("lcnet", "resnet"),
     "return_stages": ("lcnet", "resnet"),
+    "layer_scale_init_value": ("convnext",),
+    "head_init_scale": ("convnext",),
+    "override_params": ("efficientnet",),
 }
+_ANY_MODEL = {"use_fused_attn", "use_fused_linear"}  # kernel choices: accepted on every model, no effect
+# override_params keys (PaddleClas's EfficientNet GlobalParams) and the depth rounding timm's networks use
+_OVERRIDES = {"batch_norm_momentum", "batch_norm_epsilon", "drop_connect_rate", "depth_trunc"}
+_DEPTH_TRUNC = {"tinynet": "round", "efficientnet": "ceil"}
 # residual blocks per stage of PaddleClas's ResNets (and ssld's faithful paddle_resnet*), by depth
 _RESNET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3),
                   200: (3, 12, 48, 3)}
@@ -125,10 +148,61 @@ def _lr_mults(value: Any, fam: str) -> list[float]:
     return mults
 
 
+def _number(value: Any) -> float | None:
+    """A finite number, also written as a string (YAML reads ``1e-6`` as one), else None."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _overrides(value: Any, timm_name: str) -> dict[str, Any]:
+    """timm's keyword arguments for PaddleClas's EfficientNet ``override_params``."""
+    if not isinstance(value, dict):
+        raise PaddleKwargError("override_params", f"must be a mapping, got {value!r}")
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        where = f"override_params.{key}"
+        if key not in _OVERRIDES:
+            raise _refuse(where, v, f"ssld maps {', '.join(sorted(_OVERRIDES))}")
+        if key == "depth_trunc":
+            want = _DEPTH_TRUNC["tinynet" if timm_name.startswith("tinynet") else "efficientnet"]
+            if v != want:
+                raise _refuse(where, v, f"timm's {timm_name.split('.')[0]} rounds depths by {want!r}")
+            continue
+        number = _number(v)
+        if number is None:
+            raise PaddleKwargError(where, f"must be a number, got {v!r}")
+        if key == "batch_norm_momentum":
+            if not 0 <= number <= 1:
+                raise PaddleKwargError(where, f"must be in [0, 1], got {v!r}")
+            out["bn_momentum"] = 1.0 - number  # Paddle keeps m of the old average, torch takes m of the new batch
+        elif key == "batch_norm_epsilon":
+            out["bn_eps"] = number
+        else:
+            if not 0 <= number < 1:
+                raise PaddleKwargError(where, f"must be in [0, 1), got {v!r}")
+            out["drop_path_rate"] = number
+    return out
+
+
 def check(model_name: str, timm_name: str, kwargs: dict[str, Any]) -> None:
     """Raise :class:`PaddleKwargError` for the first argument that cannot be honoured on ``timm_name``."""
     fam = family(timm_name)
+    if model_name.startswith("TinyNet_") and (kwargs.get("override_params") or {}).get("depth_trunc") != "round":
+        raise PaddleKwargError("override_params.depth_trunc", f"{model_name} without depth_trunc: round is PaddleClas's "
+                               "TinyNet with depths rounded up, which timm does not build: add override_params: "
+                               "{depth_trunc: round} (as PaddleClas's TinyNet configs do), or name timm's "
+                               f"{timm_name}")
     for key, value in kwargs.items():
+        if key in _ANY_MODEL:
+            if not isinstance(value, bool):
+                raise PaddleKwargError(key, f"must be true or false, got {value!r}")
+            continue
         if key in _GENERAL_RECOGNITION:
             raise _refuse(key, value, "GeneralRecognition's metric-learning models are not implemented")
         if key in _NOT_SUPPORTED:
@@ -145,6 +219,10 @@ def check(model_name: str, timm_name: str, kwargs: dict[str, Any]) -> None:
             raise PaddleKwargError(key, f"must be a positive int, got {value!r}")
         if key == "use_last_conv" and not isinstance(value, bool):
             raise PaddleKwargError(key, f"must be true or false, got {value!r}")
+        if key in ("layer_scale_init_value", "head_init_scale") and _number(value) is None:
+            raise PaddleKwargError(key, f"must be a number, got {value!r}")
+        if key == "override_params":
+            _overrides(value, timm_name)
         if key == "stride_list":
             _strides(value)
         if key == "lr_mult_list":
@@ -199,11 +277,19 @@ def unsupported_model(name: str) -> str | None:
     return UNSUPPORTED_MODELS.get(name)
 
 
-def timm_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The arguments that go to ``timm.create_model`` (``dropout_prob`` -> ``drop_rate``)."""
+def timm_kwargs(kwargs: dict[str, Any], timm_name: str = "") -> dict[str, Any]:
+    """The arguments that go to ``timm.create_model`` (``dropout_prob`` -> ``drop_rate``, ConvNeXt's layer scale,
+    EfficientNet's ``override_params``)."""
+    out: dict[str, Any] = {}
     if "dropout_prob" in kwargs:
-        return {"drop_rate": float(kwargs["dropout_prob"] or 0.0)}
-    return {}
+        out["drop_rate"] = float(kwargs["dropout_prob"] or 0.0)
+    if "layer_scale_init_value" in kwargs:
+        out["ls_init_value"] = _number(kwargs["layer_scale_init_value"])
+    if "head_init_scale" in kwargs:
+        out["head_init_scale"] = _number(kwargs["head_init_scale"])
+    if "override_params" in kwargs:
+        out.update(_overrides(kwargs["override_params"], timm_name))
+    return out
 
 
 def apply(model: nn.Module, timm_name: str, kwargs: dict[str, Any]) -> nn.Module:

@@ -1,0 +1,92 @@
+"""PaddleClas model names that are timm's networks of the same design: ``VGG16`` builds timm's ``vgg16``.
+
+Each pair was checked by building both with 1,000 classes and counting trainable parameters
+(``benchmarks/paddle_timm_names.py``, PaddleClas 2.6.0's definitions; docs/paddle_weights.md has the table): equal
+for most, within 0.1 % for VGG, HRNet, ResNeSt and GhostNet (small differences in heads and SE blocks); TinyNet
+equal with the ``depth_trunc: round`` its PaddleClas configs set (ssld refuses ``ceil``, PaddleClas's default,
+which timm's TinyNets do not build). Names whose
+timm namesake is another design are left out (PaddleClas's ``ViT_small_patch16_224`` is 8 blocks wide, timm's 12
+narrow ones; its ``LeViT`` and ``Xception41`` differ too), as are PaddleClas networks timm does not have (HarDNet,
+VAN, CSWin, RedNet...): their names are refused as unknown, with the nearest known names.
+
+These networks train and distil as any timm model; PaddleClas's ``.pdparams`` files do not load into them (their
+parameter names are not mapped): the faithful networks of :mod:`ssld.models.paddle` are the ones that load.
+"""
+
+from __future__ import annotations
+
+_REGNETX = {"200MF": "002", "400MF": "004", "600MF": "006", "800MF": "008", "1600MF": "016", "3200MF": "032",
+            "4GF": "040", "6400MF": "064", "8GF": "080", "12GF": "120", "16GF": "160", "32GF": "320"}
+_SWIN = ["tiny_patch4_window7_224", "small_patch4_window7_224", "base_patch4_window7_224",
+         "base_patch4_window12_384", "large_patch4_window7_224", "large_patch4_window12_384"]
+_DEIT = ["tiny_patch16_224", "tiny_distilled_patch16_224", "small_patch16_224", "small_distilled_patch16_224", "base_patch16_224",
+         "base_distilled_patch16_224", "base_patch16_384", "base_distilled_patch16_384"]
+
+# PaddleClas name -> timm name
+TIMM_NAMES: dict[str, str] = {
+    **{f"VGG{n}": f"vgg{n}" for n in (11, 13, 16, 19)},
+    **{f"DenseNet{n}": f"densenet{n}" for n in (121, 161, 169, 201)},
+    **{f"DPN{n}": f"dpn{n}" for n in (68, 92, 98, 107, 131)},
+    **{f"DLA{n}": f"dla{n.lower()}" for n in ("34", "46_c", "46x_c", "60", "60x", "60x_c", "102", "102x", "102x2",
+                                               "169")},
+    **{f"HRNet_W{n}_C": f"hrnet_w{n}" for n in (18, 30, 32, 40, 44, 48, 64)},
+    "InceptionV3": "inception_v3", "InceptionV4": "inception_v4",
+    "Xception41_deeplab": "xception41", "Xception65_deeplab": "xception65",
+    **{f"RegNetX_{k}": f"regnetx_{v}" for k, v in _REGNETX.items()},
+    **{f"RepVGG_{k}": f"repvgg_{k.lower()}" for k in ("A0", "A1", "A2", "B0", "B1", "B1g4", "B2", "B2g4", "B3",
+                                                       "B3g4", "D2se")},
+    "ResNeSt50": "resnest50d", "ResNeSt101": "resnest101e", "ResNeSt200": "resnest200e", "ResNeSt269": "resnest269e",
+    **{f"ReXNet_{k}": f"rexnet_{k.replace('_', '')}0" for k in ("1_0", "1_3", "1_5", "2_0", "3_0")},
+    **{f"SwinTransformer_{k}": f"swin_{k}" for k in _SWIN},
+    **{f"SwinTransformerV2_{s}_patch4_window{w}_256": f"swinv2_{s}_window{w}_256" for s in ("tiny", "small", "base")
+       for w in (8, 16)},
+    "ViT_base_patch16_224": "vit_base_patch16_224", "ViT_base_patch16_384": "vit_base_patch16_384",
+    "ViT_base_patch32_384": "vit_base_patch32_384", "ViT_large_patch16_224": "vit_large_patch16_224",
+    "ViT_large_patch16_384": "vit_large_patch16_384", "ViT_large_patch32_384": "vit_large_patch32_384",
+    **{f"DeiT_{k}": f"deit_{k}" for k in _DEIT},
+    **{f"PVT_V2_B{i}": f"pvt_v2_b{i}" for i in range(6)}, "PVT_V2_B2_Linear": "pvt_v2_b2_li",
+    **{f"pcpvt_{s}": f"twins_pcpvt_{s}" for s in ("small", "base", "large")},
+    **{f"alt_gvt_{s}": f"twins_svt_{s}" for s in ("small", "base", "large")},
+    "ConvNeXt_tiny": "convnext_tiny", "ConvNeXt_small": "convnext_small", "ConvNeXt_base_224": "convnext_base",
+    "ConvNeXt_base_384": "convnext_base", "ConvNeXt_large_224": "convnext_large", "ConvNeXt_large_384": "convnext_large",
+    "TNT_small": "tnt_s_patch16_224", "TNT_base": "tnt_b_patch16_224",
+    **{f"MixNet_{s}": f"mixnet_{s.lower()}" for s in "SML"},
+    "GhostNet_x0_5": "ghostnet_050", "GhostNet_x1_0": "ghostnet_100", "GhostNet_x1_3": "ghostnet_130",
+    **{f"MobileViT_{s}": f"mobilevit_{s.lower()}" for s in ("S", "XS", "XXS")},
+    **{f"MobileViTV2_x{k}": f"mobilevitv2_{v}" for k, v in {"0_5": "050", "1_0": "100", "1_5": "150",
+                                                             "2_0": "200"}.items()},
+    **{f"EfficientNetB{i}": f"efficientnet_b{i}" for i in range(8)},
+    "EfficientNetV2_S": "efficientnetv2_s", "Res2Net50_14w_8s": "res2net50_14w_8s",
+    "DarkNet53": "darknet53", "CSPDarkNet53": "cspdarknet53",
+    "SE_ResNeXt50_32x4d": "seresnext50_32x4d", "SE_ResNeXt101_32x4d": "seresnext101_32x4d",
+    **{f"StarNet_S{i}": f"starnet_s{i}" for i in range(1, 5)},
+    **{f"FasterNet_{s}": f"fasternet_{s.lower()}" for s in ("T0", "T1", "T2", "S", "M", "L")},
+    **{f"MobileNetV4_{s}": f"mobilenetv4_{s}" for s in ("conv_small", "conv_medium", "conv_large", "hybrid_medium",
+                                                         "hybrid_large")},
+    **{f"TinyNet_{s}": f"tinynet_{s.lower()}" for s in "ABCDE"},
+    **{f"NextViT_{s}_{r}": f"nextvit_{s}" for s in ("small", "base", "large") for r in (224, 384)},
+    "ResNeXt101_32x8d_wsl": "resnext101_32x8d.fb_wsl_ig1b_ft_in1k",
+    "ResNeXt101_32x16d_wsl": "resnext101_32x16d.fb_wsl_ig1b_ft_in1k",
+    "ResNeXt101_32x32d_wsl": "resnext101_32x32d.fb_wsl_ig1b_ft_in1k",
+}
+
+# PaddleClas designs timm has no network of (name prefixes), with what timm has of that name where it differs
+NO_TIMM_EQUIVALENT: dict[str, str] = {
+    **dict.fromkeys(("AlexNet", "CSWinTransformer", "CvT", "DSNet", "ESNet", "GoogLeNet", "HarDNet", "MicroNet",
+                     "MobileNeXt", "MobileViTV3", "PeleeNet", "RedNet", "ShuffleNetV2", "SqueezeNet", "UniFormer",
+                     "VAN_", "DenseNet264", "RepVGG_B1g2", "ResNeSt50_fast", "ResNeXt101_32x48d_wsl",
+                     "SwinTransformerV2_large", "SwinTransformerV2_base_patch4_window24"), ""),
+    "LeViT": "timm's levit_* differ in their attention biases",
+    "ViT_small_patch16_224": "timm's vit_small_patch16_224 is 12 blocks of width 384, PaddleClas's 8 of 768",
+    "Xception": "timm's xception41/65/71 are the DeepLab variants, PaddleClas's Xception*_deeplab",
+}
+
+
+def no_equivalent(name: str) -> str | None:
+    """Why a PaddleClas name has no timm network here (a sentence), or None when it is not one of those."""
+    for prefix, note in NO_TIMM_EQUIVALENT.items():
+        if name.startswith(prefix):
+            return (f"PaddleClas's {name} has no network of the same design in timm" + (f" ({note})" if note else "")
+                    + "; give a timm model name (`timm.list_models()`) or one of the PaddleClas names in "
+                    "docs/paddle_weights.md")
+    return None
