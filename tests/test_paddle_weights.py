@@ -44,10 +44,11 @@ ARCHS: list[tuple[str, str, int]] = (
     + [(f"PPHGNetV2_B{i}", "legendary_models.pp_hgnet_v2", 64) for i in range(5)]
     + [("Res2Net50_26w_4s", "model_zoo.res2net", 56), ("Res2Net50_vd_26w_4s", "model_zoo.res2net_vd", 56)]
     + [("ResNeXt50_32x4d", "model_zoo.resnext", 56), ("ResNeXt50_vd_32x4d", "model_zoo.resnext_vd", 56)]
+    + [("ResNeXt101_32x8d_wsl", "model_zoo.resnext101_wsl", 32)]  # the reference's teacher family (88M parameters)
 )
 # Measured once the same way, left out of the suite for their size (same code paths as their smaller siblings):
 # PPLCNetV2_small/large, PPHGNet_base, PPHGNetV2_B5/B6, ResNet152_vd, ResNet200_vd, Res2Net101/200_vd_26w_4s,
-# ResNeXt101_32x4d/64x4d (docs/paddle_weights.md has their numbers).
+# ResNeXt101_32x4d/64x4d, ResNeXt101_32x16d_wsl (docs/paddle_weights.md has their numbers).
 CLASSES = 10
 
 

@@ -1,7 +1,8 @@
 """PaddleClas ResNeXt and Res2Net (vb and vd) in timm, and their PaddleClas -> timm parameter names.
 
 ResNeXt: timm's ``resnext50_32x4d``, ``resnext50d_32x4d`` (vd), ``resnext101_32x4d`` and ``resnext101_64x4d``
-compute what PaddleClas's do. Res2Net differs twice: PaddleClas average-pools the last split of a stride-2 block
+compute what PaddleClas's do, and so do timm's ``resnext101_32x{8,16,32}d`` and PaddleClas's
+``ResNeXt101_32x*d_wsl`` (the reference's ResNet teacher; PaddleClas's port of the torch models, named otherwise). Res2Net differs twice: PaddleClas average-pools the last split of a stride-2 block
 leaving the padding out of the average (Paddle's ``exclusive`` pool) where timm counts it, and treats the first
 block of stage 1 (stride 1, but with a projection shortcut) like any stride-1 block (hierarchical split sums, last
 split passed through) where timm treats it like a stride-2 block. ``paddle_res2net*`` are timm's Res2Nets with both
@@ -111,9 +112,26 @@ def res2net_rules(model: nn.Module) -> list[Rule]:
     return model_zoo_resnet_rules(model, "conv1")
 
 
+def wsl_rules(model: nn.Module) -> list[Rule]:
+    """PaddleClas ResNeXt101_32x{8,16,32}d_wsl (a port of the torch models: ``_conv<stage>_<i>._conv0/1/2``,
+    ``_short._conv``, stem ``_conv_stem``, classifier ``_out``) onto timm's resnext101_32x*d."""
+    rules = [Rule("_conv_stem._conv", "conv1", "conv"), Rule("_conv_stem._bn", "bn1", "bn")]
+    for s, stage in enumerate((model.layer1, model.layer2, model.layer3, model.layer4)):
+        for i, block in enumerate(stage):
+            src, dst = f"_conv{s + 1}_{i}", f"layer{s + 1}.{i}"
+            for k in range(3):
+                rules += [Rule(f"{src}._conv{k}._conv", f"{dst}.conv{k + 1}", "conv"),
+                          Rule(f"{src}._conv{k}._bn", f"{dst}.bn{k + 1}", "bn")]
+            if block.downsample is not None:
+                rules += [Rule(f"{src}._short._conv._conv", f"{dst}.downsample.0", "conv"),
+                          Rule(f"{src}._short._conv._bn", f"{dst}.downsample.1", "bn")]
+    return rules + [Rule("_out", "fc", "linear", head=True)]
+
+
+_WSL = ("8", "16", "32")
 RULES = {name: res2net_rules for name in _VARIANTS} | {
     name: resnext_rules for name in ("resnext50_32x4d", "resnext50d_32x4d", "resnext101_32x4d", "resnext101_64x4d")
-}
+} | {f"resnext101_32x{w}d": wsl_rules for w in _WSL}
 # PaddleClas name -> timm name
 ALIASES = {
     "Res2Net50_26w_4s": "paddle_res2net50_26w_4s",
@@ -124,4 +142,5 @@ ALIASES = {
     "ResNeXt50_vd_32x4d": "resnext50d_32x4d",
     "ResNeXt101_32x4d": "resnext101_32x4d",
     "ResNeXt101_64x4d": "resnext101_64x4d",
+    **{f"ResNeXt101_32x{w}d_wsl": f"resnext101_32x{w}d.fb_wsl_ig1b_ft_in1k" for w in _WSL},
 }

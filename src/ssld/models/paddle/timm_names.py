@@ -65,9 +65,6 @@ TIMM_NAMES: dict[str, str] = {
                                                          "hybrid_large")},
     **{f"TinyNet_{s}": f"tinynet_{s.lower()}" for s in "ABCDE"},
     **{f"NextViT_{s}_{r}": f"nextvit_{s}" for s in ("small", "base", "large") for r in (224, 384)},
-    "ResNeXt101_32x8d_wsl": "resnext101_32x8d.fb_wsl_ig1b_ft_in1k",
-    "ResNeXt101_32x16d_wsl": "resnext101_32x16d.fb_wsl_ig1b_ft_in1k",
-    "ResNeXt101_32x32d_wsl": "resnext101_32x32d.fb_wsl_ig1b_ft_in1k",
 }
 
 # PaddleClas designs timm has no network of (name prefixes), with what timm has of that name where it differs
