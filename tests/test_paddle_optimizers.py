@@ -98,6 +98,11 @@ def test_config_rho_epsilon_reach_the_optimizer() -> None:
     assert isinstance(opt, PaddleRMSprop)
     group = opt.param_groups[0]
     assert (group["rho"], group["eps"], group["momentum"]) == (0.9, 1e-3, 0.9)
+    # without epsilon, Paddle's defaults: 1e-6 for RMSProp, 1e-8 for Adam(W)
+    plain = OptimizerConfig.model_validate({"name": "RMSProp"})
+    assert build_optimizer(torch.nn.Linear(3, 2), plain).param_groups[0]["eps"] == 1e-6
+    adam = OptimizerConfig.model_validate({"name": "AdamW"})
+    assert build_optimizer(torch.nn.Linear(3, 2), adam).param_groups[0]["eps"] == 1e-8
 
 
 def test_clip_norm_clips_each_tensor_on_its_own() -> None:

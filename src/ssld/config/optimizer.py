@@ -77,7 +77,7 @@ class OptimizerConfig(Section):
     weight_decay: float | None = Field(None, ge=0)
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
-    epsilon: float = Field(1e-8, ge=0)
+    epsilon: float | None = Field(None, ge=0, description="Adam(W): 1e-8, RMSProp: 1e-6 (Paddle's defaults)")
     lr: LRConfig = Field(default_factory=LRConfig)
     regularizer: RegularizerConfig | None = None
     no_weight_decay_name: str | None = None

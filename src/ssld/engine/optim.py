@@ -97,7 +97,12 @@ def build_optimizer(
         return torch.optim.SGD(groups, lr=lr, momentum=opt_cfg.momentum, nesterov=opt_cfg.nesterov)
     betas = (opt_cfg.beta1, opt_cfg.beta2)
     if name == "AdamW":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=opt_cfg.epsilon)
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=_eps(opt_cfg, 1e-8))
     if name == "Adam":
-        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=opt_cfg.epsilon)
-    return PaddleRMSprop(groups, lr=lr, rho=opt_cfg.rho, eps=opt_cfg.epsilon, momentum=opt_cfg.momentum)
+        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=_eps(opt_cfg, 1e-8))
+    return PaddleRMSprop(groups, lr=lr, rho=opt_cfg.rho, eps=_eps(opt_cfg, 1e-6), momentum=opt_cfg.momentum)
+
+
+def _eps(opt_cfg: OptimizerConfig, default: float) -> float:
+    """``Optimizer.epsilon``, else Paddle's default for this optimizer."""
+    return default if opt_cfg.epsilon is None else opt_cfg.epsilon
