@@ -45,6 +45,7 @@ ARCHS: list[tuple[str, str, int]] = (
     + [("Res2Net50_26w_4s", "model_zoo.res2net", 56), ("Res2Net50_vd_26w_4s", "model_zoo.res2net_vd", 56)]
     + [("ResNeXt50_32x4d", "model_zoo.resnext", 56), ("ResNeXt50_vd_32x4d", "model_zoo.resnext_vd", 56)]
     + [("ResNeXt101_32x8d_wsl", "model_zoo.resnext101_wsl", 32)]  # the reference's teacher family (88M parameters)
+    + [("HRNet_W18_C", "legendary_models.hrnet", 64)]
 )
 # Measured once the same way, left out of the suite for their size (same code paths as their smaller siblings):
 # PPLCNetV2_small/large, PPHGNet_base, PPHGNetV2_B5/B6, ResNet152_vd, ResNet200_vd, Res2Net101/200_vd_26w_4s,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 
 from ssld.errors import UserError
+from ssld.models.paddle.hrnet import ALIASES as _HRNET_ALIASES
 from ssld.models.paddle.mobilenet import ALIASES as _MOBILE_ALIASES
 from ssld.models.paddle.ported import ALIASES as _PORTED_ALIASES
 from ssld.models.paddle.resnet import ALIASES as _RESNET_ALIASES
@@ -18,7 +19,8 @@ from ssld.models.paddle.resnext import ALIASES as _RESNEXT_ALIASES
 from ssld.models.paddle.timm_names import TIMM_NAMES, no_equivalent
 
 # PaddleClas names of the faithful networks in ssld.models.paddle (timm's same-named nets compute otherwise).
-PADDLE_FAITHFUL: dict[str, str] = {**_RESNET_ALIASES, **_MOBILE_ALIASES, **_PORTED_ALIASES, **_RESNEXT_ALIASES}
+PADDLE_FAITHFUL: dict[str, str] = {**_RESNET_ALIASES, **_MOBILE_ALIASES, **_PORTED_ALIASES, **_RESNEXT_ALIASES,
+                                   **_HRNET_ALIASES}
 
 # PaddleClas name -> timm name: timm's networks of the same design (ssld.models.paddle.timm_names), then the
 # faithful ones (which win where both name a network).

@@ -1,11 +1,14 @@
-"""Pieces shared by the faithful PaddleClas networks: Paddle's hard sigmoid and a timm default config."""
+"""Pieces shared by the faithful PaddleClas networks: Paddle's hard sigmoid, a timm default config, and the
+registration of a variant into timm."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import register_model
 from torch import nn
 
 
@@ -43,3 +46,13 @@ def default_cfg(classifier: str, first_conv: str, **kwargs: Any) -> dict[str, An
         "classifier": classifier,
         **kwargs,
     }
+
+
+def register_variant(name: str, build: Callable[..., nn.Module], doc: str, module: str) -> None:
+    """Register ``name`` into timm as a model built by ``build(pretrained=..., **kwargs)``."""
+
+    def create(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+        return build(pretrained=pretrained, **kwargs)
+
+    create.__name__, create.__doc__, create.__module__ = name, doc, module
+    register_model(create)

@@ -22,14 +22,14 @@ from functools import partial
 from typing import Any
 
 from timm.layers import make_divisible
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs
 from timm.models._efficientnet_blocks import SqueezeExcite
 from timm.models._efficientnet_builder import decode_arch_def
 from timm.models.efficientnet import EfficientNet
 from timm.models.mobilenetv3 import MobileNetV3
 from torch import nn
 
-from ssld.models.paddle.common import PaddleHardSigmoid, default_cfg
+from ssld.models.paddle.common import PaddleHardSigmoid, default_cfg, register_variant
 from ssld.models.paddle.convert import Rule
 from ssld.models.paddle.init import init_like_paddle
 
@@ -205,20 +205,9 @@ default_cfgs = generate_default_cfgs(
 )
 
 
-def _register(name: str) -> None:
-    builder = VARIANTS[name][0]
-
-    def create(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-        return builder(name, pretrained=pretrained, **kwargs)
-
-    create.__name__ = name
-    create.__doc__ = f"PaddleClas {VARIANTS[name][1]}, faithful (see ssld.models.paddle.mobilenet)."
-    create.__module__ = __name__
-    register_model(create)
-
-
-for _name in VARIANTS:
-    _register(_name)
+for _name, (_builder, _paddle_name) in VARIANTS.items():
+    register_variant(_name, partial(_builder, _name),
+                     f"PaddleClas {_paddle_name}, faithful (see ssld.models.paddle.mobilenet).", __name__)
 
 
 # ---- PaddleClas -> timm names -----------------------------------------------------------------------------------

@@ -11,14 +11,15 @@ changed, and ``paddle_res2net200_vd_26w_4s`` adds the 200-layer depth timm does 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs
 from timm.models.res2net import Bottle2neck
 from timm.models.resnet import ResNet
 from torch import nn
 
-from ssld.models.paddle.common import default_cfg
+from ssld.models.paddle.common import default_cfg, register_variant
 from ssld.models.paddle.convert import Rule
 from ssld.models.paddle.init import init_like_paddle
 
@@ -50,18 +51,9 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
     return model if pretrained else init_like_paddle(model, "uniform")
 
 
-def _register(name: str) -> None:
-    def create(pretrained: bool = False, **kwargs: Any) -> ResNet:
-        return _create(name, pretrained, **kwargs)
-
-    create.__name__ = name
-    create.__doc__ = "PaddleClas Res2Net, faithful (see ssld.models.paddle.resnext)."
-    create.__module__ = __name__
-    register_model(create)
-
-
 for _name in _VARIANTS:
-    _register(_name)
+    register_variant(_name, partial(_create, _name), "PaddleClas Res2Net, faithful (see ssld.models.paddle.resnext).",
+                     __name__)
 
 
 def _cb(src: str, conv: str, bn: str) -> list[Rule]:

@@ -2,7 +2,7 @@
 
 Each pair was checked by building both with 1,000 classes and counting trainable parameters
 (``benchmarks/paddle_timm_names.py``, PaddleClas 2.6.0's definitions; docs/paddle_weights.md has the table): equal
-for most, within 0.1 % for VGG, HRNet, ResNeSt and GhostNet (small differences in heads and SE blocks); TinyNet
+for most, within 0.1 % for VGG, ResNeSt and GhostNet (small differences in heads and SE blocks); TinyNet
 equal with the ``depth_trunc: round`` its PaddleClas configs set (ssld refuses ``ceil``, PaddleClas's default,
 which timm's TinyNets do not build). Names whose
 timm namesake is another design are left out (PaddleClas's ``ViT_small_patch16_224`` is 8 blocks wide, timm's 12
@@ -29,7 +29,6 @@ TIMM_NAMES: dict[str, str] = {
     **{f"DPN{n}": f"dpn{n}" for n in (68, 92, 98, 107, 131)},
     **{f"DLA{n}": f"dla{n.lower()}" for n in ("34", "46_c", "46x_c", "60", "60x", "60x_c", "102", "102x", "102x2",
                                                "169")},
-    **{f"HRNet_W{n}_C": f"hrnet_w{n}" for n in (18, 30, 32, 40, 44, 48, 64)},
     "InceptionV3": "inception_v3", "InceptionV4": "inception_v4",
     "Xception41_deeplab": "xception41", "Xception65_deeplab": "xception65",
     **{f"RegNetX_{k}": f"regnetx_{v}" for k, v in _REGNETX.items()},
