@@ -21,7 +21,8 @@ from ssld.models.paddle.timm_names import TIMM_NAMES
 def test_every_paddleclas_name_resolves_to_a_timm_network() -> None:
     missing = {k: v for k, v in TIMM_NAMES.items() if not timm.is_model(v.split(".")[0])}
     assert not missing
-    assert resolve_model_name("SwinTransformer_tiny_patch4_window7_224") == "swin_tiny_patch4_window7_224"
+    assert resolve_model_name("SwinTransformerV2_tiny_patch4_window8_256") == "swinv2_tiny_window8_256"
+    assert resolve_model_name("SwinTransformer_tiny_patch4_window7_224") == "paddle_swin_tiny_patch4_window7_224"
     assert resolve_model_name("RegNetX_4GF") == "regnetx_040"
     assert resolve_model_name("ReXNet_1_3") == "rexnet_130"
     assert resolve_model_name("ResNet50_vd") == "resnet50d"  # the faithful networks still win

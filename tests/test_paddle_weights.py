@@ -46,10 +46,14 @@ ARCHS: list[tuple[str, str, int]] = (
     + [("ResNeXt50_32x4d", "model_zoo.resnext", 56), ("ResNeXt50_vd_32x4d", "model_zoo.resnext_vd", 56)]
     + [("ResNeXt101_32x8d_wsl", "model_zoo.resnext101_wsl", 32)]  # the reference's teacher family (88M parameters)
     + [("HRNet_W18_C", "legendary_models.hrnet", 64)]
+    + [(n, "model_zoo.distilled_vision_transformer", 224) for n in ("DeiT_tiny_patch16_224",
+                                                                     "DeiT_tiny_distilled_patch16_224")]
+    + [("SwinTransformer_tiny_patch4_window7_224", "legendary_models.swin_transformer", 224)]
 )
 # Measured once the same way, left out of the suite for their size (same code paths as their smaller siblings):
 # PPLCNetV2_small/large, PPHGNet_base, PPHGNetV2_B5/B6, ResNet152_vd, ResNet200_vd, Res2Net101/200_vd_26w_4s,
-# ResNeXt101_32x4d/64x4d, ResNeXt101_32x16d_wsl (docs/paddle_weights.md has their numbers).
+# ResNeXt101_32x4d/64x4d, ResNeXt101_32x16d_wsl, HRNet_W48_C, ViT_base_patch16_224 (docs/paddle_weights.md has their
+# numbers).
 CLASSES = 10
 
 

@@ -28,7 +28,8 @@ class Rule:
     """``src`` (PaddleClas layer prefix) holds what ``dst`` (timm module prefix) needs.
 
     ``kind``: ``conv`` (weight, bias if the timm layer has one), ``bn``, ``linear`` (weight transposed),
-    ``affine`` (scale/bias scalars of a learnable affine block), ``unused`` (PaddleClas arrays its forward pass
+    ``affine`` (scale/bias scalars of a learnable affine block), ``norm`` (a layer norm's weight and bias),
+    ``param`` (one bare parameter: a class token, a position embedding, a layer scale), ``unused`` (PaddleClas arrays its forward pass
     never reads, e.g. the inference-only conv next to PP-LCNetV2's re-parameterizable branches: dropped).
     ``scale`` multiplies a linear layer's weight: a Paddle dropout in ``downscale_in_infer`` mode scales
     activations by ``1 - p`` at inference, which folds into the next layer exactly. ``head`` marks the classifier, whose class count may differ from the model's (the
@@ -57,8 +58,12 @@ def _pairs(rule: Rule, target: dict[str, torch.Tensor]) -> list[tuple[str, str]]
         return [(f"{rule.src}.{a}", f"{rule.dst}.{b}") for a, b in _BN]
     if rule.kind == "affine":
         return [(f"{rule.src}.scale", f"{rule.dst}.scale"), (f"{rule.src}.bias", f"{rule.dst}.bias")]
+    if rule.kind == "norm":
+        return [(f"{rule.src}.weight", f"{rule.dst}.weight"), (f"{rule.src}.bias", f"{rule.dst}.bias")]
+    if rule.kind == "param":
+        return [(rule.src, rule.dst)]
     pairs = [(f"{rule.src}.weight", f"{rule.dst}.weight")]
-    if f"{rule.dst}.bias" in target or rule.kind == "linear":
+    if f"{rule.dst}.bias" in target:
         pairs.append((f"{rule.src}.bias", f"{rule.dst}.bias"))
     return pairs
 
@@ -82,7 +87,7 @@ def apply_rules(
     used: set[str] = set()
     for rule in rules:
         if rule.kind == "unused":
-            used.update(k for k in arrays if k.startswith(rule.src + "."))
+            used.update(k for k in arrays if k == rule.src or k.startswith(rule.src + "."))
         for src_key, dst_key in _pairs(rule, target):
             if src_key not in arrays:
                 raise UserError(f"{where}: no '{src_key}' in the file (needed for {dst_key})")
@@ -115,6 +120,8 @@ def _kind(module: nn.Module) -> str | None:
         return "bn"
     if isinstance(module, nn.Linear):
         return "linear"
+    if isinstance(module, nn.LayerNorm):
+        return "norm"
     if {n for n, _ in module.named_parameters(recurse=False)} == {"scale", "bias"}:
         return "affine"
     return None
@@ -122,18 +129,25 @@ def _kind(module: nn.Module) -> str | None:
 
 def renamed_rules(model: nn.Module, subs: list[tuple[str, str]], head: str, head_scale: float = 1.0) -> list[Rule]:
     """Rules for a timm port of a PaddleClas network whose layer names differ by renames only: each conv, BN,
-    linear and affine layer of ``model`` maps to its name rewritten by the regex substitutions ``subs``."""
+    linear, layer-norm and affine layer of ``model``, and each bare parameter of another module (class token,
+    position embedding...), maps to its name rewritten by the regex substitutions ``subs``."""
     rules = []
     for name, module in model.named_modules():
         kind = _kind(module)
         if kind is None:
+            for pname, _ in module.named_parameters(recurse=False):
+                dst = f"{name}.{pname}" if name else pname
+                rules.append(Rule(_renamed(dst, subs), dst, "param"))
             continue
-        src = name
-        for pattern, repl in subs:
-            src = re.sub(pattern, repl, src)
         is_head = name == head
-        rules.append(Rule(src, name, kind, scale=head_scale if is_head else 1.0, head=is_head))
+        rules.append(Rule(_renamed(name, subs), name, kind, scale=head_scale if is_head else 1.0, head=is_head))
     return rules
+
+
+def _renamed(name: str, subs: list[tuple[str, str]]) -> str:
+    for pattern, repl in subs:
+        name = re.sub(pattern, repl, name)
+    return name
 
 
 def head_classes(arrays: dict[str, np.ndarray], rules: list[Rule]) -> int | None:

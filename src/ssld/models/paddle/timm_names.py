@@ -17,10 +17,6 @@ from __future__ import annotations
 
 _REGNETX = {"200MF": "002", "400MF": "004", "600MF": "006", "800MF": "008", "1600MF": "016", "3200MF": "032",
             "4GF": "040", "6400MF": "064", "8GF": "080", "12GF": "120", "16GF": "160", "32GF": "320"}
-_SWIN = ["tiny_patch4_window7_224", "small_patch4_window7_224", "base_patch4_window7_224",
-         "base_patch4_window12_384", "large_patch4_window7_224", "large_patch4_window12_384"]
-_DEIT = ["tiny_patch16_224", "tiny_distilled_patch16_224", "small_patch16_224", "small_distilled_patch16_224", "base_patch16_224",
-         "base_distilled_patch16_224", "base_patch16_384", "base_distilled_patch16_384"]
 
 # PaddleClas name -> timm name
 TIMM_NAMES: dict[str, str] = {
@@ -36,13 +32,8 @@ TIMM_NAMES: dict[str, str] = {
                                                        "B3g4", "D2se")},
     "ResNeSt50": "resnest50d", "ResNeSt101": "resnest101e", "ResNeSt200": "resnest200e", "ResNeSt269": "resnest269e",
     **{f"ReXNet_{k}": f"rexnet_{k.replace('_', '')}0" for k in ("1_0", "1_3", "1_5", "2_0", "3_0")},
-    **{f"SwinTransformer_{k}": f"swin_{k}" for k in _SWIN},
     **{f"SwinTransformerV2_{s}_patch4_window{w}_256": f"swinv2_{s}_window{w}_256" for s in ("tiny", "small", "base")
        for w in (8, 16)},
-    "ViT_base_patch16_224": "vit_base_patch16_224", "ViT_base_patch16_384": "vit_base_patch16_384",
-    "ViT_base_patch32_384": "vit_base_patch32_384", "ViT_large_patch16_224": "vit_large_patch16_224",
-    "ViT_large_patch16_384": "vit_large_patch16_384", "ViT_large_patch32_384": "vit_large_patch32_384",
-    **{f"DeiT_{k}": f"deit_{k}" for k in _DEIT},
     **{f"PVT_V2_B{i}": f"pvt_v2_b{i}" for i in range(6)}, "PVT_V2_B2_Linear": "pvt_v2_b2_li",
     **{f"pcpvt_{s}": f"twins_pcpvt_{s}" for s in ("small", "base", "large")},
     **{f"alt_gvt_{s}": f"twins_svt_{s}" for s in ("small", "base", "large")},
