@@ -16,12 +16,14 @@ from ssld.models.paddle.mobilenet import ALIASES as _MOBILE_ALIASES
 from ssld.models.paddle.ported import ALIASES as _PORTED_ALIASES
 from ssld.models.paddle.resnet import ALIASES as _RESNET_ALIASES
 from ssld.models.paddle.resnext import ALIASES as _RESNEXT_ALIASES
+from ssld.models.paddle.same_names import ALIASES as _SAME_NAME_ALIASES
 from ssld.models.paddle.timm_names import TIMM_NAMES, no_equivalent
 from ssld.models.paddle.transformers import ALIASES as _TRANSFORMER_ALIASES
 
 # PaddleClas names of the faithful networks in ssld.models.paddle (timm's same-named nets compute otherwise).
 PADDLE_FAITHFUL: dict[str, str] = {**_RESNET_ALIASES, **_MOBILE_ALIASES, **_PORTED_ALIASES, **_RESNEXT_ALIASES,
-                                   **_HRNET_ALIASES, **_TRANSFORMER_ALIASES}
+                                   **_HRNET_ALIASES, **_TRANSFORMER_ALIASES,
+                                   **_SAME_NAME_ALIASES}
 
 # PaddleClas name -> timm name: timm's networks of the same design (ssld.models.paddle.timm_names), then the
 # faithful ones (which win where both name a network).

@@ -15,7 +15,15 @@ import torch
 from torch import nn
 
 from ssld.errors import UserError
-from ssld.models.paddle import hrnet, mobilenet, ported, resnet, resnext, transformers
+from ssld.models.paddle import (
+    hrnet,
+    mobilenet,
+    ported,
+    resnet,
+    resnext,
+    same_names,
+    transformers,
+)
 from ssld.models.paddle.convert import Mapping, Rule, apply_rules, head_classes
 from ssld.models.paddle.unpickle import check_paddle_suffix, read_pdparams
 
@@ -34,7 +42,7 @@ PADDLE_SUFFIXES = (".pdparams", ".pdopt", ".pdmodel", ".pdiparams", ".pdema")
 
 # timm architecture name -> the rules that map PaddleClas names onto it.
 RULES: dict[str, Mapping] = {**resnet.RULES, **mobilenet.RULES, **ported.RULES, **resnext.RULES, **hrnet.RULES,
-                              **transformers.RULES}
+                              **transformers.RULES, **same_names.RULES}
 
 
 def _arch(model: nn.Module) -> str:
