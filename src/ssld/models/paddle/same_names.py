@@ -1,6 +1,7 @@
-"""PaddleClas networks ported from the PyTorch code timm's come from, with timm's layer names: Twins (PCPVT, SVT),
-DLA, StarNet and CSPDarkNet53 (whose classifier is ``fc``, timm's ``head.fc``). Their ``.pdparams`` load into
-timm's own networks by name (Paddle's linear weights transposed, batch-norm statistics renamed). TNT has the same
+"""PaddleClas networks ported from the PyTorch code timm's come from, with timm's layer names or a few renames:
+Twins (PCPVT, SVT), DLA, StarNet, CSPDarkNet53 (whose classifier is ``fc``, timm's ``head.fc``) and ConvNeXt (the
+original code's names, as timm's own converter renames them). Their ``.pdparams`` load into timm's own networks
+(Paddle's linear weights transposed, batch-norm statistics renamed). TNT has the same
 names too but stores its pixel position embedding in another shape: not mapped."""
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from torch import nn
 
 from ssld.models.paddle.convert import Rule, renamed_rules
 
+# ConvNeXt keeps the original code's names: downsampling layers apart from the stages, blocks numbered in them
+_CONVNEXT = [(r"^stem\.", "downsample_layers.0."), (r"^stages\.(\d)\.downsample\.", r"downsample_layers.\1."),
+             (r"\.blocks\.(\d+)\.", r".\1."), (r"\.conv_dw$", ".dwconv"), (r"\.mlp\.fc1$", ".pwconv1"),
+             (r"\.mlp\.fc2$", ".pwconv2"), (r"^head\.norm$", "norm"), (r"^head\.fc$", "head")]
 # timm architecture -> (PaddleClas name, the timm classifier, renames of timm names into PaddleClas's)
 _FAMILIES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     **{f"twins_pcpvt_{s}": (f"pcpvt_{s}", "head", []) for s in ("small", "base", "large")},
@@ -17,6 +22,9 @@ _FAMILIES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
                                                           "102x2", "169")},
     **{f"starnet_s{i}": (f"StarNet_S{i}", "head", []) for i in range(1, 5)},
     "cspdarknet53": ("CSPDarkNet53", "head.fc", [(r"^head\.fc$", "fc")]),
+    **{f"convnext_{s}": (p, "head.fc", _CONVNEXT) for s, p in (("tiny", "ConvNeXt_tiny"), ("small", "ConvNeXt_small"),
+                                                                ("base", "ConvNeXt_base_224"),
+                                                                ("large", "ConvNeXt_large_224"))},
 }
 
 
@@ -27,4 +35,5 @@ def _rules(model: nn.Module) -> list[Rule]:
 
 RULES = dict.fromkeys(_FAMILIES, _rules)
 # PaddleClas name -> timm name
-ALIASES = {paddle: arch for arch, (paddle, _, _) in _FAMILIES.items()}
+ALIASES = {paddle: arch for arch, (paddle, _, _) in _FAMILIES.items()} | {
+    "ConvNeXt_base_384": "convnext_base", "ConvNeXt_large_384": "convnext_large"}  # the same networks at 384 px
