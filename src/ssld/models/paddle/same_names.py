@@ -1,6 +1,7 @@
 """PaddleClas networks ported from the PyTorch code timm's come from, with timm's layer names or a few renames:
-Twins (PCPVT, SVT), DLA, StarNet, CSPDarkNet53 (whose classifier is ``fc``, timm's ``head.fc``) and ConvNeXt (the
-original code's names, as timm's own converter renames them). Their ``.pdparams`` load into timm's own networks
+Twins (PCPVT, SVT), DLA, StarNet, CSPDarkNet53 (whose classifier is ``fc``, timm's ``head.fc``), ConvNeXt (the
+original code's names, as timm's own converter renames them) and RepVGG (the original code's stage and branch
+names; not D2se, whose squeeze-excite is not mapped). Their ``.pdparams`` load into timm's own networks
 (Paddle's linear weights transposed, batch-norm statistics renamed). TNT has the same
 names too but stores its pixel position embedding in another shape: not mapped."""
 
@@ -14,6 +15,10 @@ from ssld.models.paddle.convert import Rule, renamed_rules
 _CONVNEXT = [(r"^stem\.", "downsample_layers.0."), (r"^stages\.(\d)\.downsample\.", r"downsample_layers.\1."),
              (r"\.blocks\.(\d+)\.", r".\1."), (r"\.conv_dw$", ".dwconv"), (r"\.mlp\.fc1$", ".pwconv1"),
              (r"\.mlp\.fc2$", ".pwconv2"), (r"^head\.norm$", "norm"), (r"^head\.fc$", "head")]
+# RepVGG: the original code's stage and branch names (timm's byobnet names its branches conv_kxk, conv_1x1, identity)
+_REPVGG = [(r"^stem\.", "stage0."), (r"^stages\.(\d)\.", lambda m: f"stage{int(m.group(1)) + 1}."),
+           (r"\.conv_kxk\.", ".rbr_dense."), (r"\.conv_1x1\.", ".rbr_1x1."), (r"\.identity$", ".rbr_identity"),
+           (r"^head\.fc$", "linear")]
 # timm architecture -> (PaddleClas name, the timm classifier, renames of timm names into PaddleClas's)
 _FAMILIES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     **{f"twins_pcpvt_{s}": (f"pcpvt_{s}", "head", []) for s in ("small", "base", "large")},
@@ -25,6 +30,8 @@ _FAMILIES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     **{f"convnext_{s}": (p, "head.fc", _CONVNEXT) for s, p in (("tiny", "ConvNeXt_tiny"), ("small", "ConvNeXt_small"),
                                                                 ("base", "ConvNeXt_base_224"),
                                                                 ("large", "ConvNeXt_large_224"))},
+    **{f"repvgg_{v.lower()}": (f"RepVGG_{v}", "head.fc", _REPVGG) for v in ("A0", "A1", "A2", "B0", "B1", "B1g4",
+                                                                             "B2", "B2g4", "B3", "B3g4")},
 }
 
 

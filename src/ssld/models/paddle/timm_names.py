@@ -26,8 +26,7 @@ TIMM_NAMES: dict[str, str] = {
     "InceptionV3": "inception_v3", "InceptionV4": "inception_v4",
     "Xception41_deeplab": "xception41", "Xception65_deeplab": "xception65",
     **{f"RegNetX_{k}": f"regnetx_{v}" for k, v in _REGNETX.items()},
-    **{f"RepVGG_{k}": f"repvgg_{k.lower()}" for k in ("A0", "A1", "A2", "B0", "B1", "B1g4", "B2", "B2g4", "B3",
-                                                       "B3g4", "D2se")},
+    "RepVGG_D2se": "repvgg_d2se",
     "ResNeSt50": "resnest50d", "ResNeSt101": "resnest101e", "ResNeSt200": "resnest200e", "ResNeSt269": "resnest269e",
     **{f"ReXNet_{k}": f"rexnet_{k.replace('_', '')}0" for k in ("1_0", "1_3", "1_5", "2_0", "3_0")},
     **{f"SwinTransformerV2_{s}_patch4_window{w}_256": f"swinv2_{s}_window{w}_256" for s in ("tiny", "small", "base")
