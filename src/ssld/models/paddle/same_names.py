@@ -1,7 +1,8 @@
 """PaddleClas networks ported from the PyTorch code timm's come from, with timm's layer names or a few renames:
 Twins (PCPVT, SVT), DLA, StarNet, CSPDarkNet53 (whose classifier is ``fc``, timm's ``head.fc``), ConvNeXt (the
 original code's names, as timm's own converter renames them) and RepVGG (the original code's stage and branch
-names; not D2se, whose squeeze-excite is not mapped). Their ``.pdparams`` load into timm's own networks
+names; not D2se, whose squeeze-excite is not mapped) and PVTv2 (the original per-stage names, as timm's converter
+maps them). Their ``.pdparams`` load into timm's own networks
 (Paddle's linear weights transposed, batch-norm statistics renamed). TNT has the same
 names too but stores its pixel position embedding in another shape: not mapped."""
 
@@ -19,6 +20,11 @@ _CONVNEXT = [(r"^stem\.", "downsample_layers.0."), (r"^stages\.(\d)\.downsample\
 _REPVGG = [(r"^stem\.", "stage0."), (r"^stages\.(\d)\.", lambda m: f"stage{int(m.group(1)) + 1}."),
            (r"\.conv_kxk\.", ".rbr_dense."), (r"\.conv_1x1\.", ".rbr_1x1."), (r"\.identity$", ".rbr_identity"),
            (r"^head\.fc$", "linear")]
+# PVTv2: the original code's per-stage names (patch_embed<n>, block<n>, norm<n>), as timm's own converter maps them
+_PVT_V2 = [(r"^patch_embed\.", "patch_embed1."),
+           (r"^stages\.(\d)\.downsample\.", lambda m: f"patch_embed{int(m.group(1)) + 1}."),
+           (r"^stages\.(\d)\.blocks\.(\d+)\.", lambda m: f"block{int(m.group(1)) + 1}.{m.group(2)}."),
+           (r"^stages\.(\d)\.norm$", lambda m: f"norm{int(m.group(1)) + 1}"), (r"\.mlp\.dwconv$", ".mlp.dwconv.dwconv")]
 # timm architecture -> (PaddleClas name, the timm classifier, renames of timm names into PaddleClas's)
 _FAMILIES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     **{f"twins_pcpvt_{s}": (f"pcpvt_{s}", "head", []) for s in ("small", "base", "large")},
@@ -32,6 +38,8 @@ _FAMILIES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
                                                                 ("large", "ConvNeXt_large_224"))},
     **{f"repvgg_{v.lower()}": (f"RepVGG_{v}", "head.fc", _REPVGG) for v in ("A0", "A1", "A2", "B0", "B1", "B1g4",
                                                                              "B2", "B2g4", "B3", "B3g4")},
+    **{f"pvt_v2_b{i}": (f"PVT_V2_B{i}", "head", _PVT_V2) for i in range(6)},
+    "pvt_v2_b2_li": ("PVT_V2_B2_Linear", "head", _PVT_V2),
 }
 
 

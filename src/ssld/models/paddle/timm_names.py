@@ -31,7 +31,6 @@ TIMM_NAMES: dict[str, str] = {
     **{f"ReXNet_{k}": f"rexnet_{k.replace('_', '')}0" for k in ("1_0", "1_3", "1_5", "2_0", "3_0")},
     **{f"SwinTransformerV2_{s}_patch4_window{w}_256": f"swinv2_{s}_window{w}_256" for s in ("tiny", "small", "base")
        for w in (8, 16)},
-    **{f"PVT_V2_B{i}": f"pvt_v2_b{i}" for i in range(6)}, "PVT_V2_B2_Linear": "pvt_v2_b2_li",
     "TNT_small": "tnt_s_patch16_224", "TNT_base": "tnt_b_patch16_224",
     **{f"MixNet_{s}": f"mixnet_{s.lower()}" for s in "SML"},
     "GhostNet_x0_5": "ghostnet_050", "GhostNet_x1_0": "ghostnet_100", "GhostNet_x1_3": "ghostnet_130",
