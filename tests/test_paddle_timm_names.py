@@ -61,6 +61,14 @@ def test_tinynet_override_params_map_onto_timm() -> None:
                                drop_path_rate=0.1), 3)
 
 
+def test_efficientnet_pads_and_normalises_as_paddleclas() -> None:
+    model = create_model(ModelSpec(name="EfficientNetB0"), 3)
+    assert type(model.conv_stem).__name__ == "Conv2dSame"  # TensorFlow's SAME padding, as PaddleClas's
+    assert model.bn1.eps == pytest.approx(1e-3) and model.bn1.momentum == pytest.approx(0.01)  # Paddle's 0.99
+    tuned = create_model(ModelSpec(name="EfficientNetB0", override_params={"batch_norm_momentum": 0.9}), 3)
+    assert tuned.bn1.momentum == pytest.approx(0.1)
+
+
 def test_fused_kernel_switches_are_accepted_on_any_model() -> None:
     create_model(ModelSpec(name="MobileNetV4_conv_small", use_fused_attn=False, use_fused_linear=True), 3)
     with pytest.raises(UserError, match="use_fused_attn: must be true or false"):

@@ -97,7 +97,7 @@ def _timm_kwargs(spec: ModelSpec, num_classes: int, timm_name: str) -> dict[str,
         kwargs["drop_rate"] = spec.drop_rate
     if spec.drop_path_rate is not None:
         kwargs["drop_path_rate"] = spec.drop_path_rate
-    return {**kwargs, **paddle_kwargs.timm_kwargs(spec.paddle_kwargs, timm_name), **spec.kwargs}
+    return {**kwargs, **paddle_kwargs.timm_kwargs(spec.paddle_kwargs, timm_name, spec.name), **spec.kwargs}
 
 
 def _timm_create(timm_name: str, where: str, **kwargs: Any) -> nn.Module:

@@ -88,7 +88,7 @@ def family(timm_name: str) -> str | None:
         return "resnet"
     if re.fullmatch(r"convnext_\w+", arch):
         return "convnext"
-    if re.fullmatch(r"efficientnet_b\d|tinynet_[a-e]", arch):
+    if re.fullmatch(r"(tf_)?efficientnet_b\d|tinynet_[a-e]", arch):
         return "efficientnet"
     return None
 
@@ -277,10 +277,13 @@ def unsupported_model(name: str) -> str | None:
     return UNSUPPORTED_MODELS.get(name)
 
 
-def timm_kwargs(kwargs: dict[str, Any], timm_name: str = "") -> dict[str, Any]:
+def timm_kwargs(kwargs: dict[str, Any], timm_name: str = "", model_name: str = "") -> dict[str, Any]:
     """The arguments that go to ``timm.create_model`` (``dropout_prob`` -> ``drop_rate``, ConvNeXt's layer scale,
-    EfficientNet's ``override_params``)."""
+    EfficientNet's ``override_params``). PaddleClas's ``EfficientNetB*`` keep batch-norm statistics with
+    momentum 0.99 (torch's 0.01) unless ``override_params`` says otherwise."""
     out: dict[str, Any] = {}
+    if model_name.startswith("EfficientNetB"):
+        out["bn_momentum"] = 0.01
     if "dropout_prob" in kwargs:
         out["drop_rate"] = float(kwargs["dropout_prob"] or 0.0)
     if "layer_scale_init_value" in kwargs:

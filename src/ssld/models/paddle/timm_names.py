@@ -37,7 +37,8 @@ TIMM_NAMES: dict[str, str] = {
     **{f"MobileViT_{s}": f"mobilevit_{s.lower()}" for s in ("S", "XS", "XXS")},
     **{f"MobileViTV2_x{k}": f"mobilevitv2_{v}" for k, v in {"0_5": "050", "1_0": "100", "1_5": "150",
                                                              "2_0": "200"}.items()},
-    **{f"EfficientNetB{i}": f"efficientnet_b{i}" for i in range(8)},
+    # PaddleClas's EfficientNet pads like TensorFlow (SAME) with BN epsilon 1e-3: timm's tf_ variants
+    **{f"EfficientNetB{i}": f"tf_efficientnet_b{i}" for i in range(8)},
     "EfficientNetV2_S": "efficientnetv2_s", "Res2Net50_14w_8s": "res2net50_14w_8s",
     "DarkNet53": "darknet53",
     "SE_ResNeXt50_32x4d": "seresnext50_32x4d", "SE_ResNeXt101_32x4d": "seresnext101_32x4d",
