@@ -4,10 +4,9 @@ Each pair was checked by building both with 1,000 classes and counting trainable
 (``benchmarks/paddle_timm_names.py``, PaddleClas 2.6.0's definitions; docs/paddle_weights.md has the table): equal
 for most, within 0.1 % for VGG, ResNeSt and GhostNet (small differences in heads and SE blocks); TinyNet
 equal with the ``depth_trunc: round`` its PaddleClas configs set (ssld refuses ``ceil``, PaddleClas's default,
-which timm's TinyNets do not build). Names whose
-timm namesake is another design are left out (PaddleClas's ``ViT_small_patch16_224`` is 8 blocks wide, timm's 12
+which timm's TinyNets do not build). Names whose timm namesake is another design are left out (PaddleClas's ``ViT_small_patch16_224`` is 8 blocks wide, timm's 12
 narrow ones; its ``LeViT`` and ``Xception41`` differ too), as are PaddleClas networks timm does not have (HarDNet,
-VAN, CSWin, RedNet...): their names are refused as unknown, with the nearest known names.
+VAN, CSWin, RedNet...): their names are refused in one line that says so (``NO_TIMM_EQUIVALENT``).
 
 These networks train and distil as any timm model; PaddleClas's ``.pdparams`` files do not load into them (their
 parameter names are not mapped): the faithful networks of :mod:`ssld.models.paddle` are the ones that load.
@@ -55,7 +54,7 @@ NO_TIMM_EQUIVALENT: dict[str, str] = {
                      "MobileNeXt", "MobileViTV3", "PeleeNet", "RedNet", "ShuffleNetV2", "SqueezeNet", "UniFormer",
                      "VAN_", "DenseNet264", "RepVGG_B1g2", "ResNeSt50_fast", "ResNeXt101_32x48d_wsl",
                      "SwinTransformerV2_large", "SwinTransformerV2_base_patch4_window24"), ""),
-    "LeViT": "timm's levit_* differ in their attention biases",
+    "LeViT": "timm's levit_* have 2-5 % more parameters",
     "ViT_small_patch16_224": "timm's vit_small_patch16_224 is 12 blocks of width 384, PaddleClas's 8 of 768",
     "Xception": "timm's xception41/65/71 are the DeepLab variants, PaddleClas's Xception*_deeplab",
 }
