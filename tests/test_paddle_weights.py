@@ -51,7 +51,8 @@ ARCHS: list[tuple[str, str, int]] = (
     + [("SwinTransformer_tiny_patch4_window7_224", "legendary_models.swin_transformer", 224)]
     + [("alt_gvt_small", "model_zoo.twins", 224), ("DLA34", "model_zoo.dla", 64), ("StarNet_S1", "model_zoo.starnet", 64),
        ("CSPDarkNet53", "model_zoo.cspnet", 64), ("ConvNeXt_tiny", "model_zoo.convnext", 64),
-       ("RepVGG_A0", "model_zoo.repvgg", 64), ("PVT_V2_B0", "model_zoo.pvt_v2", 64)]
+       ("RepVGG_A0", "model_zoo.repvgg", 64), ("PVT_V2_B0", "model_zoo.pvt_v2", 64),
+       ("DenseNet121", "model_zoo.densenet", 64)]
 )
 # Measured once the same way, left out of the suite for their size (same code paths as their smaller siblings):
 # PPLCNetV2_small/large, PPHGNet_base, PPHGNetV2_B5/B6, ResNet152_vd, ResNet200_vd, Res2Net101/200_vd_26w_4s,

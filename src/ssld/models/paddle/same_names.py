@@ -1,8 +1,8 @@
 """PaddleClas networks ported from the PyTorch code timm's come from, with timm's layer names or a few renames:
 Twins (PCPVT, SVT), DLA, StarNet, CSPDarkNet53 (whose classifier is ``fc``, timm's ``head.fc``), ConvNeXt (the
 original code's names, as timm's own converter renames them) and RepVGG (the original code's stage and branch
-names; not D2se, whose squeeze-excite is not mapped) and PVTv2 (the original per-stage names, as timm's converter
-maps them). Their ``.pdparams`` load into timm's own networks
+names; not D2se, whose squeeze-excite is not mapped), PVTv2 (the original per-stage names, as timm's converter
+maps them) and DenseNet (PaddleClas's own names). Their ``.pdparams`` load into timm's own networks
 (Paddle's linear weights transposed, batch-norm statistics renamed). TNT has the same
 names too but stores its pixel position embedding in another shape: not mapped."""
 
@@ -25,6 +25,16 @@ _PVT_V2 = [(r"^patch_embed\.", "patch_embed1."),
            (r"^stages\.(\d)\.downsample\.", lambda m: f"patch_embed{int(m.group(1)) + 1}."),
            (r"^stages\.(\d)\.blocks\.(\d+)\.", lambda m: f"block{int(m.group(1)) + 1}.{m.group(2)}."),
            (r"^stages\.(\d)\.norm$", lambda m: f"norm{int(m.group(1)) + 1}"), (r"\.mlp\.dwconv$", ".mlp.dwconv.dwconv")]
+# DenseNet: PaddleClas's own names (dense block b's layer l: db_conv_<b+1>.conv<b+1>_<l>, its BN-ReLU-conv pairs
+# bn_ac_func1/2; transitions tr_conv<b+1>_blk)
+_DENSENET = [
+    (r"^features\.conv0$", "conv1_func._conv"), (r"^features\.norm0$", "conv1_func._batch_norm"),
+    (r"^features\.denseblock(\d)\.denselayer(\d+)\.(norm|conv)(\d)$",
+     lambda m: f"db_conv_{int(m.group(1)) + 1}.conv{int(m.group(1)) + 1}_{m.group(2)}.bn_ac_func{m.group(4)}."
+               + ("_batch_norm" if m.group(3) == "norm" else "_conv")),
+    (r"^features\.transition(\d)\.(norm|conv)$",
+     lambda m: f"tr_conv{int(m.group(1)) + 1}_blk.conv_ac_func." + ("_batch_norm" if m.group(2) == "norm" else "_conv")),
+    (r"^features\.norm5$", "batch_norm"), (r"^classifier$", "out")]
 # timm architecture -> (PaddleClas name, the timm classifier, renames of timm names into PaddleClas's)
 _FAMILIES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     **{f"twins_pcpvt_{s}": (f"pcpvt_{s}", "head", []) for s in ("small", "base", "large")},
@@ -40,6 +50,7 @@ _FAMILIES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
                                                                              "B2", "B2g4", "B3", "B3g4")},
     **{f"pvt_v2_b{i}": (f"PVT_V2_B{i}", "head", _PVT_V2) for i in range(6)},
     "pvt_v2_b2_li": ("PVT_V2_B2_Linear", "head", _PVT_V2),
+    **{f"densenet{n}": (f"DenseNet{n}", "classifier", _DENSENET) for n in (121, 161, 169, 201)},
 }
 
 

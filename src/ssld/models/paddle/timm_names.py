@@ -20,7 +20,6 @@ _REGNETX = {"200MF": "002", "400MF": "004", "600MF": "006", "800MF": "008", "160
 # PaddleClas name -> timm name
 TIMM_NAMES: dict[str, str] = {
     **{f"VGG{n}": f"vgg{n}" for n in (11, 13, 16, 19)},
-    **{f"DenseNet{n}": f"densenet{n}" for n in (121, 161, 169, 201)},
     **{f"DPN{n}": f"dpn{n}" for n in (68, 92, 98, 107, 131)},
     "InceptionV3": "inception_v3", "InceptionV4": "inception_v4",
     "Xception41_deeplab": "xception41", "Xception65_deeplab": "xception65",
