@@ -1,10 +1,11 @@
-"""PaddleClas networks ported from the PyTorch code timm's come from, with timm's layer names or a few renames:
-Twins (PCPVT, SVT), DLA, StarNet, CSPDarkNet53 (whose classifier is ``fc``, timm's ``head.fc``), ConvNeXt (the
-original code's names, as timm's own converter renames them) and RepVGG (the original code's stage and branch
-names; not D2se, whose squeeze-excite is not mapped), PVTv2 (the original per-stage names, as timm's converter
-maps them) and DenseNet (PaddleClas's own names). Their ``.pdparams`` load into timm's own networks
-(Paddle's linear weights transposed, batch-norm statistics renamed). TNT has the same
-names too but stores its pixel position embedding in another shape: not mapped."""
+"""PaddleClas networks whose ``.pdparams`` load into timm's own networks by renaming layers (Paddle's linear
+weights transposed, batch-norm statistics renamed, nothing computed otherwise).
+
+Ports of the PyTorch code timm's come from: Twins (PCPVT, SVT), DLA, StarNet and CSPDarkNet53 keep timm's layer
+names (CSPDarkNet53's classifier is ``fc``, timm's ``head.fc``); ConvNeXt, RepVGG (not D2se, whose squeeze-excite is
+not mapped) and PVTv2 keep the original code's names, renamed here as timm's own converters do. DenseNet has
+PaddleClas's own names. TNT keeps timm's names too but stores its pixel position embedding in another shape: not
+mapped."""
 
 from __future__ import annotations
 
