@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssld.config.section import _coerce_number
+
 # model names PaddleClas builds that are not classifiers: feature connectors and metric-learning models
 UNSUPPORTED_MODELS: dict[str, str] = {
     "AttentionModel": "AFD feature-distillation connector",
@@ -150,11 +152,7 @@ def _lr_mults(value: Any, fam: str) -> list[float]:
 
 def _number(value: Any) -> float | None:
     """A finite number, also written as a string (YAML reads ``1e-6`` as one), else None."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
+    value = _coerce_number(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None

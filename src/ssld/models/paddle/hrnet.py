@@ -15,7 +15,7 @@ from timm.models.hrnet import HighResolutionNet, _create_hrnet
 from torch import nn
 
 from ssld.models.paddle.common import register_variant
-from ssld.models.paddle.convert import Rule
+from ssld.models.paddle.convert import Rule, conv_bn
 
 WIDTHS = (18, 30, 32, 40, 44, 48, 64)
 
@@ -36,14 +36,10 @@ for _width in WIDTHS:
                      f"PaddleClas HRNet_W{_width}_C, faithful (see ssld.models.paddle.hrnet).", __name__)
 
 
-def _cb(src: str, conv: str, bn: str) -> list[Rule]:
-    return [Rule(f"{src}.conv", conv, "conv"), Rule(f"{src}.bn", bn, "bn")]
-
-
 def _bottleneck(src: str, dst: str, block: nn.Module) -> list[Rule]:
-    rules = [r for k in (1, 2, 3) for r in _cb(f"{src}.conv{k}", f"{dst}.conv{k}", f"{dst}.bn{k}")]
+    rules = [r for k in (1, 2, 3) for r in conv_bn(f"{src}.conv{k}", f"{dst}.conv{k}", f"{dst}.bn{k}")]
     if block.downsample is not None:
-        rules += _cb(f"{src}.conv_down", f"{dst}.downsample.0", f"{dst}.downsample.1")
+        rules += conv_bn(f"{src}.conv_down", f"{dst}.downsample.0", f"{dst}.downsample.1")
     return rules
 
 
@@ -56,17 +52,17 @@ def _stage(src: str, dst: str, stage: nn.Module) -> list[Rule]:
         for b, branch in enumerate(module.branches):
             for k in range(len(branch)):
                 for c in (1, 2):
-                    rules += _cb(f"{s}.basic_block_list.{b}.{k}.conv{c}", f"{d}.branches.{b}.{k}.conv{c}",
+                    rules += conv_bn(f"{s}.basic_block_list.{b}.{k}.conv{c}", f"{d}.branches.{b}.{k}.conv{c}",
                                  f"{d}.branches.{b}.{k}.bn{c}")
         n, idx = len(module.branches), 0
         for i in range(n):
             for j in range(n):
                 if j > i:
-                    rules += _cb(f"{s}.fuse_func.residual_func_list.{idx}", f"{d}.fuse_layers.{i}.{j}.0",
+                    rules += conv_bn(f"{s}.fuse_func.residual_func_list.{idx}", f"{d}.fuse_layers.{i}.{j}.0",
                                  f"{d}.fuse_layers.{i}.{j}.1")
                     idx += 1
                 for k in range(i - j if j < i else 0):
-                    rules += _cb(f"{s}.fuse_func.residual_func_list.{idx}", f"{d}.fuse_layers.{i}.{j}.{k}.0",
+                    rules += conv_bn(f"{s}.fuse_func.residual_func_list.{idx}", f"{d}.fuse_layers.{i}.{j}.{k}.0",
                                  f"{d}.fuse_layers.{i}.{j}.{k}.1")
                     idx += 1
     return rules
@@ -74,20 +70,20 @@ def _stage(src: str, dst: str, stage: nn.Module) -> list[Rule]:
 
 def hrnet_rules(model: nn.Module) -> list[Rule]:
     """PaddleClas HRNet_W*_C onto ``paddle_hrnet_w*``."""
-    rules = _cb("conv_layer1_1", "conv1", "bn1") + _cb("conv_layer1_2", "conv2", "bn2")
+    rules = conv_bn("conv_layer1_1", "conv1", "bn1") + conv_bn("conv_layer1_2", "conv2", "bn2")
     for i, block in enumerate(model.layer1):
         rules += _bottleneck(f"layer1.{i}", f"layer1.{i}", block)
-    rules += _cb("conv_tr1_1", "transition1.0.0", "transition1.0.1")
-    rules += _cb("conv_tr1_2", "transition1.1.0.0", "transition1.1.0.1")
-    rules += _cb("conv_tr2", "transition2.2.0.0", "transition2.2.0.1")
-    rules += _cb("conv_tr3", "transition3.3.0.0", "transition3.3.0.1")
+    rules += conv_bn("conv_tr1_1", "transition1.0.0", "transition1.0.1")
+    rules += conv_bn("conv_tr1_2", "transition1.1.0.0", "transition1.1.0.1")
+    rules += conv_bn("conv_tr2", "transition2.2.0.0", "transition2.2.0.1")
+    rules += conv_bn("conv_tr3", "transition3.3.0.0", "transition3.3.0.1")
     for n in (2, 3, 4):
         rules += _stage(f"st{n}", f"stage{n}", getattr(model, f"stage{n}"))
     for i, incre in enumerate(model.incre_modules):
         rules += _bottleneck(f"last_cls.func_list.{i}", f"incre_modules.{i}.0", incre[0])
     for i in range(len(model.downsamp_modules)):
-        rules += _cb(f"cls_head_conv_list.{i}", f"downsamp_modules.{i}.0", f"downsamp_modules.{i}.1")
-    rules += _cb("conv_last", "final_layer.0", "final_layer.1")
+        rules += conv_bn(f"cls_head_conv_list.{i}", f"downsamp_modules.{i}.0", f"downsamp_modules.{i}.1")
+    rules += conv_bn("conv_last", "final_layer.0", "final_layer.1")
     return rules + [Rule("fc", "classifier", "linear", head=True)]
 
 
